@@ -1,0 +1,17 @@
+/* caimg/caimg.h -- the whole public interface of libcaimg.
+ *
+ * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+ *
+ * Naming: functions are caimg_<module>_<verb>; objects are created with
+ * _alloc/_open/_create and released with _free/_close (which accept NULL);
+ * reusable precomputation follows FFTW's plan / execute / destroy.
+ * Errors: see caimg/error.h.
+ */
+#ifndef CAIMG_CAIMG_H
+#define CAIMG_CAIMG_H
+
+#include "caimg/error.h"
+#include "caimg/types.h"
+#include "caimg/version.h"
+
+#endif

@@ -1,0 +1,404 @@
+/* cmdutil.c -- option parsing, config files, messages and progress for the
+ * caimg subcommands.
+ *
+ * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+ */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "caimg/caimg.h"
+#include "cmd.h"
+
+/* ---- messages ---------------------------------------------------------- */
+
+int cmd_usage_error(cmd_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "caimg %s: ", c->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'caimg %s -h' for more information.\n", c->name);
+    return EXIT_USAGE;
+}
+
+int cmd_bad_option(cmd_ctx *c)
+{
+    /* getopt_long has already printed "unrecognized option" or "requires an
+     * argument"; add the hint. */
+    fprintf(stderr, "Try 'caimg %s -h' for more information.\n", c->name);
+    return EXIT_USAGE;
+}
+
+int cmd_fail(cmd_ctx *c, int status)
+{
+    const char *msg = caimg_errmsg();
+    fprintf(stderr, "caimg %s: %s", c->name, *msg ? msg : caimg_strerror(status));
+    if (c->verbose && *caimg_errfunc())
+        fprintf(stderr, " [%s]", caimg_errfunc());
+    fputc('\n', stderr);
+    return status == CAIMG_EINVAL ? EXIT_USAGE : EXIT_DATA;
+}
+
+void cmd_note(cmd_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    if (c->quiet) return;
+    fprintf(stderr, "caimg %s: ", c->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* ---- number parsing ---------------------------------------------------- */
+
+int cmd_parse_long(cmd_ctx *c, const char *opt, const char *s, long lo,
+                   long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < lo || v > hi) {
+        cmd_usage_error(c, "%s: '%s' is not an integer in [%ld, %ld]", opt,
+                        s ? s : "", lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cmd_parse_double(cmd_ctx *c, const char *opt, const char *s, double lo,
+                     double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || errno || !isfinite(v) || v < lo || v > hi) {
+        cmd_usage_error(c, "%s: '%s' is not a number in [%g, %g]", opt,
+                        s ? s : "", lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cmd_parse_double_list(cmd_ctx *c, const char *opt, const char *s,
+                          double *out, int max)
+{
+    int n = 0;
+    const char *p = s;
+    while (p && *p) {
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || errno || !isfinite(v) || n >= max || (*end && *end != ',')) {
+            cmd_usage_error(c, "%s: '%s' is not a comma-separated list of at most %d numbers",
+                            opt, s, max);
+            return -1;
+        }
+        out[n++] = v;
+        p = *end ? end + 1 : end;
+    }
+    if (n == 0) {
+        cmd_usage_error(c, "%s: empty list", opt);
+        return -1;
+    }
+    return n;
+}
+
+/* ---- shared options ---------------------------------------------------- */
+
+int cmd_common_option(cmd_ctx *c, int opt, const char *arg)
+{
+    long v;
+    switch (opt) {
+    case 'o': c->output = arg; return 1;
+    case '@':
+        if (cmd_parse_long(c, "--threads", arg, 1, 1024, &v)) return -1;
+        c->threads = (int)v;
+#ifdef _OPENMP
+        omp_set_num_threads(c->threads);
+#endif
+        return 1;
+    case 'q': c->quiet = 1; return 1;
+    case 'v': c->verbose++; return 1;
+    case 'h': c->want_help = 1; return 1;
+    case OPT_CONFIG: return 1;      /* already expanded by cmd_begin */
+    case OPT_FS:
+        if (cmd_parse_double(c, "--fs", arg, 1e-6, 1e6, &c->fs)) return -1;
+        return 1;
+    case OPT_SEED: {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(arg, &end, 10);
+        if (!*arg || *end || errno || arg[0] == '-') {
+            cmd_usage_error(c, "--seed: '%s' is not a non-negative integer", arg);
+            return -1;
+        }
+        c->seed = (unsigned long)s;
+        c->seed_given = 1;
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
+/* ---- config files ------------------------------------------------------ */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+static const struct option *find_longopt(const struct option *lo, const char *key)
+{
+    for (; lo && lo->name; lo++)
+        if (strcmp(lo->name, key) == 0) return lo;
+    return NULL;
+}
+
+/* Append a string to a growing argv. */
+static int push_arg(char ***v, int *n, int *cap, char *s)
+{
+    if (*n + 1 >= *cap) {
+        int nc = *cap ? *cap * 2 : 32;
+        char **nv = realloc(*v, (size_t)nc * sizeof *nv);
+        if (!nv) return -1;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = s;
+    (*v)[*n] = NULL;
+    return 0;
+}
+
+/* Read section [name] of the config file into --key=value arguments.  Keys
+ * in other sections are ignored (one file serves a whole pipeline); unknown
+ * keys in our section are errors, so a typo does not pass silently.  A
+ * [caimg] section applies to every stage but only for keys it knows. */
+static int load_config(cmd_ctx *c, const char *path, const struct option *lo,
+                       char ***v, int *n, int *cap)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        fprintf(stderr, "caimg %s: %s: cannot open config file: %s\n", c->name,
+                path, strerror(errno));
+        return EXIT_DATA;
+    }
+    char line[4096];
+    int lineno = 0, mine = 0, global = 0;
+    while (fgets(line, sizeof line, fp)) {
+        lineno++;
+        char *s = trim(line);
+        char *hash = strchr(s, '#');
+        if (hash) *hash = '\0';
+        s = trim(s);
+        if (!*s) continue;
+        if (*s == '[') {
+            char *e = strchr(s, ']');
+            if (!e) goto syntax;
+            *e = '\0';
+            char *sec = trim(s + 1);
+            mine = strcmp(sec, c->name) == 0;
+            global = strcmp(sec, "caimg") == 0;
+            continue;
+        }
+        if (!mine && !global) continue;
+        char *eq = strchr(s, '=');
+        if (!eq) goto syntax;
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        const struct option *o = find_longopt(lo, key);
+        if (!o || strcmp(key, "config") == 0 || strcmp(key, "help") == 0
+            || strcmp(key, "output") == 0) {
+            if (global) continue;
+            fprintf(stderr, "caimg %s: %s:%d: unknown option '%s' for caimg %s\n",
+                    c->name, path, lineno, key, c->name);
+            fclose(fp);
+            return EXIT_USAGE;
+        }
+        char *arg;
+        if (o->has_arg == no_argument) {
+            if (!strcmp(val, "") || !strcmp(val, "1") || !strcmp(val, "yes") || !strcmp(val, "true"))
+                arg = NULL;
+            else if (!strcmp(val, "0") || !strcmp(val, "no") || !strcmp(val, "false"))
+                continue;
+            else {
+                fprintf(stderr, "caimg %s: %s:%d: '%s' is a flag; use yes or no\n",
+                        c->name, path, lineno, key);
+                fclose(fp);
+                return EXIT_USAGE;
+            }
+            size_t len = strlen(key) + 3;
+            char *a = malloc(len);
+            if (!a) goto nomem;
+            snprintf(a, len, "--%s", key);
+            if (push_arg(v, n, cap, a)) { free(a); goto nomem; }
+        } else {
+            arg = val;
+            size_t len = strlen(key) + strlen(arg) + 4;
+            char *a = malloc(len);
+            if (!a) goto nomem;
+            snprintf(a, len, "--%s=%s", key, arg);
+            if (push_arg(v, n, cap, a)) { free(a); goto nomem; }
+        }
+    }
+    fclose(fp);
+    return 0;
+syntax:
+    fprintf(stderr, "caimg %s: %s:%d: expected '[section]' or 'key = value'\n",
+            c->name, path, lineno);
+    fclose(fp);
+    return EXIT_USAGE;
+nomem:
+    fprintf(stderr, "caimg %s: out of memory reading %s\n", c->name, path);
+    fclose(fp);
+    return EXIT_DATA;
+}
+
+/* ---- handlers ---------------------------------------------------------- */
+
+static void warn_handler(const char *msg, void *ctx)
+{
+    cmd_ctx *c = ctx;
+    if (c->quiet) return;
+    fprintf(stderr, "caimg %s: warning: %s\n", c->name, msg);
+}
+
+struct progress_state {
+    struct timespec start;
+    struct timespec last;
+    char task[64];
+    int active;
+};
+static struct progress_state prog;
+
+static double since(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + 1e-9 * (double)(b->tv_nsec - a->tv_nsec);
+}
+
+/* Progress on stderr when it is a terminal: rate and ETA, redrawn at most
+ * five times a second; a final newline when the task completes. */
+static int progress_handler(const char *task, double done, double total, void *ctx)
+{
+    cmd_ctx *c = ctx;
+    struct timespec now;
+    if (c->quiet || !isatty(STDERR_FILENO)) return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!prog.active || strncmp(prog.task, task, sizeof prog.task - 1) != 0) {
+        if (prog.active) fputc('\n', stderr);
+        prog.active = 1;
+        prog.start = now;
+        prog.last.tv_sec = 0;
+        snprintf(prog.task, sizeof prog.task, "%s", task);
+    }
+    int finished = total > 0 && done >= total;
+    if (!finished && since(&prog.last, &now) < 0.2) return 0;
+    prog.last = now;
+    double el = since(&prog.start, &now);
+    double rate = el > 0 ? done / el : 0;
+    fprintf(stderr, "\rcaimg %s: %s %.0f/%.0f", c->name, task, done, total);
+    if (rate > 0) {
+        double eta = (total - done) / rate;
+        fprintf(stderr, " (%.1f/s, %s %d:%02d)   ", rate, finished ? "took" : "ETA",
+                (int)((finished ? el : eta) / 60), (int)fmod(finished ? el : eta, 60));
+    }
+    if (finished) {
+        fputc('\n', stderr);
+        prog.active = 0;
+    }
+    return 0;
+}
+
+/* ---- begin / end ------------------------------------------------------- */
+
+int cmd_begin(cmd_ctx *c, const char *name, int argc, char **argv,
+              const struct option *longopts)
+{
+    memset(c, 0, sizeof *c);
+    c->name = name;
+    caimg_init();
+
+    /* The full command line, quoted where needed, for provenance. */
+    size_t len = 16;
+    for (int i = 0; i < argc; i++) len += strlen(argv[i]) * 2 + 3;
+    c->cmdline = malloc(len);
+    if (!c->cmdline) return EXIT_DATA;
+    char *p = c->cmdline;
+    p += sprintf(p, "caimg");
+    for (int i = 0; i < argc; i++) {
+        int q = argv[i][0] == '\0' || strpbrk(argv[i], " \t\"'$\\*?;&|<>()") != NULL;
+        *p++ = ' ';
+        if (q) *p++ = '\'';
+        for (const char *s = argv[i]; *s; s++) {
+            if (q && *s == '\'') { memcpy(p, "'\\''", 4); p += 4; continue; }
+            *p++ = *s;
+        }
+        if (q) *p++ = '\'';
+        *p = '\0';
+    }
+
+    /* Expand --config FILE / --config=FILE: config arguments go first so
+     * that the command line overrides them. */
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0) config = argv[i] + 9;
+    }
+    char **v = NULL;
+    int n = 0, cap = 0;
+    if (push_arg(&v, &n, &cap, argv[0])) return EXIT_DATA;
+    if (config) {
+        int rc = load_config(c, config, longopts, &v, &n, &cap);
+        if (rc) {
+            for (int i = 1; i < n; i++) free(v[i]);
+            free(v);
+            return rc;
+        }
+    }
+    int nconf = n;
+    for (int i = 1; i < argc; i++)
+        if (push_arg(&v, &n, &cap, argv[i])) return EXIT_DATA;
+    c->argc = n;
+    c->argv = v;
+    c->config = config;
+    /* Remember where config arguments end so cmd_end frees only them. */
+    c->seed = 0;
+    c->threads = 0;
+    c->nconfig = nconf;
+
+    caimg_set_warn_handler(warn_handler, c);
+    caimg_set_progress_handler(progress_handler, c);
+    optind = 1;
+    return 0;
+}
+
+void cmd_end(cmd_ctx *c)
+{
+    if (c->argv) {
+        for (int i = 1; i < c->nconfig; i++) free(c->argv[i]);
+        free(c->argv);
+    }
+    free(c->cmdline);
+    caimg_set_warn_handler(NULL, NULL);
+    caimg_set_progress_handler(NULL, NULL);
+    c->argv = NULL;
+    c->cmdline = NULL;
+}

@@ -1,0 +1,91 @@
+/* main.c -- the caimg program: one table of subcommands.
+ *
+ * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "caimg/caimg.h"
+#include "cmd.h"
+
+typedef struct {
+    const char *name;
+    int (*main)(int argc, char **argv);
+    const char *group;      /* heading under which `caimg --help` lists it */
+    const char *summary;
+} command;
+
+/* The one table: dispatch, `caimg --help` and `caimg help CMD` all read it.
+ * Entries are grouped by their heading, in pipeline order. */
+static const command commands[] = {
+
+
+
+    {NULL, NULL, NULL, NULL}
+};
+
+static const command *find(const char *name)
+{
+    for (const command *c = commands; c->name; c++)
+        if (strcmp(c->name, name) == 0) return c;
+    return NULL;
+}
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "caimg %s -- calcium-imaging toolkit: TIFF stacks to neuronal activity,\n"
+            "response models and their adversarial robustness\n\n"
+            "Usage: caimg COMMAND [options] INPUT... -o OUTPUT\n"
+            "       caimg help COMMAND | caimg COMMAND -h\n"
+            "       caimg --version\n",
+            caimg_version());
+    const char *group = NULL;
+    for (const command *c = commands; c->name; c++) {
+        if (!group || strcmp(group, c->group) != 0) {
+            group = c->group;
+            fprintf(fp, "\n%s:\n", group);
+        }
+        fprintf(fp, "  %-12s %s\n", c->name, c->summary);
+    }
+    fprintf(fp, "\nShared options: -o FILE, -@/--threads N, --fs HZ, --seed N, -q, -v,\n"
+                "--config FILE.  See caimg(1) and caimg-COMMAND(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *a = argv[1];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(a, "--version") || !strcmp(a, "version")) {
+        printf("caimg %s\n%s", caimg_version(), caimg_build_info());
+        return 0;
+    }
+    if (!strcmp(a, "help")) {
+        if (argc < 3) {
+            usage(stdout);
+            return 0;
+        }
+        const command *c = find(argv[2]);
+        if (!c) {
+            fprintf(stderr, "caimg: no such command '%s'; see 'caimg --help'\n", argv[2]);
+            return EXIT_USAGE;
+        }
+        char *hv[] = {(char *)c->name, "-h", NULL};
+        return c->main(2, hv);
+    }
+    const command *c = find(a);
+    if (!c) {
+        fprintf(stderr, "caimg: no such command '%s'; see 'caimg --help'\n", a);
+        return EXIT_USAGE;
+    }
+    return c->main(argc - 1, argv + 1);
+}

@@ -1,0 +1,43 @@
+/* internal.h -- helpers private to libcaimg; not installed.
+ *
+ * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+ *
+ * Notes for library code:
+ *  - Report failures with caimg_error() and return its status; never print.
+ *  - Debian's HDF5 is not built thread-safe: call HDF5 only from the thread
+ *    that drives a stage, never inside an OpenMP parallel region.  Read a
+ *    chunk of frames, process it in parallel, then write it.
+ *  - Allocate with the checked wrappers below so that out-of-memory becomes a
+ *    CAIMG_ENOMEM message rather than a crash.
+ */
+#ifndef CAIMG_INTERNAL_H
+#define CAIMG_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "caimg/error.h"
+
+#define CAIMG_UNUSED(x) ((void)(x))
+#define CAIMG_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CAIMG_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* malloc/calloc that set a CAIMG_ENOMEM message (naming `what`) on failure
+ * and also fail cleanly when n * size overflows. */
+void *caimg_malloc(size_t n, size_t size, const char *what);
+void *caimg_calloc(size_t n, size_t size, const char *what);
+
+/* n * size, or SIZE_MAX if that overflows. */
+static inline size_t caimg_mul(size_t n, size_t size)
+{
+    return (size && n > SIZE_MAX / size) ? SIZE_MAX : n * size;
+}
+
+/* strdup that returns NULL (with message) on failure; NULL in, NULL out. */
+char *caimg_strdup(const char *s);
+
+/* Number of OpenMP threads a parallel region would use (1 without OpenMP). */
+int caimg_nthreads(void);
+
+#endif

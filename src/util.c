@@ -1,0 +1,49 @@
+/* util.c -- small helpers shared by the library modules.
+ *
+ * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+ */
+#include <config.h>
+
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+
+void *caimg_malloc(size_t n, size_t size, const char *what)
+{
+    size_t bytes = caimg_mul(n, size);
+    void *p = bytes == SIZE_MAX ? NULL : malloc(bytes ? bytes : 1);
+    if (!p)
+        caimg_error(CAIMG_ENOMEM, "out of memory allocating %s (%zu x %zu bytes)",
+                    what ? what : "a buffer", n, size);
+    return p;
+}
+
+void *caimg_calloc(size_t n, size_t size, const char *what)
+{
+    void *p = (n && size && n > SIZE_MAX / size) ? NULL : calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        caimg_error(CAIMG_ENOMEM, "out of memory allocating %s (%zu x %zu bytes)",
+                    what ? what : "a buffer", n, size);
+    return p;
+}
+
+char *caimg_strdup(const char *s)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = caimg_malloc(n, 1, "a string");
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+int caimg_nthreads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}

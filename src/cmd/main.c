@@ -23,6 +23,7 @@ static const command commands[] = {
     {"import",  main_import,  "Data",  "convert TIFF stacks to a caimg HDF5 movie"},
     {"info",    main_info,    "Data",  "summarise a caimg HDF5 or TIFF file"},
     {"export",  main_export,  "Data",  "write movies to TIFF and traces to TSV"},
+    {"roi",     main_roi,     "Processing", "find cells, neuropil masks and traces F, Fneu"},
     {NULL, NULL, NULL, NULL}
 };
 

@@ -22,7 +22,7 @@ for preset in typical hard; do
         m=$dir/${preset}_$seed
         [ -f "$m.h5" ] || "$sim" simulate -q --preset $preset --size 256x256 --frames 2000 \
             --seed $seed --motion-sd 0 --jitter 0 --jump-rate 0 -o "$m.h5" --truth "${m}_truth.h5"
-        "$b/caimg" roi -q --threshold 4 --anatomy-threshold 2.5 "$m.h5" -o "${m}_roi.h5"
+        "$b/caimg" roi -q --anatomy-threshold 3 "$m.h5" -o "${m}_roi.h5"
         "$b/tests/roieval" --features "$m.tsv" "${m}_roi.h5" "${m}_truth.h5" | head -1
     done
 done

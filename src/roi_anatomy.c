@@ -25,10 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fftw3.h>
+
 #include "caimg/error.h"
 #include "roi_internal.h"
 
-#define ROUNDS 3            /* detect, fit, subtract, detect again */
+#define ROUNDS 5            /* detect, fit, subtract, detect again */
 #define NMS_RADIUS 0.45     /* in diameters: peaks closer than this merge */
 #define MIN_CORR 0.3        /* a soma model must explain this much of its patch */
 
@@ -43,29 +45,95 @@ static int cmp_peak(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* Correlation of img (h x w) with a radial template given as weights at
- * integer offsets within radius R, normalised to unit sum of |weights|. */
-static void correlate(const float *img, size_t h, size_t w, const float *k, long R, float *out)
+/* Correlation of an h x w image with small symmetric templates by FFT
+ * (FFTW, single precision), the image zero-padded by the largest template
+ * radius so that nothing wraps around: out(y, x) = sum of k(dy, dx)
+ * img(y + dy, x + dx) over the offsets that fall inside the image. */
+typedef struct {
+    size_t h, w, H, W, pad;
+    float *rin;
+    fftwf_complex *fimg, *fk;
+    fftwf_plan fwd, inv;
+} fftcorr;
+
+static size_t good_size(size_t n)
+{
+    for (;; n++) {
+        size_t m = n;
+        while (m % 2 == 0) m /= 2;
+        while (m % 3 == 0) m /= 3;
+        while (m % 5 == 0) m /= 5;
+        if (m == 1) return n;
+    }
+}
+
+static void fftcorr_free(fftcorr *c)
+{
+    if (c->fwd) fftwf_destroy_plan(c->fwd);
+    if (c->inv) fftwf_destroy_plan(c->inv);
+    fftwf_free(c->rin);
+    fftwf_free(c->fimg);
+    fftwf_free(c->fk);
+    memset(c, 0, sizeof *c);
+}
+
+static int fftcorr_init(fftcorr *c, size_t h, size_t w, size_t pad)
+{
+    memset(c, 0, sizeof *c);
+    c->h = h;
+    c->w = w;
+    c->pad = pad;
+    c->H = good_size(h + 2 * pad);
+    c->W = good_size(w + 2 * pad);
+    size_t nc = c->H * (c->W / 2 + 1);
+    c->rin = fftwf_malloc(c->H * c->W * sizeof *c->rin);
+    c->fimg = fftwf_malloc(nc * sizeof *c->fimg);
+    c->fk = fftwf_malloc(nc * sizeof *c->fk);
+    if (!c->rin || !c->fimg || !c->fk) {
+        fftcorr_free(c);
+        return caimg_error(CAIMG_ENOMEM, "out of memory for the template FFTs");
+    }
+    c->fwd = fftwf_plan_dft_r2c_2d((int)c->H, (int)c->W, c->rin, c->fk, FFTW_ESTIMATE);
+    c->inv = fftwf_plan_dft_c2r_2d((int)c->H, (int)c->W, c->fk, c->rin, FFTW_ESTIMATE);
+    if (!c->fwd || !c->inv) {
+        fftcorr_free(c);
+        return caimg_error(CAIMG_ENOMEM, "cannot plan the template FFTs");
+    }
+    return 0;
+}
+
+/* Transform the image (zero-padded) into fimg. */
+static void fftcorr_image(fftcorr *c, const float *img)
+{
+    memset(c->rin, 0, c->H * c->W * sizeof *c->rin);
+    for (size_t y = 0; y < c->h; y++)
+        memcpy(c->rin + (y + c->pad) * c->W + c->pad, img + y * c->w, c->w * sizeof *img);
+    fftwf_execute_dft_r2c(c->fwd, c->rin, c->fimg);
+    memcpy(c->fk, c->fimg, c->H * (c->W / 2 + 1) * sizeof *c->fk);
+}
+
+/* out = image correlated with template k ((2R+1)^2, symmetric, R <= pad). */
+static void fftcorr_apply(fftcorr *c, const float *k, long R, float *out)
 {
     long K = 2 * R + 1;
-#pragma omp parallel for schedule(static)
-    for (size_t y = 0; y < h; y++)
-        for (size_t x = 0; x < w; x++) {
-            double s = 0, n = 0;
-            for (long dy = -R; dy <= R; dy++) {
-                long yy = (long)y + dy;
-                if (yy < 0 || yy >= (long)h) continue;
-                for (long dx = -R; dx <= R; dx++) {
-                    long xx = (long)x + dx;
-                    if (xx < 0 || xx >= (long)w) continue;
-                    float kv = k[(dy + R) * K + dx + R];
-                    if (kv == 0) continue;
-                    s += kv * img[(size_t)yy * w + (size_t)xx];
-                    n += fabsf(kv);
-                }
-            }
-            out[y * w + x] = n > 0 ? (float)s : 0;
+    memset(c->rin, 0, c->H * c->W * sizeof *c->rin);
+    for (long dy = -R; dy <= R; dy++)
+        for (long dx = -R; dx <= R; dx++) {
+            size_t yy = (size_t)((dy + (long)c->H) % (long)c->H);
+            size_t xx = (size_t)((dx + (long)c->W) % (long)c->W);
+            c->rin[yy * c->W + xx] = k[(dy + R) * K + dx + R];
         }
+    fftwf_execute_dft_r2c(c->fwd, c->rin, c->fk);
+    size_t nc = c->H * (c->W / 2 + 1);
+    float norm = 1.0f / (float)(c->H * c->W);
+    for (size_t i = 0; i < nc; i++) {
+        float ar = c->fimg[i][0], ai = c->fimg[i][1], br = c->fk[i][0], bi = c->fk[i][1];
+        c->fk[i][0] = (ar * br - ai * bi) * norm;
+        c->fk[i][1] = (ar * bi + ai * br) * norm;
+    }
+    fftwf_execute_dft_c2r(c->inv, c->fk, c->rin);
+    for (size_t y = 0; y < c->h; y++)
+        memcpy(out + y * c->w, c->rin + (y + c->pad) * c->W + c->pad, c->w * sizeof *out);
 }
 
 /* Divide by the robust s.d. (MAD about the median) of the map, measured
@@ -117,6 +185,7 @@ static double soma_model(const soma_fit *f, double c, double sn, double y, doubl
 typedef struct {
     size_t n;
     float *y, *x, *v;       /* window pixels (crop coordinates) and values */
+    float *r;               /* scratch: distances */
     double vm, vss;         /* mean and centred sum of squares of v */
 } patch;
 
@@ -158,18 +227,42 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
     best->corr = -2;
     static const double rs[] = {0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35};
     soma_fit f;
+    /* Coarse: round models, whose value depends on the distance to the
+     * centre only, computed once per centre. */
     for (int dy = -2; dy <= 2; dy++)
-        for (int dx = -2; dx <= 2; dx++)
-            for (int ir = 0; ir < 7; ir++)
-                for (int ib = 0; ib < 2; ib++) {
-                    f.cy = py + dy;
-                    f.cx = px + dx;
-                    f.a = f.b = rs[ir] * R;
-                    f.th = 0;
-                    f.beta = ib ? 0.65 : 0;
-                    f.corr = model_corr(P, &f);
-                    if (f.corr > best->corr) *best = f;
+        for (int dx = -2; dx <= 2; dx++) {
+            double cy = py + dy, cx = px + dx;
+            for (size_t j = 0; j < P->n; j++) {
+                double ey = P->y[j] - cy, ex = P->x[j] - cx;
+                P->r[j] = (float)sqrt(ey * ey + ex * ex);
+            }
+            for (int ir = 0; ir < 7; ir++) {
+                double a = rs[ir] * R, e = 1.0 / a;
+                double sb = 0, sbb = 0, sbv = 0, sn = 0, snn = 0, snv = 0, sbn = 0;
+                for (size_t j = 0; j < P->n; j++) {
+                    double rho = P->r[j] / a, v = P->v[j] - P->vm;
+                    double bo = ramp(rho, e, 1.0), nu = ramp(rho, e, 0.55);
+                    sb += bo; sbb += bo * bo; sbv += bo * v;
+                    sn += nu; snn += nu * nu; snv += nu * v; sbn += bo * nu;
                 }
+                for (int ib = 0; ib < 2; ib++) {
+                    double be = ib ? 0.65 : 0, nn = (double)P->n;
+                    /* t = body - be nucleus: its sums from the parts. */
+                    double st = sb - be * sn, stt = sbb - 2 * be * sbn + be * be * snn;
+                    double stv = sbv - be * snv, var = stt - st * st / nn;
+                    double corr = var > 0 && P->vss > 0 ? stv / sqrt(var * P->vss) : -1;
+                    if (corr > best->corr) {
+                        f.cy = cy;
+                        f.cx = cx;
+                        f.a = f.b = a;
+                        f.th = 0;
+                        f.beta = be;
+                        f.corr = corr;
+                        *best = f;
+                    }
+                }
+            }
+        }
     /* Fine: half-pixel centre steps, size steps of 5 %, elongation. */
     soma_fit c0 = *best;
     static const double asp[] = {1.0, 1.15, 1.3, 1.45};
@@ -196,6 +289,10 @@ static int soma_map(const float *hp, size_t h, size_t w, double R, float *z, flo
                     float *work, float *tmp, const uint8_t *skip)
 {
     size_t hw = h * w;
+    fftcorr fc;
+    int rc = fftcorr_init(&fc, h, w, (size_t)ceil(1.5 * 1.25 * R + 1) + 1);
+    if (rc) return rc;
+    fftcorr_image(&fc, hp);
     for (size_t i = 0; i < hw; i++) { z[i] = -HUGE_VALF; scale[i] = 1; }
     static const double scales[3] = {0.8, 1.0, 1.25};
     for (int si = 0; si < 3; si++)
@@ -203,7 +300,7 @@ static int soma_map(const float *hp, size_t h, size_t w, double R, float *z, flo
             double Rs = scales[si] * R, Ro = 1.5 * Rs + 1;
             long kr = (long)ceil(Ro), kk = 2 * kr + 1;
             float *k = caimg_calloc((size_t)(kk * kk), sizeof *k, "a template");
-            if (!k) return CAIMG_ENOMEM;
+            if (!k) { fftcorr_free(&fc); return CAIMG_ENOMEM; }
             double pos = 0, neg = 0;
             for (long dy = -kr; dy <= kr; dy++)
                 for (long dx = -kr; dx <= kr; dx++) {
@@ -215,12 +312,13 @@ static int soma_map(const float *hp, size_t h, size_t w, double R, float *z, flo
                     if (v > 0) pos += v; else neg -= v;
                 }
             for (long j = 0; j < kk * kk; j++) k[j] = (float)(k[j] > 0 ? k[j] / pos : k[j] / neg);
-            correlate(hp, h, w, k, kr, work);
+            fftcorr_apply(&fc, k, kr, work);
             free(k);
-            if (robust_z(work, hw, tmp, skip)) return 1;
+            if (robust_z(work, hw, tmp, skip)) { fftcorr_free(&fc); return 1; }
             for (size_t i = 0; i < hw; i++)
                 if (work[i] > z[i]) { z[i] = work[i]; scale[i] = (float)scales[si]; }
         }
+    fftcorr_free(&fc);
     return 0;
 }
 
@@ -231,7 +329,7 @@ static int soma_map(const float *hp, size_t h, size_t w, double R, float *z, flo
  * (vignetting, denser neuropil), whose texture is proportionally stronger,
  * do not produce more false somata. */
 static void prepare(const float *mean, const float *cells, size_t h, size_t w, double d,
-                    float *hpn, float *res, float *a, float *tmp)
+                    float *hpn, float *res, float *a, float *tmp, int keep_cells)
 {
     size_t hw = h * w;
     /* Background: a Gaussian of 1.5 d over the mean image without the
@@ -246,7 +344,8 @@ static void prepare(const float *mean, const float *cells, size_t h, size_t w, d
     double tot = 0;
     for (size_t i = 0; i < hw; i++) tot += a[i];
     float floor_ = (float)(0.1 * tot / (double)hw + 1e-20);
-    for (size_t i = 0; i < hw; i++) hpn[i] = res[i] / (a[i] + floor_);
+    for (size_t i = 0; i < hw; i++)
+        hpn[i] = (res[i] + (keep_cells ? cells[i] : 0)) / (a[i] + floor_);
 }
 
 int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const size_t box[4],
@@ -280,26 +379,21 @@ int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const si
         goto out;
     }
     for (size_t y = 0; y < h; y++) memcpy(mean + y * w, s->mean + (y + y0) * X + x0, w * sizeof *mean);
-    prepare(mean, cells, h, w, d, hp, res, work, tmp);
+    prepare(mean, cells, h, w, d, hp, res, work, tmp, 0);
     int flat = 0;
     rc = soma_map(hp, h, w, R, z, scale, work, tmp, NULL);
     if (rc == 1) { rc = 0; flat = 1; }
     if (rc) goto out;
 
-    /* Existing ROIs: their mean-image contrast, and where they are. */
-    for (size_t i = 0; i < r->n; i++) {
-        double acc = 0;
-        size_t cnt = 0;
+    /* Where the ROIs found so far are. */
+    for (size_t i = 0; i < r->n; i++)
         for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++) {
             long y = r->pix_index[2 * k] - (long)y0, x = r->pix_index[2 * k + 1] - (long)x0;
             if (y < 0 || x < 0 || y >= (long)h || x >= (long)w) continue;
             owner[(size_t)y * w + (size_t)x] = 1;
-            acc += flat ? 0 : z[(size_t)y * w + (size_t)x];
-            cnt++;
         }
-        r->stats[i * CAIMG_ROI_NSTATS + CAIMG_ROI_CONTRAST] = cnt ? acc / (double)cnt : NAN;
-    }
-    if (!add || flat) goto out;
+    if (flat) goto out;
+    if (!add) goto final;
 
     double area0 = M_PI * d * d / 4;
     long nr = (long)ceil(NMS_RADIUS * d);
@@ -354,19 +448,21 @@ int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const si
             P.y = malloc(pmax * sizeof *P.y);
             P.x = malloc(pmax * sizeof *P.x);
             P.v = malloc(pmax * sizeof *P.v);
-            if (!P.y || !P.x || !P.v) {
+            P.r = malloc(pmax * sizeof *P.r);
+            if (!P.y || !P.x || !P.v || !P.r) {
 #pragma omp atomic write
                 ferr = 1;
             }
 #pragma omp for schedule(dynamic, 1)
             for (size_t q = 0; q < np; q++) {
-                if (!P.y || !P.x || !P.v) continue;
+                if (!P.y || !P.x || !P.v || !P.r) continue;
                 fit_soma(hp, h, w, (double)(pk[q].i / (int32_t)w), (double)(pk[q].i % (int32_t)w),
                          R, &P, &fits[q]);
             }
             free(P.y);
             free(P.x);
             free(P.v);
+            free(P.r);
         }
         if (ferr) { rc = caimg_error(CAIMG_ENOMEM, "out of memory fitting somata"); goto out; }
         size_t accepted = 0;
@@ -402,7 +498,7 @@ int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const si
                 acc += z[(size_t)(yx[2 * k] - (int32_t)y0) * w + (size_t)(yx[2 * k + 1] - (int32_t)x0)];
             rc = caimg_roiset_add(r, m, yx, wt, NAN, 2);
             if (rc) goto out;
-            r->stats[(r->n - 1) * CAIMG_ROI_NSTATS + CAIMG_ROI_CONTRAST] = getenv("CAIMG_ANAT_T") ? pk[q].z : acc / (double)m;
+            r->stats[(r->n - 1) * CAIMG_ROI_NSTATS + CAIMG_ROI_FIT] = f->corr;
             for (size_t k = 0; k < m; k++)
                 owner[(size_t)(yx[2 * k] - (int32_t)y0) * w + (size_t)(yx[2 * k + 1] - (int32_t)x0)] = 1;
             /* Its least-squares brightness, to take it out of the image. */
@@ -421,10 +517,66 @@ int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const si
         /* Take the somata found out of the image and look again: dim cells
          * next to bright ones show up once their neighbours are gone, and
          * the noise is measured without the cells. */
-        prepare(mean, cells, h, w, d, hp, res, work, tmp);
+        prepare(mean, cells, h, w, d, hp, res, work, tmp, 0);
         rc = soma_map(hp, h, w, R, z, scale, work, tmp, owner);
         if (rc == 1) { rc = 0; break; }
         if (rc) goto out;
+    }
+final:
+    /* Every ROI's contrast, in the mean image with all cells in it but in
+     * units of the noise measured away from them (the residual's texture),
+     * and, for those not found here, how well a soma model fits there. */
+    {
+        prepare(mean, cells, h, w, d, hp, res, work, tmp, 1);
+        uint8_t *skip = caimg_malloc(hw, 1, "the anatomy map");
+        float *d2 = caimg_malloc(hw, sizeof *d2, "the anatomy map");
+        if (!skip || !d2) { free(skip); free(d2); rc = CAIMG_ENOMEM; goto out; }
+        rc = roi_edt(owner, h, w, d2);
+        for (size_t i = 0; !rc && i < hw; i++) skip[i] = d2[i] <= (float)(R * R);
+        free(d2);
+        if (!rc) rc = soma_map(hp, h, w, R, z, scale, work, tmp, skip);
+        free(skip);
+        if (rc == 1) { rc = 0; goto out; }
+        if (rc) goto out;
+        size_t pmax2 = (size_t)(2 * ceil(2.4 * R + 1) + 1);
+        pmax2 *= pmax2;
+        patch P;
+        P.y = malloc(pmax2 * sizeof *P.y);
+        P.x = malloc(pmax2 * sizeof *P.x);
+        P.v = malloc(pmax2 * sizeof *P.v);
+        P.r = malloc(pmax2 * sizeof *P.r);
+        if (!P.y || !P.x || !P.v || !P.r) rc = caimg_error(CAIMG_ENOMEM, "out of memory fitting somata");
+        for (size_t i = 0; !rc && i < r->n; i++) {
+            double *st = r->stats + i * CAIMG_ROI_NSTATS;
+            double cy = 0, cx = 0;
+            size_t cnt = 0;
+            for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++) {
+                cy += r->pix_index[2 * k];
+                cx += r->pix_index[2 * k + 1];
+                cnt++;
+            }
+            cy = cy / (double)cnt - (double)y0;
+            cx = cx / (double)cnt - (double)x0;
+            long iy = (long)floor(cy + 0.5), ix = (long)floor(cx + 0.5);
+            float best = -HUGE_VALF;
+            for (long dy = -2; dy <= 2; dy++)
+                for (long dx = -2; dx <= 2; dx++) {
+                    long yy = iy + dy, xx = ix + dx;
+                    if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w || dy * dy + dx * dx > 4)
+                        continue;
+                    best = CAIMG_MAX(best, z[(size_t)yy * w + (size_t)xx]);
+                }
+            st[CAIMG_ROI_CONTRAST] = isfinite(best) ? best : NAN;
+            if (st[CAIMG_ROI_SOURCE] != 2 && iy >= 0 && ix >= 0 && iy < (long)h && ix < (long)w) {
+                soma_fit f;
+                fit_soma(hp, h, w, (double)iy, (double)ix, R, &P, &f);
+                st[CAIMG_ROI_FIT] = f.corr;
+            }
+        }
+        free(P.y);
+        free(P.x);
+        free(P.v);
+        free(P.r);
     }
 out:
     free(mean); free(cells); free(hp); free(res); free(tmp); free(work); free(z); free(scale); free(owner);

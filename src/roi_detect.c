@@ -54,6 +54,8 @@
 #define HP_SPATIAL 1.5      /* spatial high-pass box, in diameters */
 #define SMOOTH 0.25         /* matched-filter s.d., in diameters */
 #define ROUNDS 3            /* footprint refinement rounds per cell */
+#define RING_MAX 0.3        /* a cell's activity falls off beyond its edge */
+#define MAX_AREA 2.5        /* a cell is at most this many expected areas */
 
 typedef struct {
     const caimg_roi_params *p;
@@ -319,6 +321,9 @@ typedef struct {
     uint8_t *mask, *keep;       /* [wn] */
     int32_t *stack;             /* [wn] */
     size_t *act;                /* [nb] active bins */
+    double ring;                /* footprint in the ring d .. 1.5 d from its
+                                 * peak over that within d/2: near 0 for a
+                                 * compact source, near 1 for diffuse activity */
 } grow_ws;
 
 /* Trace of footprint (mask, weights fs) over all bins. */
@@ -343,7 +348,7 @@ static void project(const det *D, grow_ws *G, int use_weights)
 static size_t grow(const det *D, grow_ws *G, size_t sy, size_t sx)
 {
     double d = D->p->diameter, r0 = d / 2;
-    size_t R = (size_t)ceil(d);
+    size_t R = (size_t)ceil(1.5 * d);
     G->wy = sy > R ? sy - R : 0;
     G->wx = sx > R ? sx - R : 0;
     G->wh = CAIMG_MIN(D->h, sy + R + 1) - G->wy;
@@ -404,10 +409,18 @@ static size_t grow(const det *D, grow_ws *G, size_t sy, size_t sx)
         npix = roi_component(G->mask, G->wh, G->ww, pk, G->stack, G->keep);
         roi_fill_holes(G->mask, G->wh, G->ww, G->stack);
         npix = 0;
+        double sin_ = 0, sout = 0;
+        size_t nin = 0, nout = 0;
+        long py = (long)(pk / G->ww), px = (long)(pk % G->ww);
         for (size_t j = 0; j < G->wn; j++) {
+            double dy = (double)((long)(j / G->ww) - py), dx = (double)((long)(j % G->ww) - px);
+            double rr = sqrt(dy * dy + dx * dx);
+            if (rr <= r0) { sin_ += G->fs[j]; nin++; }
+            else if (rr >= d && rr <= 1.5 * d) { sout += G->fs[j]; nout++; }
             if (G->mask[j]) npix++;
             if (G->fs[j] < 0) G->fs[j] = 0;
         }
+        G->ring = nin && nout && sin_ > 0 ? (sout / (double)nout) / (sin_ / (double)nin) : 1;
     }
     return npix;
 }
@@ -447,7 +460,7 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
     D.ny = caimg_malloc(D.h, sizeof *D.ny, "noise levels");
     D.nx = caimg_malloc(D.w, sizeof *D.nx, "noise levels");
     uint8_t *owner = caimg_calloc(D.hw, 1, "an ROI map");
-    size_t R = (size_t)ceil(p->diameter), wmax = (2 * R + 1) * (2 * R + 1);
+    size_t R = (size_t)ceil(1.5 * p->diameter), wmax = (2 * R + 1) * (2 * R + 1);
     grow_ws G;
     memset(&G, 0, sizeof G);
     G.c = caimg_malloc(D.nb, sizeof *G.c, "a trace");
@@ -527,7 +540,8 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
                 m++;
             }
         }
-        if (npix > 0 && (double)npix >= 0.1 * area0 && 2 * shared < npix) {
+        if (npix > 0 && (double)npix >= 0.1 * area0 && (double)npix <= MAX_AREA * area0
+            && 2 * shared < npix && G.ring < RING_MAX) {
             rc = caimg_roiset_add(r, m, yx, wt, bs, 1);
             if (rc == CAIMG_EINVAL) rc = 0;   /* every weight was 0 */
             else if (rc) goto out;
@@ -556,10 +570,19 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
         /* Recompute the map where the movie changed; a seed that the
          * footprint did not cover is retired so it cannot come back. */
         if (npix > 0) {
-            size_t y0 = G.wy > D.rblur ? G.wy - D.rblur : 0;
-            size_t x0 = G.wx > D.rblur ? G.wx - D.rblur : 0;
-            size_t y1 = CAIMG_MIN(D.h, G.wy + G.wh + D.rblur);
-            size_t x1 = CAIMG_MIN(D.w, G.wx + G.ww + D.rblur);
+            /* Only the filtered movie within the blur's reach of the
+             * footprint changed. */
+            size_t my0 = SIZE_MAX, my1 = 0, mx0 = SIZE_MAX, mx1 = 0;
+            for (size_t j = 0; j < G.wn; j++) {
+                if (!G.mask[j]) continue;
+                size_t y = G.wy + j / G.ww, x = G.wx + j % G.ww;
+                my0 = CAIMG_MIN(my0, y); my1 = CAIMG_MAX(my1, y + 1);
+                mx0 = CAIMG_MIN(mx0, x); mx1 = CAIMG_MAX(mx1, x + 1);
+            }
+            size_t y0 = my0 > D.rblur ? my0 - D.rblur : 0;
+            size_t x0 = mx0 > D.rblur ? mx0 - D.rblur : 0;
+            size_t y1 = CAIMG_MIN(D.h, my1 + D.rblur);
+            size_t x1 = CAIMG_MIN(D.w, mx1 + D.rblur);
             rc = update_S(&D, y0, x0, y1 - y0, x1 - x0);
             if (rc) goto out;
         }

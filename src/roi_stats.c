@@ -22,8 +22,8 @@
  * on ROIs detected with lowered thresholds in simulated typical and hard
  * fields of seeds that no test uses, each labelled a cell when it matches a
  * true soma with IoU > 0.5); the script prints them in this form. */
-static const double W0 = -3.0;
-static const double W[CAIMG_ROI_NFEATURES] = {0.0, -1.5, 2.0, -1.5, 0.2, 0.5, 0.3, 0.6, -1.0};
+static const double W0 = -4.6310;
+static const double W[CAIMG_ROI_NFEATURES] = {0.7558, -1.0686, 0.0908, -0.4355, -0.1234, -0.4181, 0.2836, 1.1751, 0.0051, -0.4015};
 
 static double clampd(double v, double lo, double hi)
 {
@@ -43,7 +43,8 @@ void caimg_roi_classifier_features(const double *st, double diameter, double *f)
     f[5] = log(isfinite(snr) ? CAIMG_MAX(snr, 0.5) : 0.5);
     f[6] = clampd(isfinite(score) ? score : 0, -5, 30);
     f[7] = clampd(isfinite(con) ? con : 0, -5, 30);
-    f[8] = isfinite(st[CAIMG_ROI_OVERLAP]) ? st[CAIMG_ROI_OVERLAP] : 0;
+    f[8] = isfinite(st[CAIMG_ROI_FIT]) ? st[CAIMG_ROI_FIT] : 0;
+    f[9] = isfinite(st[CAIMG_ROI_OVERLAP]) ? st[CAIMG_ROI_OVERLAP] : 0;
 }
 
 double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diameter)

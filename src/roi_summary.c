@@ -31,7 +31,7 @@ void caimg_roi_params_init(caimg_roi_params *p)
     p->fs = 0;
     p->max_bins = 0;
     p->highpass = 30;
-    p->anatomy = 4;
+    p->anatomy = 3;
     p->np_gap = 2;
     p->np_min_pixels = 350;
     p->np_coeff = 0.7;
@@ -228,45 +228,52 @@ int caimg_roi_summarize(caimg_movie *m, const caimg_roi_params *p, int keep_binn
             }
         }
         nonfinite += nf;
-        /* Completed bins: max, the binned copy, and the correlation sums. */
-        for (size_t j = 0; j < nbc; j++, kbin++) {
-            float *bj = cb + j * YX;
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < YX; i++)
-                if (bj[i] > s->max[i]) s->max[i] = bj[i];
-            if (bm) {
-                float *dst = bm->data + kbin * bh * bw;
-#pragma omp parallel for schedule(static)
-                for (size_t y = 0; y < bh; y++)
-                    memcpy(dst + y * bw, bj + (y + y0) * X + x0, bw * sizeof *dst);
-            }
-            if (kbin == 0) {
-                memcpy(ema, bj, fbytes);
-                continue;
-            }
-#pragma omp parallel for schedule(static)
+        /* Completed bins: max, the binned copy and the high-pass, pixel by
+         * pixel across the bins of the chunk; then the correlation sums,
+         * which need each pixel's neighbours.  Two parallel loops per chunk,
+         * not per bin: on a busy machine every barrier costs. */
+        size_t k0 = kbin;
+        if (nbc) {
+#pragma omp parallel for schedule(dynamic, 4096)
             for (size_t i = 0; i < YX; i++) {
-                float hp = bj[i] - ema[i];
-                ema[i] += alpha * hp;
-                bj[i] = hp;
-            }
-#pragma omp parallel for schedule(static)
-            for (size_t y = 0; y < Y; y++) {
-                const float *r0 = bj + y * X, *r1 = y + 1 < Y ? r0 + X : NULL;
-                for (size_t x = 0; x < X; x++) {
-                    size_t i = y * X + x;
-                    double v = r0[x];
-                    s1[i] += v;
-                    s2[i] += v * v;
-                    if (x + 1 < X) sr[i] += v * r0[x + 1];
-                    if (r1) {
-                        sd[i] += v * r1[x];
-                        if (x + 1 < X) sdr[i] += v * r1[x + 1];
-                        if (x > 0) sdl[i] += v * r1[x - 1];
+                size_t y = i / X, x = i % X;
+                int inbox = bm && y >= y0 && y < y1 && x >= x0 && x < x1;
+                for (size_t j = 0; j < nbc; j++) {
+                    float *bj = cb + j * YX;
+                    float v = bj[i];
+                    if (v > s->max[i]) s->max[i] = v;
+                    if (inbox) bm->data[(k0 + j) * bh * bw + (y - y0) * bw + (x - x0)] = v;
+                    if (k0 + j == 0) {
+                        ema[i] = v;
+                        bj[i] = 0;
+                        continue;
                     }
+                    float hp = v - ema[i];
+                    ema[i] += alpha * hp;
+                    bj[i] = hp;
                 }
             }
-            ncorr++;
+            size_t j0 = k0 == 0 ? 1 : 0;   /* the very first bin only seeds the mean */
+#pragma omp parallel for schedule(dynamic, 8)
+            for (size_t y = 0; y < Y; y++)
+                for (size_t j = j0; j < nbc; j++) {
+                    const float *bj = cb + j * YX;
+                    const float *r0 = bj + y * X, *r1 = y + 1 < Y ? r0 + X : NULL;
+                    for (size_t x = 0; x < X; x++) {
+                        size_t i = y * X + x;
+                        double v = r0[x];
+                        s1[i] += v;
+                        s2[i] += v * v;
+                        if (x + 1 < X) sr[i] += v * r0[x + 1];
+                        if (r1) {
+                            sd[i] += v * r1[x];
+                            if (x + 1 < X) sdr[i] += v * r1[x + 1];
+                            if (x > 0) sdl[i] += v * r1[x - 1];
+                        }
+                    }
+                }
+            ncorr += nbc - j0;
+            kbin += nbc;
         }
         if (!rc) rc = caimg_progress("reading frames", (double)(t0 + n), (double)T);
     }

@@ -64,7 +64,7 @@ typedef struct {
     double highpass;        /* temporal high-pass window for detection [30] */
     double anatomy;         /* threshold in noise units for somata in the mean
                              * image that were not found from their activity;
-                             * 0 = do not look for them [4] */
+                             * 0 = do not look for them [3] */
     double np_gap;          /* gap between a cell and its neuropil annulus [2] */
     size_t np_min_pixels;   /* the annulus grows until it has this many [350] */
     double np_coeff;        /* neuropil coefficient r used for the trace
@@ -150,6 +150,8 @@ enum {
                              * masks) */
     CAIMG_ROI_CONTRAST,     /* brightness in the mean image against its
                              * surroundings, in noise units (see caimg-roi(1)) */
+    CAIMG_ROI_FIT,          /* correlation of a soma model (an ellipse with a
+                             * dimmer nucleus) with the mean image there */
     CAIMG_ROI_OVERLAP,      /* fraction of the mask's pixels shared with others */
     CAIMG_ROI_NP_NPIX,      /* pixels in the neuropil annulus */
     CAIMG_ROI_SOURCE,       /* 0 user mask, 1 activity, 2 mean-image anatomy */
@@ -263,8 +265,8 @@ double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diamet
  * f[CAIMG_ROI_NFEATURES]: log(npix / (pi d^2 / 4)), its absolute value,
  * compactness (clipped to 1.2), log(aspect), skew (clipped to [-2, 10]),
  * log(max(snr, 0.5)), score and contrast (clipped to [-5, 30], NaN as 0),
- * overlap.  Exposed so that the weights can be refitted (bench/). */
-#define CAIMG_ROI_NFEATURES 9
+ * fit (NaN as 0), overlap.  Exposed so that the weights can be refitted (bench/). */
+#define CAIMG_ROI_NFEATURES 10
 void caimg_roi_classifier_features(const double *st, double diameter, double *f);
 
 /* Write everything but the traces under /roi of `out`: pix_index,

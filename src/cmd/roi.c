@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "caimg/caimg.h"
 #include "caimg/roi.h"
@@ -81,6 +82,13 @@ static void usage(FILE *fp)
 "  -h, --help               this help\n",
             d.diameter, d.threshold, d.anatomy, d.tau, d.highpass, d.np_gap, d.np_min_pixels,
             d.np_coeff, d.cell_threshold);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int main_roi(int argc, char **argv)
@@ -203,13 +211,20 @@ int main_roi(int argc, char **argv)
         caimg_h5_param(out, "bin-frames", "%zu", b);
         caimg_h5_param(out, "bins", "%zu", nb);
     }
+    double t0 = now(), t1 = t0, t2 = t0, t3 = t0;
     if (!rc) rc = caimg_roi_summarize(m, &p, type->wants_binned, &sum, &bin);
+    t1 = now();
     if (!rc) rc = caimg_roi_detect(type, &p, sum, bin, &set);
     caimg_roi_binned_free(bin);
     bin = NULL;
     if (!rc) rc = caimg_roiset_finish(set, &p);
+    t2 = now();
     if (!rc) rc = caimg_roi_extract(m, set, out, p.fs);
     if (!rc) rc = caimg_roi_stats_compute(set, out, &p);
+    t3 = now();
+    if (!rc && c.verbose)
+        cmd_note(&c, "times: summary pass %.1f s, detection %.1f s, traces %.1f s", t1 - t0,
+                 t2 - t1, t3 - t2);
     if (!rc) rc = caimg_roi_write(out, set, sum, type->name, p.fs, p.diameter);
     if (!rc) {
         size_t ncell = 0;

@@ -173,9 +173,6 @@ int main_roi(int argc, char **argv)
     size_t T = caimg_movie_frames(m), Y = caimg_movie_height(m), X = caimg_movie_width(m);
     int has_mc = 0;
     rc = caimg_roi_valid_box(in, Y, X, p.valid, &has_mc);
-    if (!rc && !has_mc)
-        caimg_warn("%s: movie is not motion corrected (no /mc group); run caimg mc first "
-                   "unless the recording is known to be still", in);
     p.fs = c.fs > 0 ? c.fs : caimg_movie_fs(m);
     /* User masks are checked before the long pass over the movie. */
     if (!rc && type == caimg_roi_seeded) {
@@ -183,6 +180,9 @@ int main_roi(int argc, char **argv)
         caimg_roiset_free(set);
         set = NULL;
     }
+    if (!rc && !has_mc)
+        caimg_warn("%s: movie is not motion corrected (no /mc group); run caimg mc first "
+                   "unless the recording is known to be still", in);
     if (!rc) {
         out = caimg_h5_create(c.output, "roi", c.cmdline);
         if (!out) rc = CAIMG_EIO;
@@ -218,6 +218,15 @@ int main_roi(int argc, char **argv)
     caimg_roi_binned_free(bin);
     bin = NULL;
     if (!rc) rc = caimg_roiset_finish(set, &p);
+    if (!rc && type == caimg_roi_seeded) {
+        /* Overlapping user masks are allowed; say what the rule did. */
+        size_t shared = 0, M = (size_t)set->pix_start[set->n];
+        for (size_t k = 0; k < M; k++) shared += set->pix_overlap[k];
+        if (shared)
+            caimg_warn("%s: %zu mask pixels are in more than one ROI; they are kept in the "
+                       "masks (flagged in /roi/pix_overlap) and left out of every trace",
+                       p.masks, shared);
+    }
     t2 = now();
     if (!rc) rc = caimg_roi_extract(m, set, out, p.fs);
     if (!rc) rc = caimg_roi_stats_compute(set, out, &p);

@@ -1,0 +1,102 @@
+#!/bin/sh
+# cli_roi.sh -- caimg roi from the command line: outputs a user can open,
+# user masks, and every bad-input path (one line naming the file, exit
+# status 1 for data and 2 for usage, nothing left behind).
+# Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+. "${top_srcdir:-.}/tests/cli-lib.sh"
+MKCELLS=$top_builddir/tests/mkcells
+nrois() { h5dump -a /roi/n_rois "$1" 2>/dev/null | sed -n 's/^ *(0): *\([0-9]*\).*/\1/p'; }
+
+# --- a small field with cells, motion-corrected (has /mc) ---------------------
+"$MKCELLS" -o "$T/m.h5" -Y 96 -X 96 -T 900 --photons 6 --seed 3 --mc --labels "$T/truth.tif" ||
+    fail "mkcells"
+ok "roi" "$CAIMG" roi -v "$T/m.h5" -o "$T/r.h5"
+grep -q "not motion corrected" "$T/err" && fail "a movie with /mc was called uncorrected"
+n=$(nrois "$T/r.h5")
+[ -n "$n" ] && [ "$n" -gt 3 ] || fail "roi: expected several ROIs, got '$n'"
+for ds in /roi/F /roi/Fneu /roi/iscell /roi/labels /roi/pix_index /roi/pix_weight \
+          /roi/pix_start /roi/pix_overlap /roi/np_index /roi/np_start /roi/mean /roi/max \
+          /roi/std /roi/corr /roi/enhanced /roi/stats/npix /roi/stats/prob /movie /mc/valid; do
+    h5dump -H -d "$ds" "$T/r.h5" >/dev/null 2>&1 || fail "roi output lacks $ds"
+done
+# The documented exports work: label image, traces, statistics.
+ok "export labels" "$CAIMG" export "$T/r.h5" -d /roi/labels -o "$T/labels.tif"
+[ "$(infoval "$T/labels.tif" dtype)" = int32 ] || fail "labels.tif: $(infoval "$T/labels.tif" dtype)"
+ok "export F" "$CAIMG" export "$T/r.h5" -d /roi/F -o "$T/F.tsv"
+[ "$(wc -l < "$T/F.tsv")" -eq "$n" ] || fail "F.tsv: $(wc -l < "$T/F.tsv") lines for $n ROIs"
+[ "$(head -1 "$T/F.tsv" | awk -F'\t' '{print NF}')" -eq 900 ] || fail "F.tsv: not 900 frames per line"
+ok "export stats" "$CAIMG" export "$T/r.h5" -d /roi/stats -o "$T/stats.tsv"
+head -1 "$T/stats.tsv" | grep -q "npix" || fail "stats.tsv header: $(head -1 "$T/stats.tsv")"
+[ "$(wc -l < "$T/stats.tsv")" -eq $((n + 1)) ] || fail "stats.tsv rows"
+ok "export mean image" "$CAIMG" export "$T/r.h5" -d /roi/mean -o "$T/mean.tif"
+"$CAIMG" info -v "$T/r.h5" | grep -q "diameter = 12" || fail "parameters not in provenance"
+
+# --- no cells at all: zero ROIs and a valid file -------------------------------
+"$MKCELLS" -o "$T/blank.h5" -Y 64 -X 80 -T 600 --blank --mc || fail "mkcells blank"
+ok "blank movie" "$CAIMG" roi "$T/blank.h5" -o "$T/rb.h5"
+[ "$(nrois "$T/rb.h5")" = 0 ] || fail "blank movie: $(nrois "$T/rb.h5") ROIs found"
+h5dump -H -d /roi/F "$T/rb.h5" | grep -q "( 0, 600 )" || fail "blank movie: /roi/F is not 0 x 600"
+ok "blank export" "$CAIMG" export "$T/rb.h5" -d /roi/labels -o "$T/rbl.tif"
+
+# --- a movie without motion correction: a warning, not an error ----------------
+"$MKCELLS" -o "$T/nomc.h5" -Y 64 -X 64 -T 300 --seed 4 || fail "mkcells nomc"
+ok "no /mc" "$CAIMG" roi "$T/nomc.h5" -o "$T/rn.h5"
+grep -q "nomc.h5: movie is not motion corrected" "$T/err" || fail "no /mc: no warning ($(cat "$T/err"))"
+# /mc/valid restricts detection and neuropil to the valid box.
+"$MKCELLS" -o "$T/v.h5" -Y 96 -X 96 -T 900 --photons 6 --seed 3 --valid 10,80,20,90 || fail "mkcells valid"
+ok "valid box" "$CAIMG" roi "$T/v.h5" -o "$T/rv.h5"
+"$CAIMG" export -q "$T/rv.h5" -d /roi/np_index -o "$T/np.tsv"
+awk '$1 < 10 || $1 >= 80 || $2 < 20 || $2 >= 90 {bad=1} END {exit bad}' "$T/np.tsv" ||
+    fail "neuropil pixels outside /mc/valid"
+
+# --- user masks: label TIFF and ImageJ ROIs -------------------------------------
+ok "seeded labels" "$CAIMG" roi --masks "$T/truth.tif" "$T/m.h5" -o "$T/rs.h5"
+tn=$(nrois "$T/rs.h5")
+[ "${tn:-0}" -gt 3 ] || fail "seeded: $tn ROIs"
+h5dump -a /roi/method "$T/rs.h5" | grep -q '"seeded"' || fail "seeded: method attribute"
+"$MKCELLS" -Y 96 -X 96 -T 10 --overlap-labels "$T/two.tif" || fail "mkcells overlap labels"
+ok "overlapping labels" "$CAIMG" roi --masks "$T/two.tif" "$T/m.h5" -o "$T/ro.h5"
+grep -q "two.tif: .* pixels are in more than one ROI" "$T/err" || fail "overlap: no warning ($(cat "$T/err"))"
+"$CAIMG" export -q "$T/ro.h5" -d /roi/pix_overlap -o "$T/ov.tsv"
+[ "$(grep -c '^1$' "$T/ov.tsv")" -gt 0 ] || fail "overlap: no pixel flagged"
+ok "sima import" "$CAIMG" import -q "$TESTDATA/real/sima/example.tif" -o "$T/sima.h5"
+ok "sima seeded" "$CAIMG" roi --masks "$TESTDATA/real/sima/imageJ_ROIs.zip" "$T/sima.h5" -o "$T/rsima.h5"
+[ "$(nrois "$T/rsima.h5")" = 2 ] || fail "sima: $(nrois "$T/rsima.h5") ROIs, expected 2"
+ok "sima activity" "$CAIMG" roi "$T/sima.h5" -o "$T/rsima2.h5"
+ok "tiff input" "$CAIMG" roi "$TESTDATA/real/sima/example.tif" -o "$T/rtif.h5"
+grep -q "not motion corrected" "$T/err" || fail "tiff input: no warning"
+
+# --- bad inputs: exit 1, one line naming the file, nothing left --------------------
+bad 1 "nothere.h5" "$T/x.h5" "missing input" "$CAIMG" roi "$T/nothere.h5" -o "$T/x.h5"
+"$MKCELLS" -Y 50 -X 60 -T 10 --labels "$T/small.tif" || fail "mkcells small labels"
+bad 1 "small.tif: label image is 50x60, the movie is 96x96" "$T/x.h5" "mask of the wrong size" \
+    "$CAIMG" roi --masks "$T/small.tif" "$T/m.h5" -o "$T/x.h5"
+bad 1 "nomask.tif: cannot open" "$T/x.h5" "missing mask" \
+    "$CAIMG" roi --masks "$T/nomask.tif" "$T/m.h5" -o "$T/x.h5"
+"$MKCELLS" -o "$T/tiny.h5" -Y 10 -X 10 -T 20 --blank || fail "mkcells tiny"
+bad 1 "rois.zip: ROI '03' spans rows .* outside the 10x10 movie" "$T/x.h5" "imagej ROI outside the movie" \
+    "$CAIMG" roi --masks "$TESTDATA/real/fissa/rois.zip" "$T/tiny.h5" -o "$T/x.h5"
+head -c 300 "$TESTDATA/real/sima/imageJ_ROIs.zip" > "$T/cut.zip"
+bad 1 "cut.zip: not a zip archive or truncated" "$T/x.h5" "truncated zip" \
+    "$CAIMG" roi --masks "$T/cut.zip" "$T/m.h5" -o "$T/x.h5"
+printf 'not a mask' > "$T/junk.txt"
+bad 1 "junk.txt: neither a label TIFF nor an ImageJ" "$T/x.h5" "junk mask" \
+    "$CAIMG" roi --masks "$T/junk.txt" "$T/m.h5" -o "$T/x.h5"
+"$MKTIFF" -o "$T/flt.tif" -w 96 -h 96 -n 1 -t float32 || fail "mktiff"
+bad 1 "flt.tif: page 1, pixel .* has label 0.5" "$T/x.h5" "fractional labels" \
+    "$CAIMG" roi --masks "$T/flt.tif" "$T/m.h5" -o "$T/x.h5"
+bad 1 "junk.txt" "$T/x.h5" "not a movie" "$CAIMG" roi "$T/junk.txt" -o "$T/x.h5"
+
+# --- usage errors: exit 2 ------------------------------------------------------
+bad 2 "--method: 'cnmf' is not activity or seeded" "$T/x.h5" "unknown method" \
+    "$CAIMG" roi --method cnmf "$T/m.h5" -o "$T/x.h5"
+bad 2 "--method seeded needs --masks" "$T/x.h5" "seeded without masks" \
+    "$CAIMG" roi --method seeded "$T/m.h5" -o "$T/x.h5"
+bad 2 "--masks is only used by --method seeded" "$T/x.h5" "masks with activity" \
+    "$CAIMG" roi --method activity --masks "$T/truth.tif" "$T/m.h5" -o "$T/x.h5"
+bad 2 "--diameter" "$T/x.h5" "bad diameter" "$CAIMG" roi --diameter 0.5 "$T/m.h5" -o "$T/x.h5"
+bad 2 "no output file" "" "no -o" "$CAIMG" roi "$T/m.h5"
+bad 2 "no input file" "" "no input" "$CAIMG" roi -o "$T/x.h5"
+bad 2 "output would overwrite an input" "" "overwrite input" "$CAIMG" roi "$T/m.h5" -o "$T/m.h5"
+[ -s "$T/m.h5" ] && "$CAIMG" info "$T/m.h5" >/dev/null || fail "input damaged by refused overwrite"
+finish

@@ -56,6 +56,7 @@
 #define ROUNDS 3            /* footprint refinement rounds per cell */
 #define RING_MAX 0.3        /* a cell's activity falls off beyond its edge */
 #define MAX_AREA 2.5        /* a cell is at most this many expected areas */
+#define MIN_BINS 50         /* fewer time bins cannot tell activity from noise */
 
 typedef struct {
     const caimg_roi_params *p;
@@ -434,10 +435,18 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
     caimg_roiset *r = caimg_roiset_alloc(s->height, s->width);
     if (!r) return CAIMG_ENOMEM;
     /* Too short to tell activity from noise: nothing to find. */
-    if (b->nbins < 8 || b->height < 3 || b->width < 3) {
-        if (b->nbins < 8)
-            caimg_warn("%zu bins of %zu frames are too few to detect activity; no ROIs",
-                       b->nbins, b->bin);
+    if (b->nbins < MIN_BINS || b->height < 3 || b->width < 3) {
+        /* Too short to tell activity from noise: the mean image only. */
+        if (b->nbins < MIN_BINS)
+            caimg_warn("%zu time bins of %zu frames are too few to detect cells from their "
+                       "activity (%d are needed); only the mean image is used", b->nbins,
+                       b->bin, MIN_BINS);
+        size_t box[4] = {b->y0, b->y0 + b->height, b->x0, b->x0 + b->width};
+        int rc = roi_anatomy(p, s, box, r, p->anatomy > 0);
+        if (rc) {
+            caimg_roiset_free(r);
+            return rc;
+        }
         *out = r;
         return 0;
     }

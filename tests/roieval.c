@@ -76,14 +76,15 @@ static rm_masks load(caimg_h5 *f, const char *pre, size_t X)
 int main(int argc, char **argv)
 {
     int verbose = 0, a = 1;
-    const char *features = NULL;
+    const char *features = NULL, *refgroup = "/truth";
     for (;;) {
         if (argc > a && !strcmp(argv[a], "-v")) { verbose = 1; a++; continue; }
         if (argc > a + 1 && !strcmp(argv[a], "--features")) { features = argv[a + 1]; a += 2; continue; }
+        if (argc > a + 1 && !strcmp(argv[a], "--ref-group")) { refgroup = argv[a + 1]; a += 2; continue; }
         break;
     }
     if (argc - a != 2) {
-        fprintf(stderr, "usage: roieval [-v] [--features OUT.tsv] roi.h5 truth.h5\n");
+        fprintf(stderr, "usage: roieval [-v] [--features OUT.tsv] [--ref-group /roi] roi.h5 truth.h5\n");
         return 2;
     }
     caimg_h5 *r = caimg_h5_open(argv[a]), *t = caimg_h5_open(argv[a + 1]);
@@ -92,7 +93,7 @@ int main(int argc, char **argv)
     int rank;
     if (caimg_h5_dims(r, "/roi/labels", &rank, d)) die("labels");
     size_t X = d[1];
-    rm_masks mr = load(r, "/roi", X), mt = load(t, "/truth", X);
+    rm_masks mr = load(r, "/roi", X), mt = load(t, refgroup, X);
     uint8_t *iscell;
     if (caimg_h5_read(r, "/roi/iscell", CAIMG_DT_U8, 1, NULL, d, (void **)&iscell)) die("iscell");
     rm_result all = rm_match(&mt, &mr, NULL), cel = rm_match(&mt, &mr, iscell);
@@ -100,6 +101,38 @@ int main(int argc, char **argv)
            all.ntrue, all.nroi, all.nmatch, all.precision, all.recall, all.f1);
     printf("iscell: rois %zu  matched %zu  precision %.3f  recall %.3f  F1 %.3f\n",
            cel.nroi, cel.nmatch, cel.precision, cel.recall, cel.f1);
+    if (!caimg_h5_exists(t, "/truth/calcium")) {
+        /* Reference masks without traces (e.g. ImageJ ROIs run through
+         * --masks): per reference mask, the best ROI and its distance. */
+        for (size_t i = 0; i < mt.n; i++) {
+            double ty = 0, tx = 0, best = 0;
+            long bj = -1;
+            for (int64_t k = mt.start[i]; k < mt.start[i + 1]; k++) {
+                ty += (double)(mt.idx[k] / (int64_t)X);
+                tx += (double)(mt.idx[k] % (int64_t)X);
+            }
+            ty /= (double)(mt.start[i + 1] - mt.start[i]);
+            tx /= (double)(mt.start[i + 1] - mt.start[i]);
+            for (size_t j = 0; j < mr.n; j++) {
+                size_t in = rm_inter(&mt, i, &mr, j);
+                double u = (double)(mt.start[i + 1] - mt.start[i] + mr.start[j + 1] - mr.start[j]) - (double)in;
+                if (in && in / u > best) { best = in / u; bj = (long)j; }
+            }
+            double ry = 0, rx = 0;
+            if (bj >= 0) {
+                for (int64_t k = mr.start[bj]; k < mr.start[bj + 1]; k++) {
+                    ry += (double)(mr.idx[k] / (int64_t)X);
+                    rx += (double)(mr.idx[k] % (int64_t)X);
+                }
+                ry /= (double)(mr.start[bj + 1] - mr.start[bj]);
+                rx /= (double)(mr.start[bj + 1] - mr.start[bj]);
+            }
+            printf("reference %zu (%.1f, %.1f) %lld px: best ROI %ld, IoU %.2f, centroid distance %.1f px, iscell %d\n",
+                   i, ty, tx, (long long)(mt.start[i + 1] - mt.start[i]), bj, best,
+                   bj >= 0 ? hypot(ry - ty, rx - tx) : NAN, bj >= 0 ? iscell[bj] : -1);
+        }
+        return 0;
+    }
     float *F, *Fn, *C;
     size_t dF[8], dC[8];
     if (caimg_h5_read(r, "/roi/F", CAIMG_DT_F32, 2, NULL, dF, (void **)&F)) die("F");

@@ -13,5 +13,7 @@
 #include "caimg/error.h"
 #include "caimg/types.h"
 #include "caimg/version.h"
+#include "caimg/stimulus.h"
+#include "caimg/simulate.h"
 
 #endif

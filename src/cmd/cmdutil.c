@@ -370,6 +370,8 @@ int cmd_begin(cmd_ctx *c, const char *name, int argc, char **argv,
         if (rc) {
             for (int i = 1; i < n; i++) free(v[i]);
             free(v);
+            free(c->cmdline);
+            c->cmdline = NULL;
             return rc;
         }
     }

@@ -185,4 +185,112 @@ static inline long simrng_poissonf(simrng *r, float lam)
     return k;
 }
 
+/* Fast exact Poisson deviates for small means, used per pixel.  A mean
+ * lam < 10 is split as lam = g/4 + r with g an integer and 0 <= r < 1/4;
+ * Poisson(lam) = Poisson(g/4) + Poisson(r) exactly, because sums of
+ * independent Poisson variables are Poisson.  Poisson(g/4) is drawn by
+ * inversion of a tabulated CDF with a guide table (about one comparison);
+ * Poisson(r) is 0 with probability exp(-r) >= 0.78, so its search is short,
+ * and exp(-r) for r < 1/4 is a degree-6 polynomial accurate to 1e-8. */
+#define SIMRNG_PG 40          /* grid means 0, 0.25, ..., 9.75 */
+#define SIMRNG_PK 48          /* tabulated counts per grid mean */
+#define SIMRNG_GUIDE 64
+typedef struct {
+    float cdf[SIMRNG_PG][SIMRNG_PK];
+    unsigned char guide[SIMRNG_PG][SIMRNG_GUIDE];
+    /* Ziggurat tables for normal deviates (Marsaglia and Tsang 2000, 128
+     * layers): about one multiply and one comparison per deviate. */
+    uint32_t kn[128];
+    float wn[128], fn[128];
+} simrng_ptab;
+
+static inline void simrng_ptab_init(simrng_ptab *t)
+{
+    for (int g = 0; g < SIMRNG_PG; g++) {
+        double lam = 0.25 * g, p = exp(-lam), f = p;
+        for (int k = 0; k < SIMRNG_PK; k++) {
+            if (k) {
+                p *= lam / k;
+                f += p;
+            }
+            t->cdf[g][k] = (float)(f < 1.0 ? f : 1.0);
+        }
+        t->cdf[g][SIMRNG_PK - 1] = 1.0f;
+        int k = 0;
+        for (int i = 0; i < SIMRNG_GUIDE; i++) {
+            while ((double)t->cdf[g][k] < (double)i / SIMRNG_GUIDE && k < SIMRNG_PK - 1) k++;
+            t->guide[g][i] = (unsigned char)k;
+        }
+    }
+    const double m1 = 2147483648.0, vn = 9.91256303526217e-3;
+    double dn = 3.442619855899, tn = dn;
+    double q = vn / exp(-0.5 * dn * dn);
+    t->kn[0] = (uint32_t)((dn / q) * m1);
+    t->kn[1] = 0;
+    t->wn[0] = (float)(q / m1);
+    t->wn[127] = (float)(dn / m1);
+    t->fn[0] = 1.0f;
+    t->fn[127] = (float)exp(-0.5 * dn * dn);
+    for (int i = 126; i >= 1; i--) {
+        dn = sqrt(-2.0 * log(vn / dn + exp(-0.5 * dn * dn)));
+        t->kn[i + 1] = (uint32_t)((dn / tn) * m1);
+        tn = dn;
+        t->fn[i] = (float)exp(-0.5 * dn * dn);
+        t->wn[i] = (float)(dn / m1);
+    }
+}
+
+/* Standard normal deviate by the ziggurat.  The layer index and the
+ * deviate's bits come from different parts of one 64-bit draw, avoiding the
+ * correlation of the original 32-bit version (Doornik 2005). */
+static inline float simrng_normal_zig(simrng *r, const simrng_ptab *t)
+{
+    for (;;) {
+        uint64_t bits = simrng_u64(r);
+        int iz = (int)(bits & 127);
+        int32_t hz = (int32_t)(uint32_t)(bits >> 32);
+        uint32_t ahz = hz < 0 ? (uint32_t)(-(int64_t)hz) : (uint32_t)hz;
+        float x = (float)hz * t->wn[iz];
+        if (ahz < t->kn[iz]) return x;
+        if (iz == 0) {
+            /* The tail beyond r = 3.4426, by Marsaglia's exponential method. */
+            const float rr = 3.442620f;
+            float xx, yy;
+            do {
+                xx = -logf(simrng_uniformf_pos(r)) / rr;
+                yy = -logf(simrng_uniformf_pos(r));
+            } while (yy + yy < xx * xx);
+            return hz > 0 ? rr + xx : -rr - xx;
+        }
+        float u = ((float)((bits >> 7) & 0xffffff) + 0.5f) * 0x1.0p-24f;
+        if (t->fn[iz] + u * (t->fn[iz - 1] - t->fn[iz]) < expf(-0.5f * x * x)) return x;
+    }
+}
+
+static inline long simrng_poisson_tab(simrng *r, const simrng_ptab *t, float lam)
+{
+    if (!(lam > 0)) return 0;
+    if (lam >= 10.0f) return simrng_poisson(r, lam);
+    int g = (int)(lam * 4.0f);
+    if (g > SIMRNG_PG - 1) g = SIMRNG_PG - 1;
+    float rr = lam - 0.25f * (float)g;
+    if (rr < 0) rr = 0;
+    uint64_t bits = simrng_u64(r);
+    float u1 = ((float)(bits >> 40) + 0.5f) * 0x1.0p-24f;
+    float u2 = ((float)((bits >> 16) & 0xffffff) + 0.5f) * 0x1.0p-24f;
+    const float *cdf = t->cdf[g];
+    long k = t->guide[g][(int)(u1 * SIMRNG_GUIDE)];
+    while (u1 > cdf[k] && k < SIMRNG_PK - 1) k++;
+    float e = 1.0f - rr * (1.0f - rr * (0.5f - rr * (1.0f / 6 - rr * (1.0f / 24 - rr * (1.0f / 120 - rr * (1.0f / 720))))));
+    if (u2 <= e) return k;
+    float p = rr * e, f = e + p;
+    long j = 1;
+    while (u2 > f && j < 30) {
+        j++;
+        p *= rr / (float)j;
+        f += p;
+    }
+    return k + j;
+}
+
 #endif

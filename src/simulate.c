@@ -356,6 +356,7 @@ struct caimg_sim {
     caimg_presentation *sched;
     size_t npres;
     caimg_rf *rf;
+    simrng_ptab *ptab;         /* sampling tables for the pixel noise */
 };
 
 size_t caimg_sim_height(const caimg_sim *s) { return s->Y; }
@@ -397,6 +398,7 @@ void caimg_sim_free(caimg_sim *s)
     caimg_stimset_free(s->stim);
     free(s->sched);
     free(s->rf);
+    free(s->ptab);
     free(s);
 }
 
@@ -700,31 +702,38 @@ static int draw_motion(caimg_sim *s)
     return 0;
 }
 
-void caimg_sim_displacement(const caimg_sim *s, size_t t, double y, double x, double *dy,
-                            double *dx)
+void caimg_sim_deform_eval(const float *nodes, size_t gy, size_t gx, double sy, double sx,
+                           double y, double x, double *dy, double *dx)
 {
-    *dy = s->shifts[2 * t];
-    *dx = s->shifts[2 * t + 1];
-    if (!s->deform) return;
-    long G = (long)s->G;
-    double uy = y / s->gsy, ux = x / s->gsx;
+    double uy = y / sy, ux = x / sx;
     long iy = (long)floor(uy), ix = (long)floor(ux);
     double wy[4], wx[4];
     keys_w(uy - (double)iy, wy);
     keys_w(ux - (double)ix, wx);
-    const float *d = s->deform + t * (size_t)(G * G) * 2;
     double ay = 0, ax = 0;
     for (int j = 0; j < 4; j++) {
-        long jj = clampl(iy - 1 + j, 0, G - 1);
+        long jj = clampl(iy - 1 + j, 0, (long)gy - 1);
         for (int k = 0; k < 4; k++) {
-            long kk = clampl(ix - 1 + k, 0, G - 1);
+            long kk = clampl(ix - 1 + k, 0, (long)gx - 1);
+            const float *nd = nodes + 2 * ((size_t)jj * gx + (size_t)kk);
             double w = wy[j] * wx[k];
-            ay += w * d[2 * (jj * G + kk)];
-            ax += w * d[2 * (jj * G + kk) + 1];
+            ay += w * nd[0];
+            ax += w * nd[1];
         }
     }
-    *dy += ay;
-    *dx += ax;
+    *dy = ay;
+    *dx = ax;
+}
+
+void caimg_sim_displacement(const caimg_sim *s, size_t t, double y, double x, double *dy,
+                            double *dx)
+{
+    double ay = 0, ax = 0;
+    if (s->deform)
+        caimg_sim_deform_eval(s->deform + t * s->G * s->G * 2, s->G, s->G, s->gsy, s->gsx, y, x,
+                              &ay, &ax);
+    *dy = s->shifts[2 * t] + ay;
+    *dx = s->shifts[2 * t + 1] + ax;
 }
 
 /* ---- neurons --------------------------------------------------------------- */
@@ -1463,6 +1472,8 @@ caimg_sim *caimg_sim_alloc(const caimg_sim_params *params)
         goto fail;
     }
 
+    if (!(s->ptab = caimg_malloc(1, sizeof *s->ptab, "sampling tables"))) goto fail;
+    simrng_ptab_init(s->ptab);
     if ((rc = draw_motion(s))) goto fail;
     p->shifts = NULL;
     if ((rc = place_neurons(s))) goto fail;
@@ -1828,8 +1839,8 @@ static int render_ws(const caimg_sim *s, size_t t, unsigned flags, float *frame,
         simrng r = simrng_key(p->seed, SIMRNG_NOISE, t, y);
         float *o = frame + y * X;
         for (size_t x = 0; x < X; x++) {
-            float v = off + gain * (float)simrng_poissonf(&r, G * o[x] + dark);
-            if (rn > 0) v += rn * simrng_normalf(&r);
+            float v = off + gain * (float)simrng_poisson_tab(&r, s->ptab, G * o[x] + dark);
+            if (rn > 0) v += rn * simrng_normal_zig(&r, s->ptab);
             o[x] = v;
         }
     }

@@ -396,36 +396,50 @@ END_TEST
 
 START_TEST(poisson_sampler)
 {
-    double lams[] = {0.3, 3.0, 9.5, 10.5, 57.0};
-    for (int k = 0; k < 5; k++) {
+    /* Each sampler's mean and variance within 4 standard errors, at means
+     * on and off the table grid, below and above the switch to PTRS. */
+    static simrng_ptab tab;
+    simrng_ptab_init(&tab);
+    double lams[] = {0.03, 0.3, 1.1, 3.0, 4.87, 9.5, 9.99, 10.5, 57.0};
+    for (int k = 0; k < 9; k++) {
         simrng r = simrng_key(7, 99, (uint64_t)k, 0);
         const int n = 200000;
-        double s1 = 0, s2 = 0, f1 = 0, f2 = 0;
+        double s[3][2] = {{0}};
         for (int i = 0; i < n; i++) {
-            double x = (double)simrng_poisson(&r, lams[k]);
-            double y = (double)simrng_poissonf(&r, (float)lams[k]);
-            s1 += x;
-            s2 += x * x;
-            f1 += y;
-            f2 += y * y;
+            double x[3] = {(double)simrng_poisson(&r, lams[k]),
+                           (double)simrng_poissonf(&r, (float)lams[k]),
+                           (double)simrng_poisson_tab(&r, &tab, (float)lams[k])};
+            for (int j = 0; j < 3; j++) {
+                s[j][0] += x[j];
+                s[j][1] += x[j] * x[j];
+            }
         }
-        double lam = lams[k], m = s1 / n, var = s2 / n - m * m, mf = f1 / n, vf = f2 / n - mf * mf;
-        double se_m = sqrt(lam / n), se_v = lam * sqrt((2.0 + 1.0 / lam) / n);
-        ck_assert_msg(fabs(m - lam) < 4 * se_m, "lambda %g: mean %g", lam, m);
-        ck_assert_msg(fabs(var - lam) < 4 * se_v, "lambda %g: variance %g", lam, var);
-        ck_assert_msg(fabs(mf - lam) < 4 * se_m, "lambda %g: float mean %g", lam, mf);
-        ck_assert_msg(fabs(vf - lam) < 4 * se_v, "lambda %g: float variance %g", lam, vf);
+        double lam = lams[k], se_m = sqrt(lam / n), se_v = lam * sqrt((2.0 + 1.0 / lam) / n);
+        for (int j = 0; j < 3; j++) {
+            double m = s[j][0] / n, var = s[j][1] / n - m * m;
+            ck_assert_msg(fabs(m - lam) < 4 * se_m, "sampler %d lambda %g: mean %g", j, lam, m);
+            ck_assert_msg(fabs(var - lam) < 4 * se_v, "sampler %d lambda %g: variance %g", j, lam, var);
+        }
     }
-    /* Normal deviates: mean 0, variance 1. */
+    /* Normal deviates: the first four moments and the 3-sigma tail. */
     simrng r = simrng_key(1, 2, 3, 4);
-    double s1 = 0, s2 = 0;
-    for (int i = 0; i < 200000; i++) {
-        double x = simrng_normalf(&r);
-        s1 += x;
-        s2 += x * x;
+    const double n = 1000000;
+    for (int j = 0; j < 2; j++) {
+        double m[5] = {0}, tail = 0;
+        for (int i = 0; i < (int)n; i++) {
+            double x = j ? simrng_normal_zig(&r, &tab) : simrng_normalf(&r);
+            m[1] += x;
+            m[2] += x * x;
+            m[3] += x * x * x;
+            m[4] += x * x * x * x;
+            tail += fabs(x) > 3;
+        }
+        ck_assert_msg(fabs(m[1] / n) < 4 * sqrt(1 / n), "normal %d mean", j);
+        ck_assert_msg(fabs(m[2] / n - 1) < 4 * sqrt(2 / n), "normal %d variance", j);
+        ck_assert_msg(fabs(m[3] / n) < 4 * sqrt(15 / n), "normal %d skewness", j);
+        ck_assert_msg(fabs(m[4] / n - 3) < 4 * sqrt(96 / n), "normal %d kurtosis", j);
+        ck_assert_msg(fabs(tail / n - 0.0026998) < 4 * sqrt(0.0027 / n), "normal %d tail", j);
     }
-    ck_assert(fabs(s1 / 200000) < 4 / sqrt(200000.0));
-    ck_assert(fabs(s2 / 200000 - 1) < 4 * sqrt(2 / 200000.0));
 }
 END_TEST
 

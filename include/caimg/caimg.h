@@ -19,5 +19,6 @@
 #include "caimg/version.h"
 #include "caimg/stimulus.h"
 #include "caimg/simulate.h"
+#include "caimg/eval.h"
 
 #endif

@@ -362,6 +362,24 @@ const caimg_sim_truth *caimg_sim_get_truth(const caimg_sim *s);
 void caimg_sim_displacement(const caimg_sim *s, size_t t, double y, double x,
                             double *dy, double *dx);
 
+/* The same deformation from stored nodes (e.g. /truth/deform[t] of a truth
+ * file): nodes [gy][gx][2] (dy, dx) spaced (sy, sx), evaluated at frame
+ * pixel (y, x).  Add the frame's rigid shift for the total displacement. */
+void caimg_sim_deform_eval(const float *nodes, size_t gy, size_t gx, double sy, double sx,
+                           double y, double x, double *dy, double *dx);
+
+/* ---- writing the truth ---------------------------------------------------- */
+
+typedef struct caimg_h5 caimg_h5;   /* caimg/h5io.h */
+
+/* Write the whole truth under /truth of `f` (a caimg HDF5 file being
+ * created; see caimg-h5(5) for the layout): attributes, shifts, deformation
+ * nodes, footprints as ragged pixel lists (as /roi), soma geometry, label
+ * image, spikes, calcium, rates, baseline, neuropil, kinetics, SNR, the
+ * noise-free reference frame, and in stimulus mode the images, schedule,
+ * receptive fields and expected responses.  Call from one thread. */
+int caimg_sim_write_truth(const caimg_sim *s, caimg_h5 *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -100,6 +101,17 @@ size_t caimg_schedule_frames(const caimg_schedule_opts *o, size_t nstim);
  * in `seed`.  CAIMG_EINVAL if duration, repeats or nstim is 0. */
 int caimg_schedule_make(const caimg_schedule_opts *o, size_t nstim, uint64_t seed,
                         caimg_presentation **out, size_t *npres);
+
+/* Write a schedule as the TSV of formats.md: a header line
+ * "onset_frame<TAB>stimulus<TAB>duration_frames", then one row per
+ * presentation (0-based frames and stimulus pages).  CAIMG_EIO on a write
+ * error. */
+int caimg_schedule_write_tsv(FILE *fp, const caimg_presentation *p, size_t n);
+
+/* Read such a TSV (columns found by name; without a header the order above;
+ * duration_frames may be absent, then 0).  *out is malloc'd.  CAIMG_EFORMAT
+ * naming the file and row for anything but non-negative integers. */
+int caimg_schedule_read_tsv(const char *path, caimg_presentation **out, size_t *n);
 
 /* ---- receptive fields --------------------------------------------------- */
 

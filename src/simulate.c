@@ -357,6 +357,10 @@ struct caimg_sim {
     size_t npres;
     caimg_rf *rf;
     simrng_ptab *ptab;         /* sampling tables for the pixel noise */
+    /* Deformation: Keys weights and clamped node columns of every pixel
+     * column, per row parity (bidi moves odd rows), fixed for the run. */
+    double *kxw;               /* [2][X][4] */
+    int *kxi;                  /* [2][X][4] */
 };
 
 size_t caimg_sim_height(const caimg_sim *s) { return s->Y; }
@@ -399,6 +403,8 @@ void caimg_sim_free(caimg_sim *s)
     free(s->sched);
     free(s->rf);
     free(s->ptab);
+    free(s->kxw);
+    free(s->kxi);
     free(s);
 }
 
@@ -1476,6 +1482,20 @@ caimg_sim *caimg_sim_alloc(const caimg_sim_params *params)
     simrng_ptab_init(s->ptab);
     if ((rc = draw_motion(s))) goto fail;
     p->shifts = NULL;
+    if (s->deform) {
+        size_t X = s->X;
+        long G = (long)s->G;
+        if (!(s->kxw = caimg_malloc(8 * X, sizeof(double), "deformation weights"))) goto fail;
+        if (!(s->kxi = caimg_malloc(8 * X, sizeof(int), "deformation weights"))) goto fail;
+        for (int par = 0; par < 2; par++)
+            for (size_t x = 0; x < X; x++) {
+                double ux = ((double)x - (par ? p->bidi : 0.0)) / s->gsx;
+                long ix = (long)floor(ux);
+                keys_w(ux - (double)ix, s->kxw + ((size_t)par * X + x) * 4);
+                for (int k = 0; k < 4; k++)
+                    s->kxi[((size_t)par * X + x) * 4 + k] = (int)clampl(ix - 1 + k, 0, G - 1);
+            }
+    }
     if ((rc = place_neurons(s))) goto fail;
     if ((rc = make_footprints(s))) goto fail;
     if ((rc = make_scene(s))) goto fail;
@@ -1737,17 +1757,16 @@ static void source_positions(const caimg_sim *s, size_t t, double bidi, sim_ws *
             ry[k][0] = ay;
             ry[k][1] = ax;
         }
+        const double *kw = s->kxw + (size_t)par * X * 4;
+        const int *ki = s->kxi + (size_t)par * X * 4;
         for (size_t x = 0; x < X; x++) {
             double xp = (double)x - (par ? bidi : 0.0);
-            double ux = xp / s->gsx;
-            long ix = (long)floor(ux);
-            double wx[4];
-            keys_w(ux - (double)ix, wx);
+            const double *wx = kw + 4 * x;
+            const int *kk = ki + 4 * x;
             double ay = 0, ax = 0;
             for (int k = 0; k < 4; k++) {
-                long kk = clampl(ix - 1 + k, 0, G - 1);
-                ay += wx[k] * ry[kk][0];
-                ax += wx[k] * ry[kk][1];
+                ay += wx[k] * ry[kk[k]][0];
+                ax += wx[k] * ry[kk[k]][1];
             }
             w->qy[y * X + x] = (float)((double)y - dy - ay);
             w->qx[y * X + x] = (float)(xp - dx - ax);
@@ -1755,14 +1774,43 @@ static void source_positions(const caimg_sim *s, size_t t, double bidi, sim_ws *
     }
 }
 
+/* Cubic B-spline weights in single precision, for the per-pixel path. */
+static inline void bspline_wf(float t, float w[4])
+{
+    float t2 = t * t, t3 = t2 * t, u = 1.0f - t;
+    w[0] = u * u * u * (1.0f / 6);
+    w[1] = (4.0f - 6.0f * t2 + 3.0f * t3) * (1.0f / 6);
+    w[2] = (1.0f + 3.0f * t + 3.0f * t2 - 3.0f * t3) * (1.0f / 6);
+    w[3] = t3 * (1.0f / 6);
+}
+
+/* 4 x 4 B-spline evaluation of grid g (row stride `stride`, rows 0..ny-1,
+ * columns 0..nx-1) at grid coordinates (u, v). */
+static inline float bspline2_f(const float *g, long stride, long ny, long nx, float u, float v)
+{
+    float fu = floorf(u), fv = floorf(v);
+    float wy[4], wx[4];
+    bspline_wf(u - fu, wy);
+    bspline_wf(v - fv, wx);
+    long iy = clampl((long)fu, 1, ny - 3), ix = clampl((long)fv, 1, nx - 3);
+    const float *c = g + (iy - 1) * stride + (ix - 1);
+    float a = 0;
+    for (int j = 0; j < 4; j++, c += stride)
+        a += wy[j] * (wx[0] * c[0] + wx[1] * c[1] + wx[2] * c[2] + wx[3] * c[3]);
+    return a;
+}
+
 static void render_neuropil_deformed(const caimg_sim *s, size_t t, float *out, sim_ws *w)
 {
     const float *C = s->npc + t * s->NY * s->NX;
     float w0 = s->w0[t], ph = (float)s->p.photons;
+    float O = (float)s->O, iS = (float)(1.0 / s->S), jy = (float)s->J0y, jx = (float)s->J0x;
     size_t n = s->Y * s->X;
     for (size_t i = 0; i < n; i++) {
-        double qy = w->qy[i], qx = w->qx[i];
-        out[i] = ph * scene_static(s, qy, qx) * (1.0f + np_field(s, C, w0, qy, qx));
+        float qy = w->qy[i], qx = w->qx[i];
+        float P = bspline2_f(s->coef, (long)s->SX, (long)s->SY, (long)s->SX, qy + O, qx + O);
+        float f = w0 + bspline2_f(C, (long)s->NX, (long)s->NY, (long)s->NX, qy * iS + jy, qx * iS + jx);
+        out[i] = ph * P * (1.0f + f);
     }
 }
 

@@ -653,6 +653,59 @@ static int read_pixlists(caimg_h5 *f, const char *group, size_t *n, int64_t **st
     return rc;
 }
 
+/* ROI masks from a label image (0 background, k = ROI k-1), for files that
+ * have /roi/labels but not the pixel lists. */
+static int read_labels(caimg_h5 *f, size_t Y, size_t X, size_t *n, int64_t **start,
+                       int32_t **index, float **weight)
+{
+    int32_t *lab = NULL;
+    size_t w[2] = {Y, X};
+    *start = NULL;
+    *index = NULL;
+    *weight = NULL;
+    int rc = read_shape(f, "/roi/labels", CAIMG_DT_I32, 2, w, NULL, (void **)&lab);
+    if (rc) return rc;
+    int32_t mx = 0;
+    size_t m = 0;
+    for (size_t i = 0; i < Y * X; i++) {
+        if (lab[i] < 0) {
+            free(lab);
+            return caimg_error(CAIMG_EFORMAT, "%s: /roi/labels holds a negative label", caimg_h5_path(f));
+        }
+        if (lab[i] > mx) mx = lab[i];
+        m += lab[i] > 0;
+    }
+    *n = (size_t)mx;
+    *start = calloc((size_t)mx + 2, sizeof(int64_t));
+    *index = malloc((2 * m + 2) * sizeof(int32_t));
+    *weight = malloc((m + 1) * sizeof(float));
+    size_t *fill = calloc((size_t)mx + 1, sizeof(size_t));
+    if (!*start || !*index || !*weight || !fill) rc = caimg_error(CAIMG_ENOMEM, "out of memory");
+    if (!rc) {
+        for (size_t i = 0; i < Y * X; i++)
+            if (lab[i] > 0) (*start)[lab[i]]++;
+        for (size_t k = 1; k <= (size_t)mx; k++) (*start)[k] += (*start)[k - 1];
+        for (size_t i = 0; i < Y * X; i++)
+            if (lab[i] > 0) {
+                size_t k = (size_t)(*start)[lab[i] - 1] + fill[lab[i] - 1]++;
+                (*index)[2 * k] = (int32_t)(i / X);
+                (*index)[2 * k + 1] = (int32_t)(i % X);
+                (*weight)[k] = 1;
+            }
+    }
+    free(fill);
+    free(lab);
+    if (rc) {
+        free(*start);
+        free(*index);
+        free(*weight);
+        *start = NULL;
+        *index = NULL;
+        *weight = NULL;
+    }
+    return rc;
+}
+
 /* The inputs' first file that has `name`, or NULL. */
 static caimg_h5 *find_in(caimg_h5 **files, size_t n, const char *name)
 {
@@ -902,10 +955,13 @@ int caimg_eval_files(const char *truth, const char *const *inputs, size_t ninput
 
     /* ROIs and their traces. */
     caimg_h5 *rf = find_in(files, ninputs, "/roi/pix_start");
+    int from_labels = 0;
+    if (!rf && (rf = find_in(files, ninputs, "/roi/labels"))) from_labels = 1;
     size_t NR = 0;
     if (rf) {
         any = 1;
-        rc = read_pixlists(rf, "/roi", &NR, &rstart, &rindex, &rweight);
+        rc = from_labels ? read_labels(rf, t.Y, t.X, &NR, &rstart, &rindex, &rweight)
+                         : read_pixlists(rf, "/roi", &NR, &rstart, &rindex, &rweight);
         if (rc) goto out;
         size_t M = (size_t)rstart[NR];
         keep = malloc(M + 1);

@@ -444,6 +444,34 @@ START_TEST(perturbed_truth_scores_worse)
 }
 END_TEST
 
+START_TEST(label_image_rois)
+{
+    /* A file with only a label image: the truth's own labels match every
+     * neuron (overlapping pixels go to one neuron, so IoU is just below 1). */
+    fixture fx;
+    make_truth(&fx);
+    caimg_h5 *t = caimg_h5_open(fx.truth);
+    ck_assert_ptr_nonnull(t);
+    void *lab;
+    int rank;
+    size_t d[2];
+    ck_assert_int_eq(caimg_h5_read(t, "/truth/labels", CAIMG_DT_I32, 2, &rank, d, &lab), 0);
+    caimg_h5_close(t);
+    const char *stage = tu_path(fx.dir, "labels.h5");
+    caimg_h5 *f = caimg_h5_create(stage, "roi", "test");
+    ck_assert_int_eq(caimg_h5_write(f, "/roi/labels", CAIMG_DT_I32, 2, d, lab), 0);
+    ck_assert_int_eq(caimg_h5_commit(f), 0);
+    free(lab);
+    caimg_eval_report *r;
+    const char *in[1] = {stage};
+    ck_assert_msg(caimg_eval_files(fx.truth, in, 1, NULL, &r) == 0, "%s", caimg_errmsg());
+    ck_assert_double_eq(metric(r, "roi", "f1"), 1.0);
+    ck_assert(metric(r, "roi", "mean_iou") > 0.9);
+    caimg_eval_report_free(r);
+    free_fixture(&fx);
+}
+END_TEST
+
 START_TEST(bad_inputs)
 {
     fixture fx;
@@ -498,6 +526,7 @@ int main(void)
     tcase_add_test(tc, matching_is_optimal_not_greedy);
     tcase_add_test(tc, truth_scores_perfectly);
     tcase_add_test(tc, perturbed_truth_scores_worse);
+    tcase_add_test(tc, label_image_rois);
     tcase_add_test(tc, bad_inputs);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

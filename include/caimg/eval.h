@@ -128,7 +128,8 @@ typedef struct {
  *   motion: /mc/shifts; field: /mc/patch_shifts with /mc/patch_y, /mc/patch_x;
  *   bidi: attribute bidi_offset of /mc;
  *   roi: /roi/pix_start, /roi/pix_index, /roi/pix_weight (pixels with weight
- *        > 0), /roi/iscell; traces /dff/dff, else /roi/F - r /roi/Fneu;
+ *        > 0) or, without them, the label image /roi/labels; /roi/iscell;
+ *        traces /dff/dff, else /roi/F - r /roi/Fneu;
  *        truth masks are moved by the template offset of /mc/shifts;
  *   spikes: /deconv/spikes, rows mapped to truth neurons through the ROI
  *        match, or one to one when there is no /roi and the counts agree;

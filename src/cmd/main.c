@@ -23,6 +23,7 @@ static const command commands[] = {
     {"import",  main_import,  "Data",  "convert TIFF stacks to a caimg HDF5 movie"},
     {"info",    main_info,    "Data",  "summarise a caimg HDF5 or TIFF file"},
     {"export",  main_export,  "Data",  "write movies to TIFF and traces to TSV"},
+    {"report",  main_report,  "Reporting", "one self-contained HTML page of the results"},
     {NULL, NULL, NULL, NULL}
 };
 

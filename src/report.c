@@ -331,56 +331,49 @@ static void traces_section(report *r, int ncells)
 static void stats_section(report *r)
 {
     caimg_h5 *f = holder(r, "/roi/stats");
-    if (!f) return;
-    hid_t g = H5Gopen2(caimg_h5_hid(f), "/roi/stats", H5P_DEFAULT);
-    H5G_info_t gi;
-    if (g < 0 || H5Gget_info(g, &gi) < 0) {
-        if (g >= 0) H5Gclose(g);
-        H5Eclear2(H5E_DEFAULT);
+    char **names;
+    size_t n;
+    if (!f || caimg_h5_list(f, "/roi/stats", &names, &n)) {
+        caimg_clear_error();
         return;
     }
     section(r, "stats", "ROI statistics");
     caimg_str_printf(r->b, "<div class='grid'>\n");
-    for (hsize_t i = 0; i < gi.nlinks; i++) {
-        char name[128], full[256];
-        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
-                               H5P_DEFAULT) < 0) continue;
-        snprintf(full, sizeof full, "/roi/stats/%s", name);
-        size_t n;
-        double *v = get(r, full, CAIMG_DT_F64, 1, &n);
+    for (size_t i = 0; i < n; i++) {
+        char full[300];
+        snprintf(full, sizeof full, "/roi/stats/%s", names[i]);
+        size_t len;
+        double *v = get(r, full, CAIMG_DT_F64, 1, &len);
         if (!v) continue;
-        caimg_plot_opts o = {name, name, NULL, 300, 190, 0, 0, 0, 0, 0};
-        caimg_svg_histogram(r->b, &o, v, n, 0, NULL);
+        caimg_plot_opts o = {names[i], names[i], NULL, 300, 190, 0, 0, 0, 0, 0};
+        caimg_svg_histogram(r->b, &o, v, len, 0, NULL);
         free(v);
     }
     caimg_str_printf(r->b, "</div>\n");
-    H5Gclose(g);
+    caimg_h5_list_free(names, n);
     end_section(r);
 }
 
 static void provenance_section(report *r)
 {
-    caimg_h5 *f = r->files[0];
-    hid_t fid = caimg_h5_hid(f);
-    if (H5Lexists(fid, "provenance", H5P_DEFAULT) <= 0) return;
-    section(r, "provenance", "Provenance");
-    caimg_str_printf(r->b, "<table class='prov'><tr><th>step</th><th>date</th><th>command</th></tr>\n");
+    int any = 0;
     for (size_t k = 0; k < r->n; k++) {
-        fid = caimg_h5_hid(r->files[k]);
-        if (H5Lexists(fid, "provenance", H5P_DEFAULT) <= 0) continue;
-        hid_t g = H5Gopen2(fid, "provenance", H5P_DEFAULT);
-        H5G_info_t gi;
-        H5Gget_info(g, &gi);
-        for (hsize_t i = 0; i < gi.nlinks; i++) {
-            char name[256], obj[300];
-            if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
-                                   H5P_DEFAULT) < 0) continue;
-            snprintf(obj, sizeof obj, "/provenance/%s", name);
+        char **recs;
+        size_t nrec;
+        if (caimg_h5_list(r->files[k], "/provenance", &recs, &nrec)) continue;
+        if (!any++) {
+            section(r, "provenance", "Provenance");
+            caimg_str_printf(r->b, "<table class='prov'><tr><th>step</th><th>date</th>"
+                             "<th>command</th></tr>\n");
+        }
+        for (size_t i = 0; i < nrec; i++) {
+            char obj[300];
+            snprintf(obj, sizeof obj, "/provenance/%s", recs[i]);
             char *cmd = NULL, *date = NULL;
             caimg_h5_get_attr_string(r->files[k], obj, "command_line", &cmd);
             caimg_h5_get_attr_string(r->files[k], obj, "date", &date);
             caimg_str_printf(r->b, "<tr><td>");
-            caimg_str_escape(r->b, name);
+            caimg_str_escape(r->b, recs[i]);
             caimg_str_printf(r->b, "</td><td>");
             caimg_str_escape(r->b, date ? date : "");
             caimg_str_printf(r->b, "</td><td><code>");
@@ -389,11 +382,13 @@ static void provenance_section(report *r)
             free(cmd);
             free(date);
         }
-        H5Gclose(g);
+        caimg_h5_list_free(recs, nrec);
     }
     caimg_clear_error();
-    caimg_str_printf(r->b, "</table>\n");
-    end_section(r);
+    if (any) {
+        caimg_str_printf(r->b, "</table>\n");
+        end_section(r);
+    }
 }
 
 static const char css[] =

@@ -13,6 +13,7 @@
 #include "caimg/error.h"
 #include "caimg/h5io.h"
 #include "caimg/movie.h"
+#include "caimg/report.h"
 #include "caimg/tiffio.h"
 #include "caimg/tsv.h"
 #include "caimg/types.h"

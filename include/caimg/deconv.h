@@ -255,6 +255,31 @@ int caimg_oasis_solve(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
                       double smin, double *b_io, double *lambda_out,
                       double *c, double *s);
 
+/* ---- the deconv stage: files in, file out ------------------------------- */
+
+typedef struct {
+    const char *dataset;  /* traces [N][T] in an HDF5 input [/dff/dff] */
+    size_t block;         /* traces per block; 0 = about 64 MB at once */
+    int deflate;          /* compression of the [N][T] outputs, 0-9 [0] */
+} caimg_deconv_io;
+
+void caimg_deconv_io_init(caimg_deconv_io *io);
+
+/* The deconv stage.  `input` is an HDF5 file (a caimg dff output, or any
+ * HDF5 file with the dataset io->dataset [N][T], neuron-major) or a text
+ * table with one row per neuron and one column per frame (tab, comma or
+ * space separated, see caimg/tsv.h).  The frame rate is p->fs if
+ * positive, else the `fs` attribute of the dataset, its group, /dff, /roi
+ * or /movie (a table has none: p->fs is required).  Traces are read in
+ * blocks and deconvolved in parallel; `output` gets, as specified in
+ * caimg-h5(5): /deconv/s, /deconv/c, /deconv/spikes [N][T] float32,
+ * /deconv/b, /deconv/sn, /deconv/amplitude [N] and /deconv/g [N][2]
+ * float64, each with a `units` attribute, and /deconv with fs and the
+ * method.  Written under a temporary name and renamed on success; errors
+ * name the file. */
+int caimg_deconv_run(const char *input, const char *output, const caimg_deconv_params *p,
+                     const caimg_deconv_io *io, const char *cmdline);
+
 #ifdef __cplusplus
 }
 #endif

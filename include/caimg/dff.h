@@ -230,6 +230,32 @@ int caimg_dff_compute(const caimg_dff_params *p, size_t n, size_t T,
                       double *r, double *noise_psd, double *noise_cascade,
                       unsigned *flags, size_t first);
 
+/* ---- the dff stage: files in, file out ---------------------------------- */
+
+typedef struct {
+    const char *F;      /* dataset of raw traces [N][T] ["/roi/F"] */
+    const char *Fneu;   /* dataset of neuropil traces ["/roi/Fneu"]; NULL or ""
+                           for none (no neuropil subtraction) */
+    size_t block;       /* ROIs per block; 0 = about 64 MB of traces at once */
+    int deflate;        /* compression of the [N][T] outputs, 0-9 [0] */
+} caimg_dff_io;
+
+void caimg_dff_io_init(caimg_dff_io *io);
+
+/* The dff stage: read F (and Fneu) from `input`, a caimg or any HDF5
+ * file, in blocks of ROIs (memory does not grow with N), compute dF/F in
+ * parallel and write `output` as specified in caimg-h5(5): /dff/dff and
+ * /dff/baseline [N][T] float32, /dff/r, /dff/noise_psd, /dff/noise_cascade
+ * [N] float64, each with a `units` attribute, and /dff with the frame rate
+ * `fs` and the method.  The frame rate is p->fs if positive, else the `fs`
+ * attribute of the dataset's group, /roi or /movie.  The output is written
+ * under a temporary name and renamed on success (caimg_h5_create), records
+ * the parameters and `cmdline`, and links the input's groups.  Errors name
+ * the file and the problem ("roi.h5: /roi/Fneu is [3][100], /roi/F is
+ * [4][100]"); nothing is left at `output` on failure. */
+int caimg_dff_run(const char *input, const char *output, const caimg_dff_params *p,
+                  const caimg_dff_io *io, const char *cmdline);
+
 #ifdef __cplusplus
 }
 #endif

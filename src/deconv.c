@@ -1455,10 +1455,11 @@ static int refine_kinetics(const caimg_deconv_plan *plan, caimg_deconv_ws *ws, c
 
 /* Single-spike amplitude: spikes of one event often land on adjacent
  * frames, so runs of consecutive nonzero s are summed into events; events
- * smaller than `floor` (noise) are ignored; the amplitude is the smallest
- * prominent mode of the event sizes (a Gaussian kernel density estimate),
- * since in sparse firing single spikes are the most common events and
- * multi-spike events pile up at multiples of it.  With fewer than 10
+ * smaller than `floor` (noise) are ignored; the amplitude is the mode of
+ * the event sizes (a Gaussian kernel density estimate) whose basin holds
+ * the most events, since in sparse firing single spikes are the most
+ * common events and multi-spike events pile up at multiples of it, while
+ * noise events crowd narrowly just above the threshold.  With fewer than 10
  * events the median is used; with none, 0. */
 static double fit_amplitude(const double *s, size_t T, double floor, double *work)
 {

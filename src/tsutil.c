@@ -149,12 +149,26 @@ double caimg_ts_kde_mode(const double *x, size_t n, double *work, int first)
         if (d > dens[best]) best = k;
     }
     if (first) {
+        /* Split the density at its local minima into basins and take the
+         * peak of the basin holding the most samples: a narrow cluster
+         * (events just above a detection threshold) can be as dense as a
+         * broad one while holding far fewer samples. */
+        double bestmass = -1, mass = 0;
+        size_t peak = 0, bestpeak = best;
         for (size_t k = 0; k < nb; k++) {
-            int left = k == 0 || dens[k] >= dens[k - 1];
-            int right = k == nb - 1 || dens[k] > dens[k + 1];
-            if (left && right && dens[k] >= 0.5 * dens[best])
-                return lo + dx * (double)k;
+            if (k > 0 && k + 1 < nb && dens[k] < dens[k - 1] && dens[k] <= dens[k + 1]) {
+                if (mass > bestmass) {
+                    bestmass = mass;
+                    bestpeak = peak;
+                }
+                mass = 0;
+                peak = k;
+            }
+            mass += hist[k];
+            if (dens[k] > dens[peak]) peak = k;
         }
+        if (mass > bestmass) bestpeak = peak;
+        return lo + dx * (double)bestpeak;
     }
     return lo + dx * (double)best;
 }

@@ -33,10 +33,12 @@ size_t caimg_ts_fill_nonfinite(double *x, size_t n);
  * with the robust scale min(sd, IQR/1.349)) evaluated by binning on a grid
  * of CAIMG_TS_KDE_BINS points spanning the 0.5th to 99.5th percentiles.
  * `work` is scratch of n + CAIMG_TS_KDE_BINS doubles.  With `first`
- * nonzero, the smallest local maximum whose density is at least half the
- * highest one is returned instead (used for event sizes, where the
- * smallest cluster is the single-spike one).  Returns x[0] if n < 2 or the
- * data are constant. */
+ * nonzero, the density is split at its local minima into basins and the
+ * peak of the basin holding the most samples is returned instead (used
+ * for event sizes: events just above a detection threshold form a narrow
+ * cluster that can be as dense as the single-spike one while holding far
+ * fewer events).  Returns x[0] if n < 2, the median if the data are
+ * constant. */
 #define CAIMG_TS_KDE_BINS 512
 double caimg_ts_kde_mode(const double *x, size_t n, double *work, int first);
 

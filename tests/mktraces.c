@@ -11,12 +11,15 @@
  * times the noise [the truth's per-neuron snr].  --nan K puts NaN in ROI
  * K's frames 10-12, --zero K makes ROI K all zero, --neu-rows N writes
  * Fneu with N rows (a mismatch), --no-fs leaves out the fs attribute.
+ * The ROI pixels are the truth's somata (body mask >= 0.5), so caimg eval
+ * can match ROIs to neurons.
  *
  * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
  */
 #include <config.h>
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +108,35 @@ int main(int argc, char **argv)
     if (caimg_h5_write(f, "/roi/F", CAIMG_DT_F32, 2, dF, F)) die("F");
     if (!noneu && caimg_h5_write(f, "/roi/Fneu", CAIMG_DT_F32, 2, dN, Fn)) die("Fneu");
     if (!nofs && caimg_h5_set_attr_double(f, "/roi", "fs", fs)) die("fs");
+    {
+        size_t ds[8], di[8], dw[8];
+        int rank;
+        int64_t *st;
+        int32_t *ix;
+        float *body;
+        if (caimg_h5_read(t, "/truth/pix_start", CAIMG_DT_I64, 1, &rank, ds, (void **)&st)) die("pix_start");
+        if (caimg_h5_read(t, "/truth/pix_index", CAIMG_DT_I32, 2, &rank, di, (void **)&ix)) die("pix_index");
+        if (caimg_h5_read(t, "/truth/pix_body", CAIMG_DT_F32, 1, &rank, dw, (void **)&body)) die("pix_body");
+        int64_t *rs = malloc((N + 1) * sizeof *rs);
+        int32_t *ri = malloc(di[0] * 2 * sizeof *ri);
+        float *rw = malloc(di[0] * sizeof *rw);
+        size_t m = 0;
+        for (size_t i = 0; i < N; i++) {
+            rs[i] = (int64_t)m;
+            for (int64_t k = st[i]; k < st[i + 1]; k++) {
+                if (body[k] < 0.5f) continue;
+                ri[2 * m] = ix[2 * k];
+                ri[2 * m + 1] = ix[2 * k + 1];
+                rw[m++] = body[k];
+            }
+        }
+        rs[N] = (int64_t)m;
+        size_t n1[1] = {N + 1}, dm[2] = {m, 2};
+        if (caimg_h5_write(f, "/roi/pix_start", CAIMG_DT_I64, 1, n1, rs)) die("pix_start");
+        if (caimg_h5_write(f, "/roi/pix_index", CAIMG_DT_I32, 2, dm, ri)) die("pix_index");
+        if (caimg_h5_write(f, "/roi/pix_weight", CAIMG_DT_F32, 1, dm, rw)) die("pix_weight");
+        free(st); free(ix); free(body); free(rs); free(ri); free(rw);
+    }
     if (caimg_h5_commit(f)) die("commit");
     caimg_h5_close(t);
     free(base); free(ca); free(np); free(alpha); free(tsnr); free(F); free(Fn);

@@ -1461,18 +1461,23 @@ static int refine_kinetics(const caimg_deconv_plan *plan, caimg_deconv_ws *ws, c
  * common events and multi-spike events pile up at multiples of it, while
  * noise events crowd narrowly just above the threshold.  With fewer than 10
  * events the median is used; with none, 0. */
-static double fit_amplitude(const double *s, size_t T, double floor, double *work)
+static double fit_amplitude(const double *s, size_t T, double floor, double *work,
+                            size_t *nonzero)
 {
-    size_t n = 0;
+    size_t n = 0, nz = 0;
     for (size_t t = 0; t < T;) {
         if (s[t] <= 0) {
             t++;
             continue;
         }
         double sum = 0;
-        while (t < T && s[t] > 0) sum += s[t++];
+        while (t < T && s[t] > 0) {
+            sum += s[t++];
+            nz++;
+        }
         if (sum >= floor) work[n++] = sum;
     }
+    *nonzero = nz;
     if (n == 0) return 0;
     if (n < 10) return caimg_ts_median(work, n);
     return caimg_ts_kde_mode(work, n, work + n, 1);
@@ -1557,28 +1562,48 @@ int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
     caimg_deconv_info inf;
     memset(&inf, 0, sizeof inf);
     double *y = ws->y;
-    /* Copy and look for non-finite samples in one pass; the repair pass
-     * runs only when there are some. */
+    /* Copy, look for non-finite samples, sum and find the range in one
+     * pass (four partial sums: one running sum is a chain of dependent
+     * additions); the repair pass runs only when there are bad samples. */
     int anybad = 0;
-    for (size_t t = 0; t < T; t++) {
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, lo = INFINITY, hi = -INFINITY;
+    size_t t4 = T & ~(size_t)3;
+    for (size_t t = 0; t < t4; t += 4) {
+        double v0 = yin[t], v1 = yin[t + 1], v2 = yin[t + 2], v3 = yin[t + 3];
+        y[t] = v0; y[t + 1] = v1; y[t + 2] = v2; y[t + 3] = v3;
+        a0 += v0; a1 += v1; a2 += v2; a3 += v3;
+        /* Plain comparisons (fmin would be a library call); a NaN is
+         * caught by the sum below. */
+        double l01 = v0 < v1 ? v0 : v1, l23 = v2 < v3 ? v2 : v3, h01 = v0 > v1 ? v0 : v1,
+               h23 = v2 > v3 ? v2 : v3;
+        double l = l01 < l23 ? l01 : l23, h = h01 > h23 ? h01 : h23;
+        lo = l < lo ? l : lo;
+        hi = h > hi ? h : hi;
+    }
+    for (size_t t = t4; t < T; t++) {
         double v = yin[t];
         y[t] = v;
-        anybad |= !isfinite(v);
+        a0 += v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
     }
+    double off = (a0 + a1) + (a2 + a3);
+    anybad = !isfinite(off);
     size_t bad = anybad ? caimg_ts_fill_nonfinite(y, T) : 0;
     if (bad) {
         inf.flags |= CAIMG_DECONV_NONFINITE;
         caimg_warn("ROI %zu: %zu of %zu frames are NaN or infinite; replaced by linear "
                    "interpolation", roi, bad, T);
+        off = 0;
+        lo = hi = y[0];
+        for (size_t t = 0; t < T; t++) {
+            off += y[t];
+            if (y[t] < lo) lo = y[t];
+            if (y[t] > hi) hi = y[t];
+        }
     }
     /* Centre the trace: a large offset (raw fluorescence) would cost
      * precision in the residual sums. */
-    double off = 0, lo = y[0], hi = y[0];
-    for (size_t t = 0; t < T; t++) {
-        off += y[t];
-        if (y[t] < lo) lo = y[t];
-        if (y[t] > hi) hi = y[t];
-    }
     off /= (double)T;
     for (size_t t = 0; t < T; t++) y[t] -= off;
     double range = hi - lo;
@@ -1735,10 +1760,7 @@ int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
         caimg_warn("ROI %zu: the baseline/lambda iterations did not converge in %d steps",
                    roi, pp->max_iter);
     double amp_floor = pp->method == CAIMG_DECONV_THRESHOLDED ? smin : zfloor;
-    inf.amplitude = fit_amplitude(ss, T, amp_floor, ws->work);
-    size_t nsp = 0;
-    for (size_t t = 0; t < T; t++) nsp += ss[t] > 0;
-    inf.nspikes = nsp;
+    inf.amplitude = fit_amplitude(ss, T, amp_floor, ws->work, &inf.nspikes);
     inf.b = b + off;
     inf.g[0] = g[0];
     inf.g[1] = pe == 2 ? g[1] : 0;

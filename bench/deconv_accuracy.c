@@ -51,11 +51,10 @@ int main(int argc, char **argv)
     const double snrs[] = {2, 3, 4, 5, 6, 8, 10};
     const size_t nsnr = sizeof snrs / sizeof *snrs;
     const variant vars[] = {
-        {"thr AR2 z3", 2, CAIMG_DECONV_THRESHOLDED, 3, 1, 0},
-        {"con AR2", 2, CAIMG_DECONV_CONSTRAINED, 3, 1, 0},
-        {"auto AR2", 2, CAIMG_DECONV_AUTO, 2, 1, 0},
-        {"pen AR2 z2", 2, CAIMG_DECONV_PENALIZED, 2, 1, 0},
-        {"pen AR2 z3", 2, CAIMG_DECONV_PENALIZED, 3, 1, 0},
+        {"caimg default", 2, CAIMG_DECONV_THRESHOLDED, 3, 1, 0},
+        {"caimg auto", 2, CAIMG_DECONV_AUTO, 2, 1, 0},
+        {"caimg AR(1)", 1, CAIMG_DECONV_THRESHOLDED, 3, 1, 0},
+        {"caimg true tau", 2, CAIMG_DECONV_THRESHOLDED, 3, 0, 1},
     };
     const size_t nv = sizeof vars / sizeof *vars;
     double *F = malloc(T * sizeof *F), *c = malloc(T * sizeof *c), *s = malloc(T * sizeof *s);
@@ -95,7 +94,7 @@ int main(int argc, char **argv)
            "neurons per SNR, seed %llu\n", tau_r, tau_d, fs, T, rate, N, seed);
     printf("%-6s %12s", "SNR", "suite2p-ref");
     for (size_t v = 0; v < nv; v++) printf(" %18s", vars[v].name);
-    printf("   tau_est(AR1) median\n");
+    printf("   decay (default) median\n");
     double tot_ref = 0, tot[8] = {0};
     for (size_t k = 0; k < nsnr; k++) {
         double sum_ref = 0, sum[8] = {0};
@@ -117,7 +116,7 @@ int main(int argc, char **argv)
                 caimg_deconv_info info;
                 caimg_deconv_execute(plans[v], wss[v], F, c, s, &info, n);
                 sum[v] += sim_score(s, tf, T, u, nu);
-                if (v == 0 && n < 1024) caimg_ar_to_tau(info.g, 1, fs, &taus[n], NULL);
+                if (v == 0 && n < 1024) caimg_ar_to_tau(info.g, 2, fs, &taus[n], NULL);
             }
             free(u);
         }

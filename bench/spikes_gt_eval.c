@@ -18,10 +18,19 @@
  *             subtracted, OASIS AR(1) with no penalty, decay from the
  *             indicator (Suite2p's recommended tau: 0.7 s for GCaMP6f,
  *             1.25 s for GCaMP6s; 0.2 s preset for jGCaMP8f)
- *   caimg     caimg's default pipeline (see caimg-deconv(1)): running
- *             percentile baseline removed, then deconvolution with
- *             per-neuron estimated kinetics and noise
- *   others    variants named on the command line (see the table below)
+ *   caimg     the published dF/F minus a running 8th-percentile baseline
+ *             (60 s), then caimg deconv with its defaults: AR(2),
+ *             thresholded, kinetics, noise and baseline estimated per
+ *             neuron (no tuning to these files)
+ *   auto2     the same with --method auto
+ *   others    variants in the table below (exploration; thr = thresholded,
+ *             con = constrained, pen = penalized, digit = AR order)
+ *
+ * -l LAG shifts the inferred spikes LAG frames earlier before scoring (a
+ * diagnostic of the frame-time convention: frame i's value is spread over
+ * (t[i-1], t[i]] by default, the interval whose spikes a point sample at
+ * t[i] can show; with -l 1 it covers [t[i], t[i+1]), as if the time stamps
+ * were frame starts).
  */
 #include <config.h>
 

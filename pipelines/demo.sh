@@ -23,5 +23,7 @@ echo "== roi with the ImageJ ROIs drawn by the SIMA authors (traces only)"
 "$caimg" roi --masks "$top/testdata/real/sima/imageJ_ROIs.zip" "$out/raw.h5" -o "$out/roi_imagej.h5"
 "$caimg" export "$out/roi_imagej.h5" -d /roi/F -o "$out/F_imagej.tsv"
 echo
+"$caimg" report "$out/roi.h5" -o "$out/report.html"
+echo "Report: $out/report.html"
 echo "Results are in $out/: labels.tif and mean.tif open in ImageJ, F.tsv and"
 echo "stats.tsv in a spreadsheet; the HDF5 files with h5py, HDFView or 'caimg export'."

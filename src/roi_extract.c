@@ -161,22 +161,9 @@ out:
     return rc;
 }
 
-/* int64 vectors are not among caimg_dtype; the offsets need them. */
 static int write_i64(caimg_h5 *out, const char *name, const int64_t *v, size_t n)
 {
-    hsize_t d = n;
-    hid_t sp = H5Screate_simple(1, &d, NULL);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t ds = H5Dcreate2(caimg_h5_hid(out), name, H5T_STD_I64LE, sp, lcpl, H5P_DEFAULT,
-                          H5P_DEFAULT);
-    int rc = 0;
-    if (ds < 0 || (n && H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0))
-        rc = caimg_error(CAIMG_EIO, "%s: cannot write %s", caimg_h5_path(out), name);
-    if (ds >= 0) H5Dclose(ds);
-    H5Pclose(lcpl);
-    H5Sclose(sp);
-    return rc;
+    return caimg_h5_write(out, name, CAIMG_DT_I64, 1, &n, v);
 }
 
 int caimg_roi_write(caimg_h5 *out, const caimg_roiset *r, const caimg_roi_summary *s,

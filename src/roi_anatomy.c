@@ -348,8 +348,23 @@ static void prepare(const float *mean, const float *cells, size_t h, size_t w, d
         hpn[i] = (res[i] + (keep_cells ? cells[i] : 0)) / (a[i] + floor_);
 }
 
+/* Where the cell has shown some activity (S, the activity significance
+ * left after the cells found from activity were taken out), combine the two
+ * kinds of evidence as Stouffer's z, (z + S) / sqrt(2), which is again in
+ * noise units for independent noise; a soma that is silent keeps its z. */
+static void combine(float *z, const float *act, size_t n)
+{
+    if (!act) return;
+    for (size_t i = 0; i < n; i++) {
+        float a = act[i];
+        if (!isfinite(a)) continue;
+        float c = (z[i] + a) * (float)M_SQRT1_2;
+        if (c > z[i]) z[i] = c;
+    }
+}
+
 int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const size_t box[4],
-                caimg_roiset *r, int add)
+                caimg_roiset *r, int add, const float *act)
 {
     caimg_roi_params pp = *p0, *p = &pp;  /* DEBUG */
     pp.threshold = p0->anatomy;
@@ -384,6 +399,7 @@ int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const si
     rc = soma_map(hp, h, w, R, z, scale, work, tmp, NULL);
     if (rc == 1) { rc = 0; flat = 1; }
     if (rc) goto out;
+    combine(z, act, hw);
 
     /* Where the ROIs found so far are. */
     for (size_t i = 0; i < r->n; i++)
@@ -521,6 +537,7 @@ int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const si
         rc = soma_map(hp, h, w, R, z, scale, work, tmp, owner);
         if (rc == 1) { rc = 0; break; }
         if (rc) goto out;
+        combine(z, act, hw);
     }
 final:
     /* Every ROI's contrast, in the mean image with all cells in it but in

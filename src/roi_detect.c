@@ -63,6 +63,9 @@ typedef struct {
     size_t nb, h, w, hw;
     float *x;               /* [nb][h][w], normalised and high-passed in place */
     float *sig;             /* [hw] noise s.d. of each pixel in raw units */
+    float *rel;             /* [hw] 1 / resting brightness above the offset */
+    double offset;          /* detector offset from the photon transfer curve */
+    size_t bin;             /* frames per bin */
     float *S;               /* [hw] significance */
     double sigma_s;         /* matched filter */
     size_t rblur;           /* its radius, ceil(3 sigma_s) */
@@ -72,6 +75,23 @@ typedef struct {
     double m1, sd1;         /* mean and s.d. of E for pure noise */
     int nthreads;
 } det;
+
+/* qsort of pixel indices by brightness.  qsort has no context argument in
+ * C11; the key is passed through a thread-local pointer. */
+static _Thread_local const float *sort_key;
+
+static int cmp_by_key(const void *a, const void *b)
+{
+    float x = sort_key[*(const size_t *)a], y = sort_key[*(const size_t *)b];
+    return (x > y) - (x < y);
+}
+
+static void qsort_r_mean(size_t *ord, size_t n, const float *key)
+{
+    sort_key = key;
+    qsort(ord, n, sizeof *ord, cmp_by_key);
+    sort_key = NULL;
+}
 
 static int thread_id(void)
 {
@@ -125,8 +145,6 @@ static int prep_temporal(det *D, size_t whp)
                     sd = (float)(1.4826 * roi_median(scr, nb - 1) / sqrt(2.0));
                 }
                 D->sig[p0 + q] = sd;
-                float inv = sd > 0 ? 1.0f / sd : 0.0f;
-                for (size_t k = 0; k < nb; k++) s[k] *= inv;
             }
             for (size_t k = 0; k < nb; k++) {
                 float *dst = D->x + k * hw + p0;
@@ -138,6 +156,88 @@ static int prep_temporal(det *D, size_t whp)
         free(cum);
     }
     return err ? caimg_error(CAIMG_ENOMEM, "out of memory preparing the binned movie") : 0;
+}
+
+/* Step 1, relative changes: each pixel's changes are divided by its resting
+ * brightness above the detector's offset (dF/F), so that the neuropil's
+ * activity, which multiplies the fine static pattern of the neuropil and
+ * the edges of vessels, becomes as smooth as that activity itself and goes
+ * with the spatial high-pass, while a soma keeps its own dF/F.  The offset
+ * is found from the photon transfer curve: across pixels, the variance of
+ * the shot noise grows linearly with the mean, var = g (mean - offset) +
+ * read noise^2, and the line is fitted to the medians of 20 groups of
+ * pixels of similar brightness (the read noise is taken as small beside the
+ * offset).  Without shot noise (synthetic data, or a flat line) the
+ * offset is taken as 0.  `mean` is the mean image of the crop. */
+static int prep_relative(det *D, const float *mean)
+{
+    size_t hw = D->hw, G = 20;
+    float *mv = caimg_malloc(hw, sizeof *mv, "a photon transfer curve");
+    size_t *ord = caimg_malloc(hw, sizeof *ord, "a photon transfer curve");
+    if (!mv || !ord) {
+        free(mv);
+        free(ord);
+        return CAIMG_ENOMEM;
+    }
+    /* Sort pixels by brightness (a counting sort on a fine grid would do;
+     * qsort of indices keeps it simple). */
+    for (size_t i = 0; i < hw; i++) ord[i] = i;
+    qsort_r_mean(ord, hw, mean);
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    size_t ng = 0;
+    for (size_t g = 1; g + 1 < G; g++) {   /* the extreme groups are left out */
+        size_t a = g * hw / G, b = (g + 1) * hw / G, n = 0;
+        if (b <= a) continue;
+        for (size_t k = a; k < b; k++) mv[n++] = mean[ord[k]];
+        double mx = roi_median(mv, n);
+        n = 0;
+        for (size_t k = a; k < b; k++) {
+            double sg = D->sig[ord[k]];
+            mv[n++] = (float)(sg * sg * (double)D->bin);
+        }
+        double my = roi_median(mv, n);
+        sx += mx; sy += my; sxx += mx * mx; sxy += mx * my;
+        ng++;
+    }
+    double off = 0;
+    if (ng >= 3) {
+        double gain = (sxy - sx * sy / (double)ng) / (sxx - sx * sx / (double)ng);
+        double c = (sy - gain * sx) / (double)ng;
+        if (gain > 0 && isfinite(gain)) off = -c / gain;
+    }
+    /* Resting brightness above the offset, floored at a tenth of its median
+     * so that dark pixels (vessels) are not blown up. */
+    for (size_t i = 0; i < hw; i++) mv[i] = mean[i] - (float)off;
+    for (size_t i = 0; i < hw; i++) D->rel[i] = mv[i];
+    float med = roi_median(mv, hw);
+    int ok = med > 0 && isfinite(med);
+    for (size_t i = 0; i < hw; i++) {
+        float base = ok ? CAIMG_MAX(D->rel[i], 0.1f * med) : 1.0f;
+        D->rel[i] = 1.0f / base;
+    }
+    D->offset = off;
+    free(mv);
+    free(ord);
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < D->nb; k++) {
+        float *xk = D->x + k * hw;
+        for (size_t i = 0; i < hw; i++) xk[i] *= D->rel[i];
+    }
+    return 0;
+}
+
+/* Step 1, noise units: divide each pixel by its noise s.d. (in the same
+ * relative units). */
+static void prep_normalise(det *D)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < D->nb; k++) {
+        float *xk = D->x + k * D->hw;
+        for (size_t i = 0; i < D->hw; i++) {
+            float sd = D->sig[i] * D->rel[i];
+            xk[i] = sd > 0 ? xk[i] / sd : 0.0f;
+        }
+    }
 }
 
 /* Step 1, in space: subtract the local mean of each bin. */
@@ -442,7 +542,7 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
                        "activity (%d are needed); only the mean image is used", b->nbins,
                        b->bin, MIN_BINS);
         size_t box[4] = {b->y0, b->y0 + b->height, b->x0, b->x0 + b->width};
-        int rc = roi_anatomy(p, s, box, r, p->anatomy > 0);
+        int rc = roi_anatomy(p, s, box, r, p->anatomy > 0, NULL);
         if (rc) {
             caimg_roiset_free(r);
             return rc;
@@ -465,6 +565,8 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
     roi_phi_moments(THETA0, &D.m1, &var1);
     D.sd1 = sqrt(var1);
     D.sig = caimg_malloc(D.hw, sizeof *D.sig, "noise levels");
+    D.rel = caimg_malloc(D.hw, sizeof *D.rel, "resting levels");
+    D.bin = b->bin;
     D.S = caimg_malloc(D.hw, sizeof *D.S, "the activity map");
     D.ny = caimg_malloc(D.h, sizeof *D.ny, "noise levels");
     D.nx = caimg_malloc(D.w, sizeof *D.nx, "noise levels");
@@ -484,7 +586,7 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
     int32_t *yx = caimg_malloc(2 * wmax, sizeof *yx, "a footprint");
     float *wt = caimg_malloc(wmax, sizeof *wt, "a footprint");
     int rc = 0;
-    if (!D.sig || !D.S || !D.ny || !D.nx || !owner || !G.c || !G.cs || !G.act || !G.f || !G.fs || !G.tmp
+    if (!D.sig || !D.rel || !D.S || !D.ny || !D.nx || !owner || !G.c || !G.cs || !G.act || !G.f || !G.fs || !G.tmp
         || !G.mask || !G.keep || !G.stack || !yx || !wt) {
         rc = CAIMG_ENOMEM;
         goto out;
@@ -496,7 +598,19 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
     border_noise(D.sigma_s, D.h, D.ny);
     border_noise(D.sigma_s, D.w, D.nx);
     rc = prep_temporal(&D, whp);
+    if (!rc) {
+        /* The mean image of the crop, for relative changes. */
+        float *mc = caimg_malloc(D.hw, sizeof *mc, "the mean image");
+        if (!mc) rc = CAIMG_ENOMEM;
+        else {
+            for (size_t y = 0; y < D.h; y++)
+                memcpy(mc + y * D.w, s->mean + (y + b->y0) * s->width + b->x0, D.w * sizeof *mc);
+            rc = prep_relative(&D, mc);
+            free(mc);
+        }
+    }
     if (!rc) rc = prep_spatial(&D);
+    if (!rc) prep_normalise(&D);
     if (!rc) rc = estimate_nu(&D);
     if (!rc && !(D.nu > 0)) {
         /* A constant movie: nothing is active. */
@@ -603,7 +717,7 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
     {
         size_t box[4] = {b->y0, b->y0 + b->height, b->x0, b->x0 + b->width};
         size_t n0 = r->n;
-        rc = roi_anatomy(p, s, box, r, p->anatomy > 0);
+        rc = roi_anatomy(p, s, box, r, p->anatomy > 0, D.S);
         if (rc) goto out;
         /* Somata found in the mean image: the activity of their traces
          * (the movie no longer holds the cells found from activity). */
@@ -616,6 +730,7 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
 out:
     caimg_roiset_free(r);
     free(D.sig);
+    free(D.rel);
     free(D.S);
     free(D.ny);
     free(D.nx);

@@ -57,11 +57,13 @@ void roi_fill_holes(uint8_t *mask, size_t h, size_t w, int32_t *stack);
 size_t roi_component(uint8_t *mask, size_t h, size_t w, size_t seed, int32_t *stack,
                      uint8_t *keep);
 
-/* Somata in the mean image (roi_anatomy.c): sets the contrast statistic of
- * every ROI of r and, when `add` is nonzero, appends the somata found in the
- * valid box (y0, y1, x0, x1) that no ROI of r covers yet, with source 2. */
+/* Somata in the mean image (roi_anatomy.c): sets the contrast and fit
+ * statistics of every ROI of r and, when `add` is nonzero, appends the
+ * somata found in the valid box (y0, y1, x0, x1) that no ROI of r covers
+ * yet, with source 2.  `act` (NULL or the box's size) is the activity
+ * significance left, combined with the mean-image evidence. */
 int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
-                caimg_roiset *r, int add);
+                caimg_roiset *r, int add, const float *act);
 
 /* The seeded method's type (roi_masks.c), for the method table. */
 extern const caimg_roi_type roi_seeded_type;

@@ -22,8 +22,8 @@
  * on ROIs detected with lowered thresholds in simulated typical and hard
  * fields of seeds that no test uses, each labelled a cell when it matches a
  * true soma with IoU > 0.5); the script prints them in this form. */
-static const double W0 = -4.6310;
-static const double W[CAIMG_ROI_NFEATURES] = {0.7558, -1.0686, 0.0908, -0.4355, -0.1234, -0.4181, 0.2836, 1.1751, 0.0051, -0.4015};
+static const double W0 = -4.6402;
+static const double W[CAIMG_ROI_NFEATURES] = {0.8141, -0.8998, 0.1168, -0.4804, 0.0197, -0.3400, 0.2038, 0.9340, -0.1458, -0.3928, 0.4157};
 
 static double clampd(double v, double lo, double hi)
 {
@@ -36,7 +36,7 @@ void caimg_roi_classifier_features(const double *st, double diameter, double *f)
     double skew = st[CAIMG_ROI_SKEW], snr = st[CAIMG_ROI_SNR];
     double score = st[CAIMG_ROI_SCORE], con = st[CAIMG_ROI_CONTRAST];
     f[0] = log(st[CAIMG_ROI_NPIX] / area);
-    f[1] = fabs(f[0]);
+    f[1] = f[0] * f[0];
     f[2] = clampd(st[CAIMG_ROI_COMPACTNESS], 0, 1.2);
     f[3] = log(st[CAIMG_ROI_ASPECT]);
     f[4] = clampd(isfinite(skew) ? skew : 0, -2, 10);
@@ -45,6 +45,10 @@ void caimg_roi_classifier_features(const double *st, double diameter, double *f)
     f[7] = clampd(isfinite(con) ? con : 0, -5, 30);
     f[8] = isfinite(st[CAIMG_ROI_FIT]) ? st[CAIMG_ROI_FIT] : 0;
     f[9] = isfinite(st[CAIMG_ROI_OVERLAP]) ? st[CAIMG_ROI_OVERLAP] : 0;
+    /* Either kind of evidence suffices: activity in units of the default
+     * activity threshold (6), or contrast in units of the default mean-image
+     * threshold (3). */
+    f[10] = CAIMG_MAX(f[6] / 6, f[7] / 3);
 }
 
 double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diameter)

@@ -4,25 +4,26 @@
  *
  * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
  *
- * The mean image is high-passed (a Gaussian of s.d. d is subtracted: the
- * neuropil background and vignetting are smooth on that scale) and
- * correlated with two templates of a soma of diameter d: a filled disk and
- * a ring (the cytosol around a dimmer nucleus, as GCaMP expresses).  Each
- * response is divided by its own robust s.d. over the field (median
- * absolute deviation), so both read in noise units, and the larger is
- * kept.  Local maxima at or above the threshold are candidate somata, taken
- * strongest first.  A candidate's outline is the part of the lightly
- * smoothed high-passed image above half its local peak that is connected to
- * it, with holes (the nucleus) filled, no further than 0.75 d from its
- * centre and no nearer to another candidate's centre (so touching somata
- * are split along the line between them).  Candidates that mostly overlap
- * an ROI already found (from its activity) are the same cell and dropped.
+ * The mean image less its background (a Gaussian of 1.5 d; the neuropil
+ * background and vignetting are smooth on that scale), divided by its local
+ * noise level (the texture of the neuropil is proportional to its
+ * brightness), is correlated (by FFT) with templates of a soma: a filled
+ * disk and a ring (the cytosol around a dimmer nucleus, as GCaMP
+ * expresses), each at 0.8, 1 and 1.25 times the diameter d and against a
+ * surrounding annulus.  Each response is divided by its own robust s.d.,
+ * so all read in noise units, and the largest is kept; where the cell also
+ * showed some activity the two kinds of evidence are combined.  Local
+ * maxima at or above the threshold are fitted with a soma model (an
+ * ellipse with a soft edge, with or without a dimmer nucleus) and, taken
+ * strongest first, become ROIs whose masks are the fitted ellipses, unless
+ * the fit is poor or they mostly cover an ROI already found.  The somata
+ * found are subtracted from the image and the search is repeated, so that
+ * dim cells next to bright ones are found once their neighbours are gone,
+ * with the noise then measured without the cells.
  */
 #include <config.h>
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <fftw3.h>
@@ -363,12 +364,10 @@ static void combine(float *z, const float *act, size_t n)
     }
 }
 
-int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const size_t box[4],
+int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
                 caimg_roiset *r, int add, const float *act)
 {
-    caimg_roi_params pp = *p0, *p = &pp;  /* DEBUG */
-    pp.threshold = p0->anatomy;
-    if (getenv("CAIMG_ANAT_T")) pp.threshold = atof(getenv("CAIMG_ANAT_T"));
+    double thr = p->anatomy;
     size_t y0 = box[0], x0 = box[2], h = box[1] - box[0], w = box[3] - box[2], hw = h * w;
     size_t X = s->width;
     double d = p->diameter, R = d / 2;
@@ -425,7 +424,7 @@ int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const si
         for (size_t y = 0; y < h; y++)
             for (size_t x = 0; x < w; x++) {
                 float v = z[y * w + x];
-                if (!(v >= p->threshold) || owner[y * w + x]) continue;
+                if (!(v >= thr) || owner[y * w + x]) continue;
                 int ismax = 1;
                 for (long dy = -nr; dy <= nr && ismax; dy++)
                     for (long dx = -nr; dx <= nr; dx++) {
@@ -505,9 +504,6 @@ int roi_anatomy(const caimg_roi_params *p0, const caimg_roi_summary *s, const si
                     wt[m] = (float)(t > 0.05 ? t : 0.05);
                     m++;
                 }
-            if (getenv("CAIMG_ROI_DEBUG"))
-                fprintf(stderr, "cand z %.1f at %.1f,%.1f a %.1f b %.1f beta %.2f corr %.2f m %zu shared %zu round %d\n",
-                        pk[q].z, f->cy, f->cx, f->a, f->b, f->beta, f->corr, m, shared, round);
             if ((double)m < 0.25 * area0 || 2 * shared > m) continue;
             double acc = 0;
             for (size_t k = 0; k < m; k++)

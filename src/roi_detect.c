@@ -1,5 +1,6 @@
 /* roi_detect.c -- the activity method: cells found from their activity in
- * the temporally binned movie, one at a time, until what remains is noise.
+ * the temporally binned movie, one at a time, until what remains is noise;
+ * then somata seen in the mean image (roi_anatomy.c).
  *
  * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
  *
@@ -9,28 +10,34 @@
  *  1. Each pixel of the binned movie (bins of about one decay time, so a
  *     transient falls in one or two bins) is high-passed in time (a running
  *     mean over `highpass` seconds is subtracted: bleaching, slow drift) and
- *     divided by its noise s.d., estimated robustly from bin-to-bin changes
- *     (median absolute deviation), so every pixel has unit noise whatever
- *     its brightness.  A box mean over 1.5 cell diameters is subtracted from
- *     every bin: the neuropil is smooth on that scale, somata are not.
+ *     turned into relative changes (divided by its resting brightness above
+ *     the detector offset, so the neuropil's activity, which multiplies the
+ *     fine pattern of the neuropil, becomes smooth); a box mean over 1.5
+ *     cell diameters is subtracted from every bin (the neuropil is smooth
+ *     on that scale, somata are not); and each pixel is divided by its noise
+ *     s.d., estimated robustly from bin-to-bin changes, so every pixel has
+ *     unit noise whatever its brightness.
  *  2. The matched filter for a soma, a Gaussian of s.d. d/4, turns each bin
- *     into u; u / nu is a z-score, nu being the noise s.d. of u measured on
- *     the data (so spatially correlated noise, e.g. from motion correction,
- *     is accounted for).
- *  3. Activity at a pixel is E = sum over bins of (z - theta0)^2 for z >
- *     theta0 (theta0 = 2): only excursions well above the noise count, as
- *     calcium transients are sparse and positive.  For pure noise the mean
- *     and s.d. of E are known (roi_phi_moments), which makes
- *     S = (E - mean) / sd a significance in noise units.
+ *     into u; u / nu is a z-score, nu being the robust noise s.d. of u
+ *     measured on the data (so slow neuropil fluctuations and spatially
+ *     correlated noise, e.g. from motion correction, count as noise), with
+ *     the filter's larger noise near the borders accounted for.
+ *  3. Activity at a pixel is E = sum over bins of z - theta0 for z > theta0
+ *     (theta0 = 1.5): only excursions above the noise count, as calcium
+ *     transients are sparse and positive, and no single bin dominates.  For
+ *     pure noise the mean and s.d. of E are known (roi_phi_moments), which
+ *     makes S = (E - mean) / sd a significance in noise units.
  *  4. Repeatedly: take the pixel of largest S; while S >= threshold, grow a
  *     cell there: its trace is the footprint-weighted sum of the movie, its
  *     active bins those where the trace exceeds 2.5 robust s.d., its
  *     footprint the mean of the movie over the active bins, thresholded at
  *     0.3 of its peak, restricted to the connected part containing the
- *     peak, with holes (the dim nucleus) filled; three rounds.  The cell's
- *     least-squares contribution (footprint x trace) is then subtracted from
- *     the movie and S is recomputed around it, so a neighbour that overlaps
- *     it can be found next, and a cell is never found twice.
+ *     peak, with holes (the dim nucleus) filled; three rounds.  It is a cell
+ *     if it is neither tiny nor too large, not mostly an earlier cell, and
+ *     compact (its activity falls off beyond its edge).  Its least-squares
+ *     contribution (footprint x trace) is then subtracted from the movie in
+ *     any case and S is recomputed around it, so a neighbour that overlaps
+ *     it can be found next, and nothing is found twice.
  *
  * The footprint weights are converted back to raw units (multiplied by each
  * pixel's noise s.d.) for the traces.
@@ -38,7 +45,6 @@
 #include <config.h>
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -620,15 +626,6 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
     }
     if (!rc) rc = update_S(&D, 0, 0, D.h, D.w);
     if (rc) goto out;
-    if (getenv("CAIMG_ROI_DEBUG")) {  /* DEBUG */
-        FILE *fp = fopen(getenv("CAIMG_ROI_DEBUG"), "w");
-        for (size_t y = 0; y < D.h; y++) {
-            for (size_t x = 0; x < D.w; x++) fprintf(fp, "%s%g", x ? "\t" : "", D.S[y * D.w + x]);
-            fputc('\n', fp);
-        }
-        fclose(fp);
-        fprintf(stderr, "nb %zu whp %zu\n", D.nb, whp);
-    }
 
     double area0 = M_PI * p->diameter * p->diameter / 4;
     size_t maxiter = 4 * (D.hw / (size_t)CAIMG_MAX(1, area0) + 10);

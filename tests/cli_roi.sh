@@ -66,6 +66,45 @@ ok "sima activity" "$CAIMG" roi "$T/sima.h5" -o "$T/rsima2.h5"
 ok "tiff input" "$CAIMG" roi "$TESTDATA/real/sima/example.tif" -o "$T/rtif.h5"
 grep -q "not motion corrected" "$T/err" || fail "tiff input: no warning"
 
+# --- against caimg simulate's ground truth, scored by caimg eval --------------------
+# Fields of 192 x 192 pixels, 1500 frames at 30 Hz, seed 41 (used by no
+# tuning), still (no motion, so no caimg mc needed).  The floors guard
+# against regressions at the accuracy measured when this was written
+# (typical F1 0.944, hard 0.685; see bench/roi.sh for the full-size fields):
+# the issue's targets (0.95 and 0.92) are not all met, and the report says so.
+sim() {
+    "$CAIMG" simulate -q --preset "$1" --size 192x192 --frames 1500 --seed 41 --motion-sd 0 \
+        --jitter 0 --jump-rate 0 -o "$T/sim_$1.h5" --truth "$T/truth_$1.h5"
+}
+evalv() { "$CAIMG" eval --tsv --truth "$1" "$2" | awk -F'\t' -v k="$3" '$2 == k {print $3}'; }
+for preset in typical hard; do
+    ok "simulate $preset" sim $preset || continue
+    ok "roi $preset" "$CAIMG" roi "$T/sim_$preset.h5" -o "$T/rsim_$preset.h5" || continue
+    f1=$(evalv "$T/truth_$preset.h5" "$T/rsim_$preset.h5" f1)
+    floor=0.90
+    [ $preset = hard ] && floor=0.62
+    awk -v f="$f1" -v m="$floor" 'BEGIN {exit !(f >= m)}' || fail "$preset: F1 $f1 < $floor"
+    # Traces: nearly as good as the true masks' on the same neurons (the
+    # noise sets the ceiling of the correlation with the true calcium); in
+    # the crowded hard field shared pixels are left out of our traces and
+    # neighbours leak in, measured 91 % of the true masks' there, 97 % in
+    # the typical one.
+    "$CAIMG" export -q "$T/truth_$preset.h5" -d /truth/labels --dtype int32 -o "$T/tl_$preset.tif"
+    ok "roi on the true masks" "$CAIMG" roi -q --masks "$T/tl_$preset.tif" "$T/sim_$preset.h5" -o "$T/rtrue_$preset.h5"
+    "$CAIMG" eval -q --truth "$T/truth_$preset.h5" "$T/rsim_$preset.h5" --per-neuron "$T/pn_mine.tsv" >/dev/null
+    "$CAIMG" eval -q --truth "$T/truth_$preset.h5" "$T/rtrue_$preset.h5" --per-neuron "$T/pn_true.tsv" >/dev/null
+    r=$(paste "$T/pn_mine.tsv" "$T/pn_true.tsv" | awk -F'\t' 'NR > 1 && $5 != "nan" && $12 != "nan" {
+        a += $5; b += $12; n++ } END {if (n) printf "%.4f %.4f %d", a / n, b / n, n}')
+    # shellcheck disable=SC2086
+    set -- $r
+    [ "${3:-0}" -gt 10 ] || fail "$preset: too few matched neurons to compare traces ($r)"
+    tol=0.95
+    [ $preset = hard ] && tol=0.88
+    awk -v a="$1" -v b="$2" -v t="$tol" 'BEGIN {exit !(a >= t * b)}' ||
+        fail "$preset: trace correlation $1, true masks $2"
+    echo "$preset: F1 $f1, trace correlation $1 (true masks $2, $3 neurons)" >&2
+done
+
 # --- bad inputs: exit 1, one line naming the file, nothing left --------------------
 bad 1 "nothere.h5" "$T/x.h5" "missing input" "$CAIMG" roi "$T/nothere.h5" -o "$T/x.h5"
 "$MKCELLS" -Y 50 -X 60 -T 10 --labels "$T/small.tif" || fail "mkcells small labels"

@@ -264,7 +264,8 @@ double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diamet
  * (one row of caimg_roiset.stats) and the expected diameter d, into
  * f[CAIMG_ROI_NFEATURES]: log(npix / (pi d^2 / 4)), its square,
  * compactness (clipped to 1.2), log(aspect), skew (clipped to [-2, 10]),
- * log(max(snr, 0.5)), score and contrast (clipped to [-5, 30], NaN as 0),
+ * log(max(snr, 0.5)), score (clipped to [-3, 8]) and contrast (clipped to
+ * [-5, 30]; NaN as 0),
  * fit (NaN as 0), overlap, and max(score / 6, contrast / 3).  Exposed so that the weights can be refitted (bench/). */
 #define CAIMG_ROI_NFEATURES 11
 void caimg_roi_classifier_features(const double *st, double diameter, double *f);

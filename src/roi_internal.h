@@ -26,7 +26,9 @@ void roi_gauss_blur_window(const float *in, size_t h, size_t w, double sigma,
                            size_t oy, size_t ox, size_t oh, size_t ow, float *out,
                            float *tmp);
 
-/* Box mean over (2r+1) x (2r+1), normalised at the borders like the blur. */
+/* Box mean over (2r+1) x (2r+1); beyond the borders the image is extended
+ * point-symmetrically, so a linear trend does not bias the mean there.
+ * `tmp` holds h*w floats; in and out must differ. */
 void roi_box_mean(const float *in, float *out, size_t h, size_t w, size_t r, float *tmp);
 
 /* The k-th smallest of n floats (0-based); reorders a. */

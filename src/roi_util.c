@@ -95,33 +95,63 @@ void roi_gauss_blur(const float *in, float *out, size_t h, size_t w, double sigm
     roi_gauss_blur_window(in, h, w, sigma, 0, 0, h, w, out, tmp);
 }
 
+/* Point-symmetric extension of v (n samples) by r on each side into e
+ * (n + 2r) about the mean level of the last r/2 + 1 samples at each end:
+ * beyond an end, 2 level - v(mirror), so that a linear trend continues
+ * through the border and a box mean there is not biased by it (a
+ * one-sided mean would be), while the level, an average, adds little
+ * noise. */
+static void odd_extend(const float *v, size_t n, size_t stride, size_t r, float *e)
+{
+    for (size_t i = 0; i < n; i++) e[r + i] = v[i * stride];
+    size_t q = CAIMG_MIN(n, r / 2 + 1);
+    double a = 0, b = 0;
+    for (size_t i = 0; i < q; i++) {
+        a += v[i * stride];
+        b += v[(n - 1 - i) * stride];
+    }
+    /* The level at the end pixel itself, from the mean of q samples whose
+     * centre lies (q - 1) / 2 inside. */
+    float la = (float)(a / (double)q), lb = (float)(b / (double)q);
+    for (size_t k = 1; k <= r; k++) {
+        size_t m = k < n ? k : n - 1;
+        e[r - k] = 2 * la - v[m * stride];
+        e[r + n - 1 + k] = 2 * lb - v[(n - 1 - m) * stride];
+    }
+}
+
 void roi_box_mean(const float *in, float *out, size_t h, size_t w, size_t r, float *tmp)
 {
-    /* Horizontal running sums into tmp, then vertical into out. */
+    /* Horizontal then vertical running sums over the point-symmetric
+     * extension; `tmp` holds h*w floats, the extension is on the stack or
+     * the heap. */
+    size_t m = CAIMG_MAX(h, w) + 2 * r;
+    float ebuf[4096];
+    float *e = m <= 4096 ? ebuf : malloc(m * sizeof *e);
+    if (!e) {
+        memcpy(out, in, h * w * sizeof *out);   /* no memory: no high-pass */
+        return;
+    }
+    float inv = 1.0f / (float)(2 * r + 1);
     for (size_t y = 0; y < h; y++) {
-        const float *row = in + y * w;
-        float *t = tmp + y * w;
+        odd_extend(in + y * w, w, 1, r, e);
         double s = 0;
-        size_t hi = CAIMG_MIN(w, r + 1);
-        for (size_t x = 0; x < hi; x++) s += row[x];
+        for (size_t k = 0; k < 2 * r + 1; k++) s += e[k];
         for (size_t x = 0; x < w; x++) {
-            size_t lo = x > r ? x - r : 0, up = CAIMG_MIN(w - 1, x + r);
-            t[x] = (float)(s / (double)(up - lo + 1));
-            if (x + r + 1 < w) s += row[x + r + 1];
-            if (x >= r) s -= row[x - r];
+            tmp[y * w + x] = (float)s * inv;
+            if (x + 1 < w) s += e[x + 2 * r + 1] - e[x];
         }
     }
     for (size_t x = 0; x < w; x++) {
+        odd_extend(tmp + x, h, w, r, e);
         double s = 0;
-        size_t hi = CAIMG_MIN(h, r + 1);
-        for (size_t y = 0; y < hi; y++) s += tmp[y * w + x];
+        for (size_t k = 0; k < 2 * r + 1; k++) s += e[k];
         for (size_t y = 0; y < h; y++) {
-            size_t lo = y > r ? y - r : 0, up = CAIMG_MIN(h - 1, y + r);
-            out[y * w + x] = (float)(s / (double)(up - lo + 1));
-            if (y + r + 1 < h) s += tmp[(y + r + 1) * w + x];
-            if (y >= r) s -= tmp[(y - r) * w + x];
+            out[y * w + x] = (float)s * inv;
+            if (y + 1 < h) s += e[y + 2 * r + 1] - e[y];
         }
     }
+    if (e != ebuf) free(e);
 }
 
 float roi_select(float *a, size_t n, size_t k)

@@ -649,6 +649,12 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
          * small. */
         size_t shared = 0, m = 0;
         if (npix > 0) {
+            /* Pixels of the outline whose footprint is not positive (a
+             * filled nucleus) keep a small weight: they are part of the
+             * cell's mask, which a weight of 0 would drop. */
+            float fmax = 0;
+            for (size_t j = 0; j < G.wn; j++)
+                if (G.mask[j] && G.fs[j] > fmax) fmax = G.fs[j];
             for (size_t j = 0; j < G.wn; j++) {
                 if (!G.mask[j]) continue;
                 size_t y = G.wy + j / G.ww, x = G.wx + j % G.ww;
@@ -656,7 +662,7 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
                 if (owner[y * D.w + x]) shared++;
                 yx[2 * m] = (int32_t)(y + b->y0);
                 yx[2 * m + 1] = (int32_t)(x + b->x0);
-                wt[m] = G.fs[j] * D.sig[y * D.w + x];
+                wt[m] = CAIMG_MAX(G.fs[j], 0.05f * fmax) * D.sig[y * D.w + x];
                 m++;
             }
         }

@@ -11,6 +11,10 @@
 #define CAIMG_CAIMG_H
 
 #include "caimg/error.h"
+#include "caimg/h5io.h"
+#include "caimg/movie.h"
+#include "caimg/tiffio.h"
+#include "caimg/tsv.h"
 #include "caimg/types.h"
 #include "caimg/version.h"
 #include "caimg/ann.h"

@@ -20,9 +20,9 @@ typedef struct {
 /* The one table: dispatch, `caimg --help` and `caimg help CMD` all read it.
  * Entries are grouped by their heading, in pipeline order. */
 static const command commands[] = {
-
-
-
+    {"import",  main_import,  "Data",  "convert TIFF stacks to a caimg HDF5 movie"},
+    {"info",    main_info,    "Data",  "summarise a caimg HDF5 or TIFF file"},
+    {"export",  main_export,  "Data",  "write movies to TIFF and traces to TSV"},
     {NULL, NULL, NULL, NULL}
 };
 

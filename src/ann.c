@@ -175,13 +175,14 @@ int ann_threads_for(size_t nchunks, int nscratch)
  * (2017) and Cadena et al. (2019): a smooth first-layer filter bank, a
  * second conv layer, and per-neuron spatial masks and feature weights with
  * sparsity and smoothness penalties. */
-static const char *const preset_names[] = {"mlp", "conv2", NULL};
+static const char *const preset_names[] = {"mlp", "conv2", "ln", NULL};
 static const char *const preset_texts[] = {
     "input; dense 256 name=fc1; elu name=elu1; noise name=h1; "
     "readout dense l1=0.0001; softplus name=output",
     "input; conv 16 9x9 pad=same smooth=0.01 name=conv1; elu name=elu1; noise name=h1; "
     "conv 16 7x7 pad=same name=conv2; elu name=elu2; noise name=h2; "
     "readout factorised l1=0.001 smooth=0.001; softplus name=output",
+    "input; readout dense l1=0.0001; softplus name=output",
 };
 
 const char *caimg_ann_preset(const char *name)
@@ -706,9 +707,13 @@ caimg_ann *caimg_ann_create(const char *arch, size_t channels, size_t height,
         return NULL;
     }
     m->theta = caimg_calloc(m->nparam ? m->nparam : 1, sizeof *m->theta, "model parameters");
-    if (!m->theta) { caimg_ann_free(m); return NULL; }
+    m->out_scale = caimg_malloc(nout, sizeof *m->out_scale, "output scale");
+    m->out_offset = caimg_calloc(nout, sizeof *m->out_offset, "output offset");
+    if (!m->theta || !m->out_scale || !m->out_offset) { caimg_ann_free(m); return NULL; }
+    for (size_t k = 0; k < nout; k++) m->out_scale[k] = 1.0f;
     for (size_t l = 0; l < m->nl; l++)
         if (alloc_noise_sd(&m->L[l])) { caimg_ann_free(m); return NULL; }
+    caimg_ann_prep_init(&m->prep, height, width);
     init_params(m);
     return m;
 }
@@ -722,10 +727,15 @@ caimg_ann *caimg_ann_clone(const caimg_ann *src)
     m->L = caimg_malloc(src->nl, sizeof *m->L, "layers");
     m->tens = caimg_malloc(src->ntens ? src->ntens : 1, sizeof *m->tens, "tensor table");
     m->theta = caimg_malloc(src->nparam ? src->nparam : 1, sizeof *m->theta, "model parameters");
-    if (!m->L || !m->tens || !m->theta) {
-        free(m->L); free(m->tens); free(m->theta); free(m);
+    m->out_scale = caimg_malloc(src->nout, sizeof *m->out_scale, "output scale");
+    m->out_offset = caimg_malloc(src->nout, sizeof *m->out_offset, "output offset");
+    if (!m->L || !m->tens || !m->theta || !m->out_scale || !m->out_offset) {
+        free(m->L); free(m->tens); free(m->theta); free(m->out_scale); free(m->out_offset);
+        free(m);
         return NULL;
     }
+    memcpy(m->out_scale, src->out_scale, src->nout * sizeof *m->out_scale);
+    memcpy(m->out_offset, src->out_offset, src->nout * sizeof *m->out_offset);
     memcpy(m->L, src->L, src->nl * sizeof *m->L);
     memcpy(m->tens, src->tens, src->ntens * sizeof *m->tens);
     memcpy(m->theta, src->theta, src->nparam * sizeof *m->theta);
@@ -747,6 +757,8 @@ void caimg_ann_free(caimg_ann *m)
     free(m->L);
     free(m->tens);
     free(m->theta);
+    free(m->out_scale);
+    free(m->out_offset);
     free(m);
 }
 
@@ -869,10 +881,11 @@ size_t caimg_ann_layer_size(const caimg_ann *m, size_t l)
     return l < m->nl ? m->L[l].osize : 0;
 }
 
-/* Tensors: trainable ones in layer order, then noise scales. */
+/* Tensors: trainable ones in layer order, then noise scales, then the
+ * output scale and offset. */
 size_t caimg_ann_ntensors(const caimg_ann *m)
 {
-    size_t n = m->ntens;
+    size_t n = m->ntens + 2;
     for (size_t l = 0; l < m->nl; l++) n += m->L[l].noise_sd != NULL;
     return n;
 }
@@ -903,7 +916,16 @@ int caimg_ann_tensor_get(caimg_ann *m, size_t k, caimg_ann_tensor *t)
         t->data = L->noise_sd;
         return 0;
     }
-    return caimg_error(CAIMG_EINVAL, "model has no tensor number %zu", k);
+    if (k < 2) {
+        t->name = k == 0 ? "output/scale" : "output/offset";
+        t->rank = 1;
+        t->dims[0] = m->nout; t->dims[1] = t->dims[2] = t->dims[3] = 1;
+        t->size = m->nout;
+        t->trainable = 0;
+        t->data = k == 0 ? m->out_scale : m->out_offset;
+        return 0;
+    }
+    return caimg_error(CAIMG_EINVAL, "model has no such tensor");
 }
 
 int caimg_ann_tensor_find(const caimg_ann *m, const char *name)
@@ -917,6 +939,8 @@ int caimg_ann_tensor_find(const caimg_ann *m, const char *name)
         if (!strncmp(name, m->L[l].name, ln) && !strcmp(name + ln, "/noise_sd")) return (int)k;
         k++;
     }
+    if (!strcmp(name, "output/scale")) return (int)k;
+    if (!strcmp(name, "output/offset")) return (int)k + 1;
     return -1;
 }
 
@@ -927,6 +951,20 @@ int caimg_ann_set_input_norm(caimg_ann *m, double mean, double sd)
                            "(got %g, %g)", mean, sd);
     m->in_mean = mean;
     m->in_sd = sd;
+    return 0;
+}
+
+int caimg_ann_set_output_affine(caimg_ann *m, const float *scale, const float *offset)
+{
+    for (size_t k = 0; k < m->nout; k++) {
+        if (scale && (!(scale[k] > 0) || !isfinite(scale[k])))
+            return caimg_error(CAIMG_EINVAL, "output scale of neuron %zu is %g; it must be positive",
+                               k, (double)scale[k]);
+        if (offset && !isfinite(offset[k]))
+            return caimg_error(CAIMG_EINVAL, "output offset of neuron %zu is not finite", k);
+    }
+    if (scale) memcpy(m->out_scale, scale, m->nout * sizeof *scale);
+    if (offset) memcpy(m->out_offset, offset, m->nout * sizeof *offset);
     return 0;
 }
 
@@ -1082,6 +1120,10 @@ static void forward_chunk(const caimg_ann *m, caimg_ann_work *w, const float *x,
                           l == m->readout ? w->aux + b0 * aux : NULL, nb, scratch);
         if (nd && L->sigma > 0) ann_add_noise(m, l, out, nb, nd->stream, nd->index0 + b0);
     }
+    float *y = w->act[m->nl - 1] + b0 * m->nout;
+    for (size_t i = 0; i < nb; i++)
+        for (size_t k = 0; k < m->nout; k++)
+            y[i * m->nout + k] = y[i * m->nout + k] * m->out_scale[k] + m->out_offset[k];
 }
 
 int caimg_ann_forward(const caimg_ann *m, caimg_ann_work *w, const float *x,
@@ -1144,6 +1186,9 @@ static void backward_chunk(const caimg_ann *m, caimg_ann_work *w, const bwd_plan
     else
         memset(gt, 0, nb * m->L[top].osize * sizeof *gt);
     add_seeds(m, w, p, top, b0, nb);
+    if (top == m->nl - 1)
+        for (size_t i = 0; i < nb; i++)
+            for (size_t k = 0; k < m->nout; k++) gt[i * m->nout + k] *= m->out_scale[k];
     size_t aux = ann_aux_size(m, m->readout);
     for (size_t l = top; l >= 1; l--) {
         const ann_layer *L = &m->L[l];

@@ -67,6 +67,8 @@ struct caimg_ann {
     uint64_t seed;
     double in_mean, in_sd;
     size_t readout;           /* index of the readout layer */
+    float *out_scale, *out_offset;   /* [nout] output affine */
+    caimg_ann_prep prep;
     size_t max_col;           /* largest conv col buffer (floats per sample) */
 };
 

@@ -52,7 +52,7 @@ void caimg_ann_history_clear(caimg_ann_history *h)
 /* Weighted data loss: sum over neurons, weighted mean over samples (w NULL:
  * plain mean).  dp receives the gradient of that value. */
 static double loss_weighted(caimg_ann_loss_type type, const float *p, const float *y,
-                            const float *w, size_t n, size_t N, float *dp)
+                            const float *w, const float *nw, size_t n, size_t N, float *dp)
 {
     double wsum = 0.0;
     for (size_t s = 0; s < n; s++) wsum += w ? w[s] : 1.0;
@@ -71,16 +71,17 @@ static double loss_weighted(caimg_ann_loss_type type, const float *p, const floa
                 if (dp) dp[i] = 0.0f;
                 continue;
             }
+            const float nwk = nw ? nw[k] : 1.0f;
             if (type == CAIMG_ANN_POISSON) {
                 float q = pv + POISSON_EPS;
-                ls += (double)pv - (double)yv * log((double)q);
+                ls += nwk * ((double)pv - (double)yv * log((double)q));
                 g = 1.0f - yv / q;
             } else {
                 float d = pv - yv;
-                ls += 0.5 * (double)d * (double)d;
+                ls += nwk * 0.5 * (double)d * (double)d;
                 g = d;
             }
-            if (dp) dp[i] = ws * g;
+            if (dp) dp[i] = ws * nwk * g;
         }
         total += (double)ws * ls;
     }
@@ -90,7 +91,7 @@ static double loss_weighted(caimg_ann_loss_type type, const float *p, const floa
 double caimg_ann_loss(caimg_ann_loss_type type, const float *p, const float *y,
                       size_t n, size_t nout, float *dp)
 {
-    return loss_weighted(type, p, y, NULL, n, nout, dp);
+    return loss_weighted(type, p, y, NULL, NULL, n, nout, dp);
 }
 
 /* ---- penalties ----------------------------------------------------------------- */
@@ -248,6 +249,9 @@ static int check_data(const caimg_ann *m, const float *x, const float *y, const 
                                (double)wt[s]);
         for (size_t k = 0; k < N; k++) {
             float v = y[s * N + k];
+            if (o->neuron_weights && (!(o->neuron_weights[k] >= 0) || !isfinite(o->neuron_weights[k])))
+                return caimg_error(CAIMG_EINVAL, "neuron %zu has loss weight %g; weights must be >= 0",
+                                   k, (double)o->neuron_weights[k]);
             if (isinf(v))
                 return caimg_error(CAIMG_EFORMAT, "response of neuron %zu to stimulus %zu is infinite",
                                    k, s);
@@ -375,7 +379,8 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
                 s += wi * v;
                 ws += wi;
             }
-            b[k] = (float)invert_output(m, ws > 0 ? s / ws : 0.0);
+            double target = ws > 0 ? s / ws : 0.0;
+            b[k] = (float)invert_output(m, (target - m->out_offset[k]) / m->out_scale[k]);
         }
     }
 
@@ -403,7 +408,7 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
             caimg_ann_noise_draw nd = {TRAIN_STREAM | step, 0};
             st = caimg_ann_forward(m, w, xb, nb, &nd, pb);
             if (st) break;
-            double L = loss_weighted(o->loss, pb, yb, wb, nb, N, db);
+            double L = loss_weighted(o->loss, pb, yb, wb, o->neuron_weights, nb, N, db);
             loss_sum += L * (double)nb;
             loss_n += nb;
             st = caimg_ann_backward(m, w, db, NULL, 0, NULL, 1);
@@ -436,7 +441,8 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
         e->val_corr = NAN;
         if (nval) {
             if ((st = caimg_ann_predict(m, xv, nval, 0, 0, pv))) break;
-            e->val_loss = caimg_ann_loss(o->loss, pv, yv, nval, N, NULL) / (double)N;
+            e->val_loss = loss_weighted(o->loss, pv, yv, NULL, o->neuron_weights, nval, N, NULL) /
+                          (double)N;
             e->val_corr = mean_corr(pv, yv, nval, N);
         }
         e->seconds = now_seconds() - t0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -445,6 +446,8 @@ START_TEST(gradcheck_full_objective)
     caimg_ann *m = caimg_ann_create(arch, 1, 9, 9, N, 5);
     ck_assert_msg(m != NULL, "%s", caimg_errmsg());
     ck_assert_int_eq(caimg_ann_set_input_norm(m, 10.0, 4.0), 0);
+    const float scale[3] = {2.5f, 0.5f, 1.0f}, offset[3] = {0.3f, 0.0f, 1.0f};
+    ck_assert_int_eq(caimg_ann_set_output_affine(m, scale, offset), 0);
     size_t insz = caimg_ann_input_size(m);
     float *x = malloc(n * insz * sizeof *x), *y = malloc(n * N * sizeof *y);
     float *dx = malloc(n * insz * sizeof *dx), *dp = malloc(n * N * sizeof *dp);
@@ -551,6 +554,87 @@ START_TEST(gradcheck_hidden_seed)
     ck_assert_msg(r <= 1.0, "seeded input gradient off by %.2f x tolerance", r);
     free(x); free(d); free(dx);
     caimg_ann_work_free(w);
+    caimg_ann_free(m);
+}
+END_TEST
+
+/* ---- saving, loading, preprocessing ------------------------------------------------------ */
+
+START_TEST(save_load_round_trip)
+{
+    caimg_ann *m = caimg_ann_create("input noise_abs=0.1; conv 3 5x5 pad=same smooth=0.01 name=c1; elu;"
+                                    "noise name=h1 noise_rel=0.5; readout factorised l1=0.01; elu1",
+                                    1, 12, 10, 4, 99);
+    ck_assert_ptr_nonnull(m);
+    caimg_ann_set_input_norm(m, 100.0, 30.0);
+    const float sc[4] = {1, 2, 3, 4}, off[4] = {-1, 0, 1, 2};
+    caimg_ann_set_output_affine(m, sc, off);
+    caimg_ann_prep p = {30, 20, 2, 5, 24, 10};
+    ck_assert_int_eq(caimg_ann_set_prep(m, &p), 0);
+    size_t n = 9, insz = caimg_ann_input_size(m);
+    float *x = malloc(n * insz * sizeof *x);
+    fill_normal(x, n * insz, 30.0, 4);
+    for (size_t i = 0; i < n * insz; i++) x[i] += 100.0f;
+    ck_assert_int_eq(caimg_ann_noise_calibrate(m, x, n), 0);
+    char path[] = "/tmp/caimg-ann-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    caimg_h5 *f = caimg_h5_create(path, "fit", "check_ann");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(caimg_ann_save(m, f, "/model"), 0);
+    ck_assert_int_eq(caimg_h5_commit(f), 0);
+    f = caimg_h5_open(path);
+    ck_assert_ptr_nonnull(f);
+    caimg_ann *m2 = caimg_ann_load(f, "/model");
+    ck_assert_msg(m2 != NULL, "%s", caimg_errmsg());
+    ck_assert_ptr_null(caimg_ann_load(f, "/nomodel"));
+    ck_assert_ptr_nonnull(strstr(caimg_errmsg(), "/nomodel"));
+    caimg_h5_close(f);
+    char *t1 = caimg_ann_arch_text(m), *t2 = caimg_ann_arch_text(m2);
+    ck_assert_str_eq(t1, t2);
+    ck_assert_uint_eq(caimg_ann_ntensors(m), caimg_ann_ntensors(m2));
+    ck_assert_uint_eq(caimg_ann_seed(m2), 99);
+    ck_assert_mem_eq(caimg_ann_get_prep(m2), &p, sizeof p);
+    /* Bitwise the same predictions, noisy ones included. */
+    float *a = malloc(n * 4 * sizeof *a), *b = malloc(n * 4 * sizeof *b);
+    ck_assert_int_eq(caimg_ann_predict(m, x, n, 3, 0, a), 0);
+    ck_assert_int_eq(caimg_ann_predict(m2, x, n, 3, 0, b), 0);
+    ck_assert_mem_eq(a, b, n * 4 * sizeof *a);
+    ck_assert_int_eq(caimg_ann_predict(m2, x, n, 0, 0, b), 0);
+    for (size_t i = 0; i < n; i++) ck_assert_float_ge(b[i * 4], -1.0f);  /* elu1 >= 0, offset -1 */
+    free(t1); free(t2); free(a); free(b); free(x);
+    unlink(path);
+    caimg_ann_free(m);
+    caimg_ann_free(m2);
+}
+END_TEST
+
+START_TEST(resize_properties)
+{
+    float in[12 * 16], out[6 * 8], out2[24 * 32];
+    for (int i = 0; i < 12 * 16; i++) in[i] = 5.0f;
+    ck_assert_int_eq(caimg_ann_resize(in, 12, 16, out, 6, 8), 0);
+    for (int i = 0; i < 6 * 8; i++) ck_assert_float_eq_tol(out[i], 5.0f, 1e-5f);
+    /* A linear ramp stays linear in the interior, sampled at pixel centres. */
+    for (int y = 0; y < 12; y++)
+        for (int x = 0; x < 16; x++) in[y * 16 + x] = (float)x;
+    ck_assert_int_eq(caimg_ann_resize(in, 12, 16, out, 6, 8), 0);
+    for (int x = 1; x < 7; x++) ck_assert_float_eq_tol(out[3 * 8 + x], 2.0f * x + 0.5f, 1e-4f);
+    ck_assert_int_eq(caimg_ann_resize(in, 12, 16, out2, 24, 32), 0);
+    for (int x = 2; x < 30; x++) ck_assert_float_eq_tol(out2[5 * 32 + x], 0.5f * x - 0.25f, 1e-4f);
+    /* Same size: a copy. */
+    ck_assert_int_eq(caimg_ann_resize(in, 12, 16, out2, 12, 16), 0);
+    ck_assert_mem_eq(out2, in, sizeof in);
+    /* Preprocessing crops, then resizes. */
+    caimg_ann *m = caimg_ann_create("ln", 1, 3, 4, 1, 1);
+    caimg_ann_prep p = {12, 16, 6, 8, 6, 8};
+    ck_assert_int_eq(caimg_ann_set_prep(m, &p), 0);
+    float pre[12];
+    ck_assert_int_eq(caimg_ann_preprocess(m, in, 1, pre), 0);
+    ck_assert_float_eq_tol(pre[1], 8.0f + 2.0f * 1 + 0.5f, 1e-4f);
+    caimg_ann_prep bad = {12, 16, 6, 10, 6, 8};
+    ck_assert_int_eq(caimg_ann_set_prep(m, &bad), CAIMG_EINVAL);
     caimg_ann_free(m);
 }
 END_TEST
@@ -921,6 +1005,8 @@ static Suite *ann_suite(void)
     tcase_add_test(tc, gradcheck_full_objective);
     tcase_add_test(tc, gradcheck_penalties);
     tcase_add_test(tc, gradcheck_hidden_seed);
+    tcase_add_test(tc, save_load_round_trip);
+    tcase_add_test(tc, resize_properties);
     tcase_add_test(tc, training_is_deterministic_across_threads);
     tcase_add_test(tc, training_rejects_bad_data);
     tcase_add_test(tc, evaluation_metrics);

@@ -76,6 +76,8 @@
 extern "C" {
 #endif
 
+typedef struct caimg_h5 caimg_h5;    /* caimg/h5io.h */
+
 /* Samples per chunk: the unit of parallel work and of gradient summation. */
 #define CAIMG_ANN_CHUNK 8
 
@@ -84,8 +86,12 @@ typedef struct caimg_ann_work caimg_ann_work;
 
 /* ---- architecture and model ---------------------------------------------- */
 
-/* The text of a preset architecture ("mlp", "conv2"), or NULL if there is no
- * such preset.  The string is static. */
+/* The text of a preset architecture, or NULL if there is no such preset.
+ * The string is static.  Presets:
+ *   mlp    one hidden layer of 256 ELUs (noise point h1), dense readout
+ *   conv2  conv 16 9x9 (noise point h1 after its ELU), conv 16 7x7 (h2),
+ *          factorised readout: the 2-layer conv core of Klindt et al. 2017
+ *   ln     linear-nonlinear baseline: a dense readout of the pixels */
 const char *caimg_ann_preset(const char *name);
 
 /* Names of the presets, NULL-terminated. */
@@ -149,11 +155,62 @@ int caimg_ann_tensor_find(const caimg_ann *m, const char *name);
 /* Number of trainable parameters. */
 size_t caimg_ann_nparams(const caimg_ann *m);
 
+/* Per-neuron output scale and offset: predictions are
+ * scale[n] * net[n] + offset[n], where net is the network's non-negative
+ * output.  They let one network serve neurons of very different response
+ * amplitudes, and responses that can be negative (dF/F), without changing
+ * the loss, which is always computed on the predictions.  Defaults 1 and 0;
+ * scale must be positive and finite.  Either pointer may be NULL to leave
+ * that part unchanged.  Saved as the tensors "output/scale" and
+ * "output/offset". */
+int caimg_ann_set_output_affine(caimg_ann *m, const float *scale, const float *offset);
+
 /* Input normalisation applied inside the model: the network sees
  * (x - mean) / sd, so gradients and attacks work in the caller's pixel
  * units.  Defaults 0 and 1.  sd must be positive. */
 int caimg_ann_set_input_norm(caimg_ann *m, double mean, double sd);
 void caimg_ann_get_input_norm(const caimg_ann *m, double *mean, double *sd);
+
+/* ---- image preprocessing ---------------------------------------------------- */
+
+/* How stimulus images become model inputs: crop a box out of each
+ * src_h x src_w image, then resample it to the model's height x width with
+ * a triangle (bilinear, area-weighted when shrinking) filter.  Recorded with
+ * the model so that prediction and attacks see what training saw. */
+typedef struct {
+    size_t src_h, src_w;                      /* image size the model expects */
+    size_t crop_y, crop_x, crop_h, crop_w;    /* crop box in source pixels */
+} caimg_ann_prep;
+
+/* The identity preprocessing for images of h x w (no crop). */
+void caimg_ann_prep_init(caimg_ann_prep *p, size_t h, size_t w);
+
+/* Record the preprocessing in the model; the crop box must lie inside the
+ * source image.  The default is the identity for the model's input size. */
+int caimg_ann_set_prep(caimg_ann *m, const caimg_ann_prep *p);
+const caimg_ann_prep *caimg_ann_get_prep(const caimg_ann *m);
+
+/* Apply the model's preprocessing to n single-channel images
+ * in [n][src_h][src_w], writing out [n][C][H][W] model inputs (C = 1). */
+int caimg_ann_preprocess(const caimg_ann *m, const float *in, size_t n, float *out);
+
+/* Resample one h x w image to oh x ow (triangle filter; the support widens
+ * with the shrink factor so that downsampling averages, as area methods do).
+ * Returns 0 or CAIMG_ENOMEM. */
+int caimg_ann_resize(const float *in, size_t h, size_t w, float *out, size_t oh, size_t ow);
+
+/* ---- saving and loading ------------------------------------------------------- */
+
+/* Write the model into group `group` (e.g. "/model") of an HDF5 file being
+ * created: attributes arch (the canonical text), seed, input_channels,
+ * input_height, input_width, nneurons, input_mean, input_sd, image_height,
+ * image_width, crop_y, crop_x, crop_h, crop_w; one float32 dataset per
+ * tensor, named as the tensor ("/model/conv1/weight").  See caimg-h5(5). */
+int caimg_ann_save(const caimg_ann *m, caimg_h5 *f, const char *group);
+
+/* Read a model saved by caimg_ann_save(); errors name the file and the
+ * missing or mis-shaped object. */
+caimg_ann *caimg_ann_load(caimg_h5 *f, const char *group);
 
 /* ---- noise ---------------------------------------------------------------- */
 
@@ -218,8 +275,10 @@ int caimg_ann_backward(const caimg_ann *m, caimg_ann_work *w, const float *dout,
 
 /* Activations [n][size] of a layer after the last forward pass (for the
  * output layer, the predictions), and the gradient with respect to them
- * after the last backward pass (zeros where backward did not reach).
- * NULL if `layer` is out of range or nothing was computed yet. */
+ * after the last backward pass (zeros where backward did not reach; for the
+ * output layer, the gradient with respect to the network's output before
+ * the output scale, i.e. dout times scale).  NULL if `layer` is out of
+ * range or nothing was computed yet. */
 const float *caimg_ann_work_activation(const caimg_ann_work *w, size_t layer);
 const float *caimg_ann_work_gradient(const caimg_ann_work *w, size_t layer);
 
@@ -248,9 +307,9 @@ double caimg_ann_loss(caimg_ann_loss_type type, const float *p, const float *y,
 /* One epoch of training as reported to the caller. */
 typedef struct {
     size_t epoch;          /* 1-based */
-    double train_loss;     /* mean data loss per sample and neuron */
+    double train_loss;     /* mean data loss per sample and neuron (neuron-weighted) */
     double penalty;        /* penalty terms at the end of the epoch */
-    double val_loss;       /* the same loss on the validation stimuli (noise off) */
+    double val_loss;       /* the same on the validation stimuli (noise off) */
     double val_corr;       /* mean over neurons of the validation correlation */
     double seconds;        /* wall time of the epoch */
 } caimg_ann_epoch;
@@ -259,6 +318,7 @@ typedef int (*caimg_ann_epoch_fn)(const caimg_ann_epoch *e, void *ctx);
 
 typedef struct {
     caimg_ann_loss_type loss;   /* default Poisson */
+    const float *neuron_weights; /* [N] weight of each neuron's loss (NULL: 1) */
     size_t batch;               /* mini-batch size [64] */
     double lr;                  /* Adam learning rate [0.002] */
     double beta1, beta2, eps;   /* Adam [0.9, 0.999, 1e-8] */

@@ -111,5 +111,7 @@ int cmd_bad_option(cmd_ctx *c);
 int main_import(int argc, char **argv);
 int main_info(int argc, char **argv);
 int main_export(int argc, char **argv);
+int main_fit(int argc, char **argv);
+int main_predict(int argc, char **argv);
 
 #endif

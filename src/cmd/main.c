@@ -23,6 +23,8 @@ static const command commands[] = {
     {"import",  main_import,  "Data",  "convert TIFF stacks to a caimg HDF5 movie"},
     {"info",    main_info,    "Data",  "summarise a caimg HDF5 or TIFF file"},
     {"export",  main_export,  "Data",  "write movies to TIFF and traces to TSV"},
+    {"fit",     main_fit,     "Models", "train a noisy network predicting responses to images"},
+    {"predict", main_predict, "Models", "predict responses to images with a fitted model"},
     {NULL, NULL, NULL, NULL}
 };
 

@@ -34,13 +34,25 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-typedef struct { double best; } ep_ctx;
+/* CPU seconds of all our threads: on a shared machine, samples per CPU
+ * second is a steadier measure of the code than wall time. */
+static double cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct { double best, cpu0, best_cpu; } ep_ctx;
 
 static int on_epoch(const caimg_ann_epoch *e, void *ctx)
 {
     ep_ctx *c = ctx;
     /* The fastest epoch: the first one also pays for page faults. */
     if (c->best == 0 || e->seconds < c->best) c->best = e->seconds;
+    double t = cpu();
+    if (c->best_cpu == 0 || t - c->cpu0 < c->best_cpu) c->best_cpu = t - c->cpu0;
+    c->cpu0 = t;
     return 0;
 }
 
@@ -93,7 +105,7 @@ int main(int argc, char **argv)
     o.batch = (size_t)batch;
     o.max_epochs = (size_t)epochs;
     o.val_fraction = 0.0;
-    ep_ctx ec = {0};
+    ep_ctx ec = {0, cpu(), 0};
     o.epoch_fn = on_epoch;
     o.epoch_ctx = &ec;
     if (caimg_ann_train(m, x, y, NULL, (size_t)nimg, &o, NULL)) {
@@ -102,32 +114,38 @@ int main(int argc, char **argv)
     }
     printf("arch=%s input=%ldx%ld neurons=%ld params=%zu batch=%ld threads=%ld noise=%g\n", arch, H,
            W, N, caimg_ann_nparams(m), batch, threads, noise);
-    printf("train     %9.0f samples/s\n", (double)nimg / ec.best);
+    printf("train     %9.0f samples/s  %9.0f per CPU second\n", (double)nimg / ec.best,
+           (double)nimg / ec.best_cpu);
 
     float *out = malloc((size_t)nimg * (size_t)N * sizeof *out);
-    double best = INFINITY;
+    double best = INFINITY, bestc = INFINITY;
     for (int r = 0; r < 3; r++) {
-        double t0 = now();
+        double t0 = now(), c0 = cpu();
         caimg_ann_predict(m, x, (size_t)nimg, 0, 0, out);
         best = fmin(best, now() - t0);
+        bestc = fmin(bestc, cpu() - c0);
     }
-    printf("predict   %9.0f samples/s\n", (double)nimg / best);
+    printf("predict   %9.0f samples/s  %9.0f per CPU second\n", (double)nimg / best,
+           (double)nimg / bestc);
 
     caimg_ann_work *w = caimg_ann_work_alloc(m, (size_t)batch);
     float *dx = malloc((size_t)batch * insz * sizeof *dx);
     float *dout = malloc((size_t)batch * (size_t)N * sizeof *dout);
     for (size_t i = 0; i < (size_t)batch * (size_t)N; i++) dout[i] = 1.0f;
     best = INFINITY;
+    bestc = INFINITY;
     for (int r = 0; r < 3; r++) {
-        double t0 = now();
+        double t0 = now(), c0 = cpu();
         for (long b0 = 0; b0 + batch <= nimg; b0 += batch) {
             caimg_ann_noise_draw nd = {(uint64_t)b0, 0};
             caimg_ann_forward(m, w, x + (size_t)b0 * insz, (size_t)batch, &nd, NULL);
             caimg_ann_backward(m, w, dout, NULL, 0, dx, 0);
         }
         best = fmin(best, now() - t0);
+        bestc = fmin(bestc, cpu() - c0);
     }
-    printf("inputgrad %9.0f samples/s\n", (double)(nimg / batch * batch) / best);
+    printf("inputgrad %9.0f samples/s  %9.0f per CPU second\n",
+           (double)(nimg / batch * batch) / best, (double)(nimg / batch * batch) / bestc);
     free(dx); free(dout); free(out); free(x); free(y);
     caimg_ann_work_free(w);
     caimg_ann_free(m);

@@ -101,39 +101,25 @@ size_t ann_rng_below(ann_rng *r, size_t n)
     return n ? (size_t)(ann_rng_uniform(r) * (double)n) % n : 0;
 }
 
-/* Standard normal pairs from two 32-bit words (Box-Muller in float: noise
- * is a model of variability, 24-bit uniforms are plenty). */
-static inline void box_muller(uint32_t a, uint32_t b, float *z0, float *z1)
-{
-    float u1 = (float)((a >> 8) + 1) * (1.0f / 16777216.0f);
-    float th = (float)(b >> 8) * (6.28318530718f / 16777216.0f);
-    float rad = sqrtf(-2.0f * logf(u1));
-    *z0 = rad * cosf(th);
-    *z1 = rad * sinf(th);
-}
-
 void ann_add_noise(const caimg_ann *m, size_t l, float *out, size_t nb,
                    uint64_t stream, uint64_t index0)
 {
     const ann_layer *L = &m->L[l];
     const size_t n = L->osize;
     const float sig = (float)L->sigma;
-    const float *sd = L->noise_mode == CAIMG_ANN_NOISE_REL ? L->noise_sd : NULL;
+    const float *sd = L->noise_sd && L->noise_mode == CAIMG_ANN_NOISE_REL ? L->noise_sd : NULL;
     uint32_t key[2];
     key_from(m->seed, stream, key);
+    float z[1024];
     for (size_t i = 0; i < nb; i++) {
-        uint64_t g = index0 + i;
         float *y = out + i * n;
-        for (size_t u = 0; u < n; u += 4) {
-            uint32_t ctr[4] = {(uint32_t)(u >> 2), (uint32_t)g, (uint32_t)(g >> 32), (uint32_t)l};
-            uint32_t r[4];
-            float z[4];
-            ann_philox(ctr, key, r);
-            box_muller(r[0], r[1], &z[0], &z[1]);
-            box_muller(r[2], r[3], &z[2], &z[3]);
-            size_t e = CAIMG_MIN(n - u, (size_t)4);
-            for (size_t k = 0; k < e; k++)
-                y[u + k] += sig * (sd ? sd[u + k] : 1.0f) * z[k];
+        for (size_t u = 0; u < n; u += 1024) {
+            size_t cnt = CAIMG_MIN((size_t)1024, n - u);
+            ann_normals(key, index0 + i, (uint32_t)l, u, cnt, z);
+            if (sd)
+                for (size_t k = 0; k < cnt; k++) y[u + k] += sig * sd[u + k] * z[k];
+            else
+                for (size_t k = 0; k < cnt; k++) y[u + k] += sig * z[k];
         }
     }
 }

@@ -110,6 +110,16 @@ double ann_rng_uniform(ann_rng *r);        /* [0, 1) */
 double ann_rng_normal(ann_rng *r);
 size_t ann_rng_below(ann_rng *r, size_t n); /* uniform in [0, n) */
 
+/* Philox4x32-10 of nblk consecutive counters (b0 + b, w1, w2, w3), the same
+ * function as ann_philox(), vectorised (ann_noise.c): out[4*b + k]. */
+void ann_philox_blocks(const uint32_t key[2], uint32_t b0, uint32_t w1, uint32_t w2,
+                       uint32_t w3, size_t nblk, uint32_t *out);
+
+/* n standard normals z for units u0 .. u0+n-1 (u0 a multiple of 4) of
+ * sample g in layer `layer` under `key` (ann_noise.c). */
+void ann_normals(const uint32_t key[2], uint64_t g, uint32_t layer, size_t u0, size_t n,
+                 float *z);
+
 /* Add noise to the output of layer l for samples [b0, b0+nb) of a call. */
 void ann_add_noise(const caimg_ann *m, size_t l, float *out, size_t nb,
                    uint64_t stream, uint64_t index0);

@@ -35,7 +35,7 @@ void caimg_ann_train_opts_init(caimg_ann_train_opts *o)
     o->patience = 10;
     o->val_fraction = 0.1;
     o->seed = 1;
-    o->calib_max = 2000;
+    o->calib_max = 512;
     o->init_bias = 1;
 }
 

@@ -329,7 +329,8 @@ typedef struct {
     double val_fraction;        /* fraction of stimuli held out for validation [0.1] */
     const unsigned char *val_mask;  /* [n] 1 = validation; overrides val_fraction */
     uint64_t seed;              /* shuffling and the validation split [1] */
-    size_t calib_max;           /* images used to measure noise scales [2000] */
+    size_t calib_max;           /* images used to measure noise scales (the sd of a
+                                   unit is then known to about 3%) [512] */
     int init_bias;              /* set readout biases from the mean targets [1] */
     caimg_ann_epoch_fn epoch_fn;  /* called after every epoch (may be NULL);
                                      a nonzero return stops training */

@@ -62,6 +62,7 @@ static hid_t mem_type(caimg_dtype dt)
     case CAIMG_DT_I32: return H5T_NATIVE_INT32;
     case CAIMG_DT_F32: return H5T_NATIVE_FLOAT;
     case CAIMG_DT_F64: return H5T_NATIVE_DOUBLE;
+    case CAIMG_DT_I64: return H5T_NATIVE_INT64;
     default:           return H5I_INVALID_HID;
     }
 }
@@ -79,6 +80,7 @@ static hid_t file_type(caimg_dtype dt)
     case CAIMG_DT_I32: return H5T_STD_I32LE;
     case CAIMG_DT_F32: return H5T_IEEE_F32LE;
     case CAIMG_DT_F64: return H5T_IEEE_F64LE;
+    case CAIMG_DT_I64: return H5T_STD_I64LE;
     default:           return H5I_INVALID_HID;
     }
 }
@@ -95,6 +97,7 @@ static caimg_dtype dtype_of(hid_t type)
         case 1: return sgn ? CAIMG_DT_I8 : CAIMG_DT_U8;
         case 2: return sgn ? CAIMG_DT_I16 : CAIMG_DT_U16;
         case 4: return sgn ? CAIMG_DT_I32 : CAIMG_DT_U32;
+        case 8: return sgn ? CAIMG_DT_I64 : CAIMG_DT_NONE;
         default: return CAIMG_DT_NONE;
         }
     }
@@ -395,18 +398,17 @@ static int inherit_inputs(caimg_h5 *f)
 static int next_record_index(caimg_h5 *f)
 {
     int next = 0;
-    if (H5Lexists(f->fid, "provenance", H5P_DEFAULT) <= 0) return 0;
-    hid_t g = H5Gopen2(f->fid, "provenance", H5P_DEFAULT);
-    H5G_info_t gi;
-    H5Gget_info(g, &gi);
-    for (hsize_t i = 0; i < gi.nlinks; i++) {
-        char name[256];
-        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name,
-                               sizeof name, H5P_DEFAULT) < 0) continue;
-        int k = atoi(name);
+    char **names;
+    size_t n;
+    if (caimg_h5_list(f, "/provenance", &names, &n)) {
+        caimg_clear_error();
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int k = atoi(names[i]);
         if (k + 1 > next) next = k + 1;
     }
-    H5Gclose(g);
+    caimg_h5_list_free(names, n);
     return next;
 }
 
@@ -493,6 +495,48 @@ int caimg_h5_exists(caimg_h5 *f, const char *name)
         }
     }
     return 1;
+}
+
+void caimg_h5_list_free(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
+int caimg_h5_list(caimg_h5 *f, const char *name, char ***names, size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    if (!caimg_h5_exists(f, name))
+        return caimg_error(CAIMG_ENOENT, "%s: no group %s", f->path, name);
+    hid_t g = H5Gopen2(f->fid, name, H5P_DEFAULT);
+    H5G_info_t gi;
+    if (g < 0 || H5Gget_info(g, &gi) < 0) {
+        if (g >= 0) H5Gclose(g);
+        return caimg_error(CAIMG_EFORMAT, "%s: %s is not a group: %s", f->path, name,
+                           h5_reason());
+    }
+    int rc = 0;
+    char **v = caimg_calloc(gi.nlinks + 1, sizeof *v, "a list of names");
+    if (!v) rc = CAIMG_ENOMEM;
+    for (hsize_t i = 0; !rc && i < gi.nlinks; i++) {
+        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0,
+                                         H5P_DEFAULT);
+        if (len < 0) continue;
+        v[*n] = caimg_malloc((size_t)len + 1, 1, "a name");
+        if (!v[*n]) { rc = CAIMG_ENOMEM; break; }
+        H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, v[*n], (size_t)len + 1,
+                           H5P_DEFAULT);
+        (*n)++;
+    }
+    H5Gclose(g);
+    if (rc) {
+        caimg_h5_list_free(v, *n);
+        *n = 0;
+        return rc;
+    }
+    *names = v;
+    return 0;
 }
 
 int caimg_h5_mkgroup(caimg_h5 *f, const char *name)

@@ -50,7 +50,7 @@ static void usage(FILE *fp)
 "  -d, --dataset NAME    dataset or group to export [/movie]\n"
 "      --format F        tiff or tsv [from the output's extension]\n"
 "  TIFF:\n"
-"      --dtype TYPE      uint8, int8, uint16, int16, uint32, int32, float32 or\n"
+"      --dtype TYPE      uint8, int8, uint16, int16, uint32, int32, int64, float32 or\n"
 "                        float64 [the dataset's type]\n"
 "      --range LO:HI     map LO..HI linearly onto the integer type's full range\n"
 "                        [uint8: 0.1st..99.9th percentile of the data; else no\n"
@@ -179,8 +179,10 @@ static int export_tiff(cmd_ctx *c, const char *in, const char *dataset, const ch
         if (rc) goto out;
     }
     /* Scaling maps [lo, hi] onto the integer type's full range. */
-    static const double type_lo[] = {0, 0, -128, 0, -32768, 0, -2147483648.0, 0, 0};
-    static const double type_hi[] = {0, 255, 127, 65535, 32767, 4294967295.0, 2147483647.0, 1, 1};
+    static const double type_lo[] = {0, 0, -128, 0, -32768, 0, -2147483648.0, 0, 0,
+                                     -9223372036854775808.0};
+    static const double type_hi[] = {0, 255, 127, 65535, 32767, 4294967295.0, 2147483647.0, 1, 1,
+                                     9223372036854774784.0};
     double out_lo = type_lo[dt], out_hi = type_hi[dt];
 
     caimg_tiff_wopts wo;
@@ -234,28 +236,25 @@ out:
 /* A group of equal-length vectors (e.g. /roi/stats) as a table. */
 static int export_group_tsv(caimg_h5 *f, const char *in, const char *group, FILE *fp)
 {
-    hid_t g = H5Gopen2(caimg_h5_hid(f), group, H5P_DEFAULT);
-    H5G_info_t gi;
-    if (g < 0 || H5Gget_info(g, &gi) < 0) {
-        if (g >= 0) H5Gclose(g);
-        return caimg_error(CAIMG_EFORMAT, "%s: cannot read group %s", in, group);
-    }
+    char **members;
+    size_t nm;
+    int rc = caimg_h5_list(f, group, &members, &nm);
+    if (rc) return rc;
     size_t ncol = 0, nrow = 0;
-    char **names = calloc(gi.nlinks + 1, sizeof *names);
-    double **cols = calloc(gi.nlinks + 1, sizeof *cols);
-    int rc = (names && cols) ? 0 : CAIMG_ENOMEM;
-    for (hsize_t i = 0; !rc && i < gi.nlinks; i++) {
-        char name[256], full[600];
-        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
-                               H5P_DEFAULT) < 0) continue;
-        snprintf(full, sizeof full, "%s/%s", group, name);
+    const char **names = calloc(nm + 1, sizeof *names);
+    double **cols = calloc(nm + 1, sizeof *cols);
+    if (!names || !cols) rc = caimg_error(CAIMG_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < nm; i++) {
+        char full[600];
+        snprintf(full, sizeof full, "%s/%s", group, members[i]);
         int rank;
         size_t d[CAIMG_H5_MAXRANK];
         /* Subgroups and matrices are not columns of the table. */
         H5O_info_t oi;
-        if (H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_DATASET
-            || caimg_h5_dims(f, full, &rank, d) || rank != 1) {
+        if (H5Oget_info_by_name(caimg_h5_hid(f), full, &oi, H5P_DEFAULT) < 0
+            || oi.type != H5O_TYPE_DATASET || caimg_h5_dims(f, full, &rank, d) || rank != 1) {
             H5Eclear2(H5E_DEFAULT);
+            caimg_clear_error();
             continue;
         }
         if (ncol && d[0] != nrow) {
@@ -265,9 +264,8 @@ static int export_group_tsv(caimg_h5 *f, const char *in, const char *group, FILE
         }
         nrow = d[0];
         rc = caimg_h5_read(f, full, CAIMG_DT_F64, 1, NULL, d, (void **)&cols[ncol]);
-        if (!rc) names[ncol++] = strdup(name);
+        if (!rc) names[ncol++] = members[i];
     }
-    H5Gclose(g);
     if (!rc && ncol == 0)
         rc = caimg_error(CAIMG_EFORMAT, "%s: group %s holds no vectors to tabulate", in, group);
     if (!rc) {
@@ -278,9 +276,10 @@ static int export_group_tsv(caimg_h5 *f, const char *in, const char *group, FILE
             fputc('\n', fp);
         }
     }
-    for (size_t j = 0; j < ncol; j++) { free(names[j]); free(cols[j]); }
+    for (size_t j = 0; j < ncol; j++) free(cols[j]);
     free(names);
     free(cols);
+    caimg_h5_list_free(members, nm);
     return rc;
 }
 
@@ -348,19 +347,6 @@ out:
     return rc;
 }
 
-static int parse_range_frames(cmd_ctx *c, const char *s, size_t *a, size_t *b)
-{
-    unsigned long x, y;
-    char tail;
-    if (sscanf(s, "%lu-%lu%c", &x, &y, &tail) == 2 && x >= 1 && y >= x) {
-        *a = x - 1;
-        *b = y;
-        return 0;
-    }
-    cmd_usage_error(c, "--frames: '%s' is not a range A-B of 1-based frames", s);
-    return -1;
-}
-
 int main_export(int argc, char **argv)
 {
     cmd_ctx c;
@@ -387,7 +373,7 @@ int main_export(int argc, char **argv)
             have_range = 1;
             break;
         case OPT_FRAMES:
-            if (parse_range_frames(&c, optarg, &fa, &fb)) { rc = EXIT_USAGE; goto done; }
+            if (cmd_parse_frames(&c, "--frames", optarg, &fa, &fb)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_COMPRESSION:
             if (!strcmp(optarg, "none")) comp = CAIMG_TIFF_NONE;

@@ -60,27 +60,6 @@ static void usage(FILE *fp)
 "  -h, --help            this help\n");
 }
 
-/* Parse "A-B" (1-based, inclusive; "A-" means to the end) into a 0-based
- * half-open range. */
-static int parse_range(cmd_ctx *c, const char *s, size_t *a, size_t *b)
-{
-    char *end;
-    unsigned long x = strtoul(s, &end, 10), y = 0;
-    if (end == s || x == 0 || *end != '-') goto bad;
-    if (end[1] == '\0') y = 0;
-    else {
-        const char *p = end + 1;
-        y = strtoul(p, &end, 10);
-        if (end == p || *end || y < x) goto bad;
-    }
-    *a = x - 1;
-    *b = y;   /* 0 = to the end */
-    return 0;
-bad:
-    cmd_usage_error(c, "--frames: '%s' is not a range A-B of 1-based frames", s);
-    return -1;
-}
-
 int main_import(int argc, char **argv)
 {
     cmd_ctx c;
@@ -118,7 +97,7 @@ int main_import(int argc, char **argv)
             break;
         case OPT_DTYPE: dtype_name = optarg; break;
         case OPT_FRAMES:
-            if (parse_range(&c, optarg, &fa, &fb)) { rc = EXIT_USAGE; goto done; }
+            if (cmd_parse_frames(&c, "--frames", optarg, &fa, &fb)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_DATASET: mo.dataset = optarg; break;
         default: rc = cmd_bad_option(&c); goto done;

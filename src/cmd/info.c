@@ -227,29 +227,25 @@ static int info_h5(out_ctx *o, const char *path, int verbose)
     H5Literate(caimg_h5_hid(f), H5_INDEX_NAME, H5_ITER_INC, NULL, walk_cb, &w);
 
     /* Provenance chain, oldest first. */
-    hid_t fid = caimg_h5_hid(f);
-    if (H5Lexists(fid, "provenance", H5P_DEFAULT) > 0) {
-        hid_t g = H5Gopen2(fid, "provenance", H5P_DEFAULT);
-        H5G_info_t gi;
-        H5Gget_info(g, &gi);
-        for (hsize_t i = 0; i < gi.nlinks; i++) {
-            char name[256], obj[300];
-            if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
-                                   H5P_DEFAULT) < 0) continue;
-            snprintf(obj, sizeof obj, "/provenance/%s", name);
+    char **recs;
+    size_t nrec;
+    if (caimg_h5_list(f, "/provenance", &recs, &nrec) == 0) {
+        for (size_t i = 0; i < nrec; i++) {
+            char obj[300];
+            snprintf(obj, sizeof obj, "/provenance/%s", recs[i]);
             char *cmd = NULL, *date = NULL, *params = NULL;
             caimg_h5_get_attr_string(f, obj, "command_line", &cmd);
             caimg_h5_get_attr_string(f, obj, "date", &date);
-            kv(o, "provenance", "%s  %s  %s", name, date ? date : "?", cmd ? cmd : "?");
+            kv(o, "provenance", "%s  %s  %s", recs[i], date ? date : "?", cmd ? cmd : "?");
             if (verbose && caimg_h5_get_attr_string(f, obj, "parameters", &params) == 0) {
                 for (char *p = strtok(params, "\n"); p; p = strtok(NULL, "\n"))
-                    kv(o, "parameter", "%s  %s", name, p);
+                    kv(o, "parameter", "%s  %s", recs[i], p);
             }
             free(cmd);
             free(date);
             free(params);
         }
-        H5Gclose(g);
+        caimg_h5_list_free(recs, nrec);
     }
     caimg_clear_error();
     caimg_h5_close(f);

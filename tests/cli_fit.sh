@@ -115,6 +115,11 @@ grep -q "warning: 1 neuron excluded: no variance across training stimuli (8)" "$
     fail "zero-variance neuron: no warning ($(cat "$T/err" | head -3))"
 [ "$(dump "$out" /fit/excluded)" = 8 ] || fail "zero-variance neuron not listed in /fit/excluded"
 [ "$(dump "$out" /fit/neuron_index | wc -l)" = 8 ] || fail "zero-variance neuron not excluded"
+# Predictions still have one column per neuron of the data: NaN for the
+# excluded one, so columns line up with the traces.
+ok "predict with an excluded neuron" "$CAIMG" predict -q "$out" "$D/stimuli.tif" -o "$T/zp.tsv"
+[ "$(head -1 "$T/zp.tsv" | awk -F'\t' '{print NF}')" = 10 ] || fail "predict: expected 9 neuron columns"
+[ "$(sed -n 2p "$T/zp.tsv" | cut -f10)" = nan ] || fail "predict: excluded neuron should be NaN"
 rm -f "$out"
 ok "NaN responses" "$CAIMG" fit "$T/nan/spikes.h5" --schedule "$T/nan/schedule.tsv" $S
 grep -q "warning: 20 of .* responses are NaN; they are treated as missing" "$T/err" ||

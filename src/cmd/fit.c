@@ -589,15 +589,17 @@ static int run(cmd_ctx *c, const fit_opts *o)
     if (!st) st = caimg_h5_set_attr_double(out, "/fit", "ev_threshold", o->ev_threshold);
     if (!st) st = caimg_h5_set_attr_long(out, "/fit", "neurons_in", (long)N0);
     if (!st && R->names) {
+        /* The names of all neurons of the data, kept or not, so that
+         * predictions can be written one column per neuron. */
         size_t len = 1;
-        for (size_t j = 0; j < Nk; j++) len += strlen(R->names[keep[j]]) + 1;
+        for (size_t k = 0; k < N0; k++) len += strlen(R->names[k]) + 1;
         char *names = malloc(len);
         if (!names) st = caimg_error(CAIMG_ENOMEM, "out of memory");
         else {
             names[0] = '\0';
-            for (size_t j = 0; j < Nk; j++) {
-                strcat(names, R->names[keep[j]]);
-                if (j + 1 < Nk) strcat(names, "\t");
+            for (size_t k = 0; k < N0; k++) {
+                strcat(names, R->names[k]);
+                if (k + 1 < N0) strcat(names, "\t");
             }
             st = caimg_h5_set_attr_string(out, "/fit", "neuron_names", names);
             free(names);

@@ -666,9 +666,11 @@ static int run(cmd_ctx *c, const fit_opts *o)
         if (!iv && !st) st = caimg_error(CAIMG_ENOMEM, "out of memory");
         for (size_t b = 0; !st && b < Ste; b++) iv[b] = (int32_t)sid[ste[b]];
         size_t d = Ste, d2[2] = {Ste, Nk}, d3[3] = {Ste, H, W};
-        if (!st) st = caimg_h5_write(out, "/fit/eval/stimulus", CAIMG_DT_I32, 1, &d, iv);
-        if (!st) st = caimg_h5_write(out, "/fit/eval/pred", CAIMG_DT_F32, 2, d2, pred);
-        if (!st) st = caimg_h5_write(out, "/fit/eval/images", CAIMG_DT_F32, 3, d3, xte);
+        /* Per-test-stimulus arrays apart from the per-neuron metrics, so
+         * that /fit/eval exports as one table. */
+        if (!st) st = caimg_h5_write(out, "/fit/test/stimulus", CAIMG_DT_I32, 1, &d, iv);
+        if (!st) st = caimg_h5_write(out, "/fit/test/pred", CAIMG_DT_F32, 2, d2, pred);
+        if (!st) st = caimg_h5_write(out, "/fit/test/images", CAIMG_DT_F32, 3, d3, xte);
         free(iv);
     }
     if (!st) st = write_eval(out, "/fit/eval_train", &evtr, Nk);

@@ -13,5 +13,6 @@
 #include "caimg/error.h"
 #include "caimg/types.h"
 #include "caimg/version.h"
+#include "caimg/motion.h"
 
 #endif

@@ -11,6 +11,7 @@
 #include <check.h>
 
 #include "caimg/caimg.h"
+#include "testutil.h"
 
 START_TEST(names_round_trip)
 {
@@ -67,9 +68,5 @@ int main(void)
     tcase_add_test(tc, from_float_rounds_and_clamps);
     tcase_add_test(tc, to_float_every_type);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(s);
 }

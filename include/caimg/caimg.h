@@ -11,8 +11,16 @@
 #define CAIMG_CAIMG_H
 
 #include "caimg/error.h"
+#include "caimg/h5io.h"
+#include "caimg/movie.h"
+#include "caimg/report.h"
+#include "caimg/tiffio.h"
+#include "caimg/tsv.h"
 #include "caimg/types.h"
 #include "caimg/version.h"
+#include "caimg/stimulus.h"
+#include "caimg/simulate.h"
+#include "caimg/eval.h"
 #include "caimg/motion.h"
 
 #endif

@@ -137,6 +137,12 @@ int caimg_h5_get_attr_long(caimg_h5 *f, const char *obj, const char *name, long 
 /* *v is a malloc'd string. */
 int caimg_h5_get_attr_string(caimg_h5 *f, const char *obj, const char *name, char **v);
 
+/* The names of the members of group `name` (following links), in name
+ * order: *names is a malloc'd array of *n malloc'd strings; free it with
+ * caimg_h5_list_free().  CAIMG_ENOENT if there is no such group. */
+int caimg_h5_list(caimg_h5 *f, const char *name, char ***names, size_t *n);
+void caimg_h5_list_free(char **names, size_t n);
+
 /* Create a group (and its parents) if it does not exist. */
 int caimg_h5_mkgroup(caimg_h5 *f, const char *name);
 

@@ -99,6 +99,11 @@ int cmd_parse_long(cmd_ctx *c, const char *opt, const char *s, long lo,
 int cmd_parse_double(cmd_ctx *c, const char *opt, const char *s, double lo,
                      double hi, double *out);
 
+/* Parse a frame range "A-B" (1-based, inclusive; "A-" means to the end)
+ * into the 0-based half-open range [*a, *b), with *b = 0 for "to the
+ * end".  Returns 0, or -1 after printing a usage error. */
+int cmd_parse_frames(cmd_ctx *c, const char *opt, const char *s, size_t *a, size_t *b);
+
 /* Parse "a,b,c" into up to `max` doubles; returns the count or -1. */
 int cmd_parse_double_list(cmd_ctx *c, const char *opt, const char *s,
                           double *out, int max);
@@ -111,5 +116,8 @@ int cmd_bad_option(cmd_ctx *c);
 int main_import(int argc, char **argv);
 int main_info(int argc, char **argv);
 int main_export(int argc, char **argv);
+int main_simulate(int argc, char **argv);
+int main_eval(int argc, char **argv);
+int main_report(int argc, char **argv);
 
 #endif

@@ -118,6 +118,25 @@ int cmd_parse_double_list(cmd_ctx *c, const char *opt, const char *s,
     return n;
 }
 
+int cmd_parse_frames(cmd_ctx *c, const char *opt, const char *s, size_t *a, size_t *b)
+{
+    char *end;
+    errno = 0;
+    unsigned long x = strtoul(s, &end, 10), y = 0;
+    if (end == s || errno || x == 0 || *end != '-' || s[0] == '-') goto bad;
+    if (end[1] != '\0') {
+        const char *p = end + 1;
+        y = strtoul(p, &end, 10);
+        if (end == p || *end || errno || y < x) goto bad;
+    }
+    *a = x - 1;
+    *b = y;
+    return 0;
+bad:
+    cmd_usage_error(c, "%s: '%s' is not a range A-B of 1-based frames", opt, s);
+    return -1;
+}
+
 /* ---- shared options ---------------------------------------------------- */
 
 int cmd_common_option(cmd_ctx *c, int opt, const char *arg)
@@ -370,6 +389,8 @@ int cmd_begin(cmd_ctx *c, const char *name, int argc, char **argv,
         if (rc) {
             for (int i = 1; i < n; i++) free(v[i]);
             free(v);
+            free(c->cmdline);
+            c->cmdline = NULL;
             return rc;
         }
     }

@@ -1,0 +1,961 @@
+/* h5io.c -- caimg HDF5 files: atomic creation, datasets, attributes,
+ * provenance records and links to upstream results.
+ *
+ * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "caimg/h5io.h"
+#include "caimg/version.h"
+#include "internal.h"
+
+typedef struct {
+    char *path;
+    long long size;
+    int link;
+    int is_caimg;
+} h5_input;
+
+struct caimg_h5 {
+    hid_t fid;
+    char *path;          /* final name */
+    char *tmppath;       /* temporary name while writing; NULL for readers */
+    char *stage;
+    char *cmdline;
+    char *params;        /* "key = value\n" lines */
+    size_t params_len;
+    h5_input *inputs;
+    size_t ninputs;
+};
+
+struct caimg_h5_stream {
+    caimg_h5 *f;
+    hid_t dset;
+    caimg_dtype store;
+    int rank;
+    hsize_t dims[CAIMG_H5_MAXRANK];
+    size_t row_elems;
+    void *scratch;        /* conversion buffer */
+    size_t scratch_rows;
+    char *name;
+};
+
+/* ---- HDF5 type mapping --------------------------------------------------- */
+
+static hid_t mem_type(caimg_dtype dt)
+{
+    switch (dt) {
+    case CAIMG_DT_U8:  return H5T_NATIVE_UINT8;
+    case CAIMG_DT_I8:  return H5T_NATIVE_INT8;
+    case CAIMG_DT_U16: return H5T_NATIVE_UINT16;
+    case CAIMG_DT_I16: return H5T_NATIVE_INT16;
+    case CAIMG_DT_U32: return H5T_NATIVE_UINT32;
+    case CAIMG_DT_I32: return H5T_NATIVE_INT32;
+    case CAIMG_DT_F32: return H5T_NATIVE_FLOAT;
+    case CAIMG_DT_F64: return H5T_NATIVE_DOUBLE;
+    default:           return H5I_INVALID_HID;
+    }
+}
+
+/* On disk we always use little-endian standard types so that files are
+ * identical whatever machine wrote them. */
+static hid_t file_type(caimg_dtype dt)
+{
+    switch (dt) {
+    case CAIMG_DT_U8:  return H5T_STD_U8LE;
+    case CAIMG_DT_I8:  return H5T_STD_I8LE;
+    case CAIMG_DT_U16: return H5T_STD_U16LE;
+    case CAIMG_DT_I16: return H5T_STD_I16LE;
+    case CAIMG_DT_U32: return H5T_STD_U32LE;
+    case CAIMG_DT_I32: return H5T_STD_I32LE;
+    case CAIMG_DT_F32: return H5T_IEEE_F32LE;
+    case CAIMG_DT_F64: return H5T_IEEE_F64LE;
+    default:           return H5I_INVALID_HID;
+    }
+}
+
+static caimg_dtype dtype_of(hid_t type)
+{
+    H5T_class_t cls = H5Tget_class(type);
+    size_t size = H5Tget_size(type);
+    if (cls == H5T_FLOAT)
+        return size == 4 ? CAIMG_DT_F32 : size == 8 ? CAIMG_DT_F64 : CAIMG_DT_NONE;
+    if (cls == H5T_INTEGER) {
+        int sgn = H5Tget_sign(type) == H5T_SGN_2;
+        switch (size) {
+        case 1: return sgn ? CAIMG_DT_I8 : CAIMG_DT_U8;
+        case 2: return sgn ? CAIMG_DT_I16 : CAIMG_DT_U16;
+        case 4: return sgn ? CAIMG_DT_I32 : CAIMG_DT_U32;
+        default: return CAIMG_DT_NONE;
+        }
+    }
+    return CAIMG_DT_NONE;
+}
+
+/* The innermost HDF5 error description, to make our one-line messages more
+ * specific than "cannot read". */
+static herr_t first_error(unsigned n, const H5E_error2_t *e, void *data)
+{
+    char *buf = data;
+    if (n == 0 && e->desc) snprintf(buf, 200, "%s", e->desc);
+    return 0;
+}
+
+static const char *h5_reason(void)
+{
+    static _Thread_local char buf[200];
+    buf[0] = '\0';
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, first_error, buf);
+    H5Eclear2(H5E_DEFAULT);
+    return buf[0] ? buf : "HDF5 error";
+}
+
+/* ---- open / create / close ----------------------------------------------- */
+
+static caimg_h5 *h5_alloc(const char *path)
+{
+    caimg_h5 *f = caimg_calloc(1, sizeof *f, "an HDF5 file handle");
+    if (!f) return NULL;
+    f->fid = H5I_INVALID_HID;
+    f->path = caimg_strdup(path);
+    if (!f->path) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static void h5_free(caimg_h5 *f)
+{
+    if (!f) return;
+    for (size_t i = 0; i < f->ninputs; i++) free(f->inputs[i].path);
+    free(f->inputs);
+    free(f->path);
+    free(f->tmppath);
+    free(f->stage);
+    free(f->cmdline);
+    free(f->params);
+    free(f);
+}
+
+caimg_h5 *caimg_h5_open_any(const char *path, int *is_caimg)
+{
+    caimg_init();
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        caimg_error(errno == ENOENT ? CAIMG_ENOENT : CAIMG_EIO, "%s: %s", path,
+                    strerror(errno));
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        caimg_error(CAIMG_EFORMAT, "%s: is a directory", path);
+        return NULL;
+    }
+    htri_t ish5 = H5Fis_hdf5(path);
+    if (ish5 <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        caimg_error(CAIMG_EFORMAT, "%s: not an HDF5 file", path);
+        return NULL;
+    }
+    caimg_h5 *f = h5_alloc(path);
+    if (!f) return NULL;
+    f->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f->fid < 0) {
+        caimg_error(CAIMG_EFORMAT, "%s: cannot open HDF5 file: %s", path, h5_reason());
+        h5_free(f);
+        return NULL;
+    }
+    if (is_caimg) *is_caimg = H5Aexists(f->fid, "caimg_format") > 0;
+    return f;
+}
+
+caimg_h5 *caimg_h5_open(const char *path)
+{
+    int ok = 0;
+    caimg_h5 *f = caimg_h5_open_any(path, &ok);
+    if (f && !ok) {
+        caimg_error(CAIMG_EFORMAT,
+                    "%s: an HDF5 file but not a caimg file (no caimg_format attribute; see caimg-h5(5))",
+                    path);
+        caimg_h5_close(f);
+        return NULL;
+    }
+    return f;
+}
+
+caimg_h5 *caimg_h5_create(const char *path, const char *stage, const char *cmdline)
+{
+    static unsigned counter;
+    caimg_init();
+    if (!path || !*path) {
+        caimg_error(CAIMG_EINVAL, "no output file given (use -o FILE)");
+        return NULL;
+    }
+    caimg_h5 *f = h5_alloc(path);
+    if (!f) return NULL;
+    size_t n = strlen(path) + 64;
+    f->tmppath = caimg_malloc(n, 1, "a file name");
+    f->stage = caimg_strdup(stage ? stage : "");
+    f->cmdline = caimg_strdup(cmdline ? cmdline : "");
+    if (!f->tmppath || !f->stage || !f->cmdline) {
+        h5_free(f);
+        return NULL;
+    }
+    /* The temporary lives in the output's directory so that rename() is
+     * atomic; pid and a counter keep parallel pipelines apart. */
+    snprintf(f->tmppath, n, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* The 1.8 format keeps files readable by older h5py/MATLAB. */
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST);
+    f->fid = H5Fcreate(f->tmppath, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f->fid < 0) {
+        caimg_error(CAIMG_EIO, "%s: cannot create: %s", path,
+                    errno ? strerror(errno) : h5_reason());
+        H5Eclear2(H5E_DEFAULT);
+        free(f->tmppath);
+        f->tmppath = NULL;
+        h5_free(f);
+        return NULL;
+    }
+    if (caimg_h5_set_attr_string(f, "/", "caimg_format", CAIMG_H5_FORMAT)
+        || caimg_h5_set_attr_long(f, "/", "caimg_format_version", CAIMG_H5_FORMAT_VERSION)
+        || caimg_h5_set_attr_string(f, "/", "caimg_stage", f->stage)
+        || caimg_h5_set_attr_string(f, "/", "caimg_version", caimg_version())) {
+        caimg_h5_close(f);
+        return NULL;
+    }
+    return f;
+}
+
+hid_t caimg_h5_hid(const caimg_h5 *f) { return f ? f->fid : H5I_INVALID_HID; }
+const char *caimg_h5_path(const caimg_h5 *f) { return f ? f->path : NULL; }
+
+void caimg_h5_close(caimg_h5 *f)
+{
+    if (!f) return;
+    if (f->fid >= 0) H5Fclose(f->fid);
+    if (f->tmppath) unlink(f->tmppath);
+    h5_free(f);
+}
+
+/* ---- provenance ----------------------------------------------------------- */
+
+int caimg_h5_param(caimg_h5 *f, const char *key, const char *fmt, ...)
+{
+    char val[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(val, sizeof val, fmt, ap);
+    va_end(ap);
+    size_t add = strlen(key) + strlen(val) + 5;
+    char *p = realloc(f->params, f->params_len + add + 1);
+    if (!p) return caimg_error(CAIMG_ENOMEM, "out of memory recording parameters");
+    f->params = p;
+    f->params_len += (size_t)sprintf(p + f->params_len, "%s = %s\n", key, val);
+    return 0;
+}
+
+int caimg_h5_add_input(caimg_h5 *f, const char *path, int link)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return caimg_error(CAIMG_ENOENT, "%s: %s", path, strerror(errno));
+    /* Refuse to overwrite an input: the stage contract says inputs are
+     * never modified. */
+    struct stat so;
+    if (stat(f->path, &so) == 0 && so.st_dev == st.st_dev && so.st_ino == st.st_ino)
+        return caimg_error(CAIMG_EINVAL, "%s: output would overwrite an input", f->path);
+    h5_input *in = realloc(f->inputs, (f->ninputs + 1) * sizeof *in);
+    if (!in) return caimg_error(CAIMG_ENOMEM, "out of memory recording inputs");
+    f->inputs = in;
+    in = &f->inputs[f->ninputs];
+    memset(in, 0, sizeof *in);
+    in->path = caimg_strdup(path);
+    if (!in->path) return CAIMG_ENOMEM;
+    in->size = (long long)st.st_size;
+    in->link = link;
+    if (H5Fis_hdf5(path) > 0) {
+        hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (fid >= 0) {
+            in->is_caimg = H5Aexists(fid, "caimg_format") > 0;
+            H5Fclose(fid);
+        }
+    }
+    H5Eclear2(H5E_DEFAULT);
+    f->ninputs++;
+    return 0;
+}
+
+/* The path of `target` relative to the directory holding `from`, so that a
+ * directory of results can be moved or copied as a whole and its links
+ * still resolve (HDF5 looks for a relative external file name next to the
+ * file holding the link). */
+static char *relative_path(const char *target, const char *from)
+{
+    char rt[PATH_MAX], rf[PATH_MAX], fdir[PATH_MAX];
+    snprintf(fdir, sizeof fdir, "%s", from);
+    char *slash = strrchr(fdir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(fdir, sizeof fdir, ".");
+    if (!realpath(target, rt) || !realpath(fdir, rf)) return caimg_strdup(target);
+    /* Common directory prefix. */
+    size_t i = 0, last = 0;
+    while (rt[i] && rf[i] && rt[i] == rf[i]) {
+        if (rt[i] == '/') last = i;
+        i++;
+    }
+    if (rf[i] == '\0' && rt[i] == '/') last = i;
+    char out[2 * PATH_MAX];
+    size_t o = 0;
+    /* One "../" per directory of `rf` below the common prefix. */
+    for (const char *p = rf + last; *p; p++)
+        if (*p == '/' && p[1]) o += (size_t)snprintf(out + o, sizeof out - o, "../");
+    if (rf[last] == '/' && rf[last + 1] == '\0') o = 0;
+    snprintf(out + o, sizeof out - o, "%s", rt + last + 1);
+    return caimg_strdup(out);
+}
+
+static int copy_provenance(caimg_h5 *f, hid_t src)
+{
+    if (H5Lexists(src, "provenance", H5P_DEFAULT) <= 0) return 0;
+    hid_t g = H5Gopen2(src, "provenance", H5P_DEFAULT);
+    if (g < 0) return 0;
+    int rc = caimg_h5_mkgroup(f, "/provenance");
+    H5G_info_t gi;
+    H5Gget_info(g, &gi);
+    for (hsize_t i = 0; !rc && i < gi.nlinks; i++) {
+        char name[256];
+        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name,
+                               sizeof name, H5P_DEFAULT) < 0) continue;
+        char dst[300];
+        snprintf(dst, sizeof dst, "provenance/%s", name);
+        if (H5Lexists(f->fid, dst, H5P_DEFAULT) > 0) continue;
+        if (H5Ocopy(g, name, f->fid, dst, H5P_DEFAULT, H5P_DEFAULT) < 0)
+            rc = caimg_error(CAIMG_EIO, "%s: cannot copy provenance: %s", f->path,
+                             h5_reason());
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+struct link_ctx { caimg_h5 *f; const char *rel; int rc; };
+
+static herr_t link_one(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+    struct link_ctx *c = data;
+    (void)g; (void)info;
+    if (strcmp(name, "provenance") == 0) return 0;
+    if (H5Lexists(c->f->fid, name, H5P_DEFAULT) > 0) return 0;
+    char obj[300];
+    snprintf(obj, sizeof obj, "/%s", name);
+    if (H5Lcreate_external(c->rel, obj, c->f->fid, name, H5P_DEFAULT, H5P_DEFAULT) < 0) {
+        c->rc = caimg_error(CAIMG_EIO, "%s: cannot link %s from %s: %s", c->f->path,
+                            obj, c->rel, h5_reason());
+        return -1;
+    }
+    return 0;
+}
+
+static int inherit_inputs(caimg_h5 *f)
+{
+    for (size_t i = 0; i < f->ninputs; i++) {
+        h5_input *in = &f->inputs[i];
+        if (!in->is_caimg) continue;
+        hid_t src = H5Fopen(in->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (src < 0)
+            return caimg_error(CAIMG_EIO, "%s: cannot reopen: %s", in->path, h5_reason());
+        int rc = copy_provenance(f, src);
+        if (!rc && in->link) {
+            char *rel = relative_path(in->path, f->path);
+            struct link_ctx c = {f, rel, 0};
+            if (!rel) rc = CAIMG_ENOMEM;
+            else {
+                H5Literate(src, H5_INDEX_NAME, H5_ITER_INC, NULL, link_one, &c);
+                rc = c.rc;
+            }
+            free(rel);
+        }
+        H5Fclose(src);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Records are named NN_stage so that they sort in pipeline order. */
+static int next_record_index(caimg_h5 *f)
+{
+    int next = 0;
+    char **names;
+    size_t n;
+    if (caimg_h5_list(f, "/provenance", &names, &n)) {
+        caimg_clear_error();
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int k = atoi(names[i]);
+        if (k + 1 > next) next = k + 1;
+    }
+    caimg_h5_list_free(names, n);
+    return next;
+}
+
+static int write_record(caimg_h5 *f)
+{
+    char grp[300], date[64];
+    snprintf(grp, sizeof grp, "/provenance/%02d_%s", next_record_index(f), f->stage);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+    size_t cap = 256;
+    for (size_t i = 0; i < f->ninputs; i++) cap += strlen(f->inputs[i].path) + 32;
+    char *inputs = caimg_malloc(cap, 1, "the input list");
+    if (!inputs) return CAIMG_ENOMEM;
+    size_t o = 0;
+    inputs[0] = '\0';
+    for (size_t i = 0; i < f->ninputs; i++)
+        o += (size_t)snprintf(inputs + o, cap - o, "%s\t%lld\n", f->inputs[i].path,
+                              f->inputs[i].size);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) cwd[0] = '\0';
+    char program[64];
+    snprintf(program, sizeof program, "caimg %s", caimg_version());
+    int rc = caimg_h5_mkgroup(f, grp);
+    if (!rc) rc = caimg_h5_set_attr_string(f, grp, "stage", f->stage);
+    if (!rc) rc = caimg_h5_set_attr_string(f, grp, "program", program);
+    if (!rc) rc = caimg_h5_set_attr_string(f, grp, "command_line", f->cmdline);
+    if (!rc) rc = caimg_h5_set_attr_string(f, grp, "date", date);
+    if (!rc) rc = caimg_h5_set_attr_string(f, grp, "working_directory", cwd);
+    if (!rc) rc = caimg_h5_set_attr_string(f, grp, "parameters", f->params ? f->params : "");
+    if (!rc) rc = caimg_h5_set_attr_string(f, grp, "inputs", inputs);
+    if (!rc) rc = caimg_h5_set_attr_string(f, grp, "libraries", caimg_build_info());
+    free(inputs);
+    return rc;
+}
+
+int caimg_h5_commit(caimg_h5 *f)
+{
+    if (!f) return caimg_error(CAIMG_EINVAL, "no file to commit");
+    if (!f->tmppath) {
+        caimg_h5_close(f);
+        return caimg_error(CAIMG_EINVAL, "file was opened for reading");
+    }
+    int rc = inherit_inputs(f);
+    if (!rc) rc = write_record(f);
+    if (!rc && H5Fflush(f->fid, H5F_SCOPE_GLOBAL) < 0)
+        rc = caimg_error(CAIMG_EIO, "%s: cannot write: %s", f->path, h5_reason());
+    if (H5Fclose(f->fid) < 0 && !rc)
+        rc = caimg_error(CAIMG_EIO, "%s: cannot close: %s", f->path, h5_reason());
+    f->fid = H5I_INVALID_HID;
+    if (!rc && rename(f->tmppath, f->path) != 0)
+        rc = caimg_error(CAIMG_EIO, "%s: cannot rename from %s: %s", f->path,
+                         f->tmppath, strerror(errno));
+    if (!rc) {
+        free(f->tmppath);
+        f->tmppath = NULL;
+    }
+    caimg_h5_close(f);
+    return rc;
+}
+
+/* ---- objects ------------------------------------------------------------- */
+
+int caimg_h5_exists(caimg_h5 *f, const char *name)
+{
+    /* Check each component so that a missing parent is not an error. */
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", name);
+    if (strcmp(buf, "/") == 0) return 1;
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            htri_t e = H5Lexists(f->fid, buf, H5P_DEFAULT);
+            if (e > 0) e = H5Oexists_by_name(f->fid, buf, H5P_DEFAULT);
+            if (e <= 0) {
+                H5Eclear2(H5E_DEFAULT);
+                return 0;
+            }
+            if (c == '\0') break;
+            *p = c;
+        }
+    }
+    return 1;
+}
+
+void caimg_h5_list_free(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
+int caimg_h5_list(caimg_h5 *f, const char *name, char ***names, size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    if (!caimg_h5_exists(f, name))
+        return caimg_error(CAIMG_ENOENT, "%s: no group %s", f->path, name);
+    hid_t g = H5Gopen2(f->fid, name, H5P_DEFAULT);
+    H5G_info_t gi;
+    if (g < 0 || H5Gget_info(g, &gi) < 0) {
+        if (g >= 0) H5Gclose(g);
+        return caimg_error(CAIMG_EFORMAT, "%s: %s is not a group: %s", f->path, name,
+                           h5_reason());
+    }
+    int rc = 0;
+    char **v = caimg_calloc(gi.nlinks + 1, sizeof *v, "a list of names");
+    if (!v) rc = CAIMG_ENOMEM;
+    for (hsize_t i = 0; !rc && i < gi.nlinks; i++) {
+        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0,
+                                         H5P_DEFAULT);
+        if (len < 0) continue;
+        v[*n] = caimg_malloc((size_t)len + 1, 1, "a name");
+        if (!v[*n]) { rc = CAIMG_ENOMEM; break; }
+        H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, v[*n], (size_t)len + 1,
+                           H5P_DEFAULT);
+        (*n)++;
+    }
+    H5Gclose(g);
+    if (rc) {
+        caimg_h5_list_free(v, *n);
+        *n = 0;
+        return rc;
+    }
+    *names = v;
+    return 0;
+}
+
+int caimg_h5_mkgroup(caimg_h5 *f, const char *name)
+{
+    if (caimg_h5_exists(f, name)) return 0;
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t g = H5Gcreate2(f->fid, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    if (g < 0)
+        return caimg_error(CAIMG_EIO, "%s: cannot create group %s: %s", f->path, name,
+                           h5_reason());
+    H5Gclose(g);
+    return 0;
+}
+
+/* Open a dataset; on failure sets the message and *status. */
+static hid_t open_dataset(caimg_h5 *f, const char *name, int *status)
+{
+    if (!caimg_h5_exists(f, name)) {
+        *status = caimg_error(CAIMG_ENOENT, "%s: no dataset %s", f->path, name);
+        return H5I_INVALID_HID;
+    }
+    hid_t d = H5Dopen2(f->fid, name, H5P_DEFAULT);
+    if (d < 0)
+        *status = caimg_error(CAIMG_EFORMAT, "%s: %s is not a readable dataset: %s",
+                              f->path, name, h5_reason());
+    return d;
+}
+
+int caimg_h5_dims(caimg_h5 *f, const char *name, int *rank, size_t *dims)
+{
+    int rc = 0;
+    hid_t d = open_dataset(f, name, &rc);
+    if (d < 0) return rc;
+    hid_t sp = H5Dget_space(d);
+    int r = H5Sget_simple_extent_ndims(sp);
+    hsize_t hd[CAIMG_H5_MAXRANK];
+    if (r < 0 || r > CAIMG_H5_MAXRANK)
+        rc = caimg_error(CAIMG_EUNSUP, "%s: %s has unsupported rank %d", f->path, name, r);
+    else {
+        H5Sget_simple_extent_dims(sp, hd, NULL);
+        *rank = r;
+        for (int i = 0; i < r; i++) dims[i] = (size_t)hd[i];
+    }
+    H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
+caimg_dtype caimg_h5_dtype(caimg_h5 *f, const char *name)
+{
+    int rc;
+    hid_t d = open_dataset(f, name, &rc);
+    if (d < 0) return CAIMG_DT_NONE;
+    hid_t t = H5Dget_type(d);
+    caimg_dtype dt = dtype_of(t);
+    H5Tclose(t);
+    H5Dclose(d);
+    return dt;
+}
+
+int caimg_h5_write(caimg_h5 *f, const char *name, caimg_dtype dt, int rank,
+                   const size_t *dims, const void *data)
+{
+    if (rank < 0 || rank > CAIMG_H5_MAXRANK || mem_type(dt) < 0)
+        return caimg_error(CAIMG_EINVAL, "%s: bad shape or type for %s", f->path, name);
+    hsize_t hd[CAIMG_H5_MAXRANK], chunk[CAIMG_H5_MAXRANK];
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        hd[i] = dims[i];
+        chunk[i] = dims[i] ? dims[i] : 1;
+        n *= dims[i];
+    }
+    hid_t sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, hd, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    /* Big arrays are chunked along the first axis (a frame or a trace per
+     * chunk, the unit in which stages read them) and compressed. */
+    if (rank > 0 && n * caimg_dtype_size(dt) > (1u << 20) && dims[0] > 1) {
+        chunk[0] = 1;
+        size_t rowbytes = n / dims[0] * caimg_dtype_size(dt);
+        if (rowbytes < (256u << 10)) {
+            size_t rows = (256u << 10) / (rowbytes ? rowbytes : 1);
+            chunk[0] = rows < dims[0] ? rows : dims[0];
+        }
+        H5Pset_chunk(dcpl, rank, chunk);
+        H5Pset_shuffle(dcpl);
+        H5Pset_deflate(dcpl, 4);
+    }
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    int rc = 0;
+    hid_t d = H5Dcreate2(f->fid, name, file_type(dt), sp, lcpl, dcpl, H5P_DEFAULT);
+    if (d < 0)
+        rc = caimg_error(CAIMG_EIO, "%s: cannot create %s: %s", f->path, name, h5_reason());
+    else if (n && H5Dwrite(d, mem_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        rc = caimg_error(CAIMG_EIO, "%s: cannot write %s: %s", f->path, name, h5_reason());
+    if (d >= 0) H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    return rc;
+}
+
+int caimg_h5_read(caimg_h5 *f, const char *name, caimg_dtype dt, int expect_rank,
+                  int *rank, size_t *dims, void **data)
+{
+    int r;
+    size_t d[CAIMG_H5_MAXRANK];
+    *data = NULL;
+    int rc = caimg_h5_dims(f, name, &r, d);
+    if (rc) return rc;
+    if (expect_rank > 0 && r != expect_rank)
+        return caimg_error(CAIMG_EFORMAT, "%s: %s has rank %d, expected %d", f->path,
+                           name, r, expect_rank);
+    if (caimg_h5_dtype(f, name) == CAIMG_DT_NONE)
+        return caimg_error(CAIMG_EFORMAT, "%s: %s is not a numeric dataset", f->path, name);
+    size_t n = 1;
+    for (int i = 0; i < r; i++) n = caimg_mul(n, d[i]);
+    void *buf = caimg_malloc(n, caimg_dtype_size(dt), name);
+    if (!buf) return CAIMG_ENOMEM;
+    hid_t ds = H5Dopen2(f->fid, name, H5P_DEFAULT);
+    if (n && H5Dread(ds, mem_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        rc = caimg_error(CAIMG_EFORMAT, "%s: cannot read %s: %s", f->path, name, h5_reason());
+        free(buf);
+        buf = NULL;
+    }
+    H5Dclose(ds);
+    if (!rc) {
+        if (rank) *rank = r;
+        if (dims) memcpy(dims, d, (size_t)r * sizeof *d);
+        *data = buf;
+    }
+    return rc;
+}
+
+int caimg_h5_read_rows(caimg_h5 *f, const char *name, caimg_dtype dt, size_t r0,
+                       size_t n, void *buf)
+{
+    int rc = 0;
+    hid_t d = open_dataset(f, name, &rc);
+    if (d < 0) return rc;
+    hid_t sp = H5Dget_space(d);
+    int rank = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[CAIMG_H5_MAXRANK], start[CAIMG_H5_MAXRANK] = {0}, count[CAIMG_H5_MAXRANK];
+    if (rank < 1 || rank > CAIMG_H5_MAXRANK) {
+        rc = caimg_error(CAIMG_EFORMAT, "%s: %s is a scalar", f->path, name);
+        goto out;
+    }
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (r0 + n > dims[0]) {
+        rc = caimg_error(CAIMG_EINVAL, "%s: rows %zu-%zu of %s requested, it has %llu",
+                         f->path, r0, r0 + n, name, (unsigned long long)dims[0]);
+        goto out;
+    }
+    if (n == 0) goto out;
+    for (int i = 0; i < rank; i++) count[i] = dims[i];
+    start[0] = r0;
+    count[0] = n;
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL);
+    hid_t ms = H5Screate_simple(rank, count, NULL);
+    if (H5Dread(d, mem_type(dt), ms, sp, H5P_DEFAULT, buf) < 0)
+        rc = caimg_error(CAIMG_EFORMAT, "%s: cannot read rows %zu-%zu of %s: %s", f->path,
+                         r0, r0 + n - 1, name, h5_reason());
+    H5Sclose(ms);
+out:
+    H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
+/* ---- streams ------------------------------------------------------------- */
+
+caimg_h5_stream *caimg_h5_stream_create(caimg_h5 *f, const char *name,
+                                        caimg_dtype store, int rank,
+                                        const size_t *inner, int deflate,
+                                        size_t nrows_hint)
+{
+    if (rank < 1 || rank > CAIMG_H5_MAXRANK || file_type(store) < 0) {
+        caimg_error(CAIMG_EINVAL, "%s: bad shape or type for %s", f->path, name);
+        return NULL;
+    }
+    caimg_h5_stream *s = caimg_calloc(1, sizeof *s, "a dataset stream");
+    if (!s) return NULL;
+    s->f = f;
+    s->store = store;
+    s->rank = rank;
+    s->row_elems = 1;
+    s->name = caimg_strdup(name);
+    hsize_t maxd[CAIMG_H5_MAXRANK], chunk[CAIMG_H5_MAXRANK];
+    s->dims[0] = 0;
+    maxd[0] = H5S_UNLIMITED;
+    chunk[0] = 1;
+    for (int i = 1; i < rank; i++) {
+        s->dims[i] = maxd[i] = chunk[i] = inner[i - 1];
+        s->row_elems *= inner[i - 1];
+        if (inner[i - 1] == 0) {
+            caimg_error(CAIMG_EINVAL, "%s: %s would have a zero dimension", f->path, name);
+            free(s->name);
+            free(s);
+            return NULL;
+        }
+    }
+    /* Small rows (a trace of a short recording) are grouped so chunks are
+     * not absurdly small; a movie frame is one chunk. */
+    size_t rowbytes = s->row_elems * caimg_dtype_size(store);
+    if (rowbytes < (64u << 10)) {
+        size_t rows = (64u << 10) / rowbytes;
+        if (nrows_hint && rows > nrows_hint) rows = nrows_hint;
+        chunk[0] = rows ? rows : 1;
+    }
+    hid_t sp = H5Screate_simple(rank, s->dims, maxd);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, rank, chunk);
+    if (deflate > 0) {
+        H5Pset_shuffle(dcpl);
+        H5Pset_deflate(dcpl, (unsigned)(deflate > 9 ? 9 : deflate));
+    }
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    s->dset = H5Dcreate2(f->fid, name, file_type(store), sp, lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    if (s->dset < 0 || !s->name) {
+        caimg_error(CAIMG_EIO, "%s: cannot create %s: %s", f->path, name, h5_reason());
+        free(s->name);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int caimg_h5_stream_write(caimg_h5_stream *s, const void *buf, caimg_dtype src,
+                          size_t n, size_t *nclamped)
+{
+    if (n == 0) return 0;
+    const void *wbuf = buf;
+    hid_t mt = mem_type(src);
+    /* Float data stored as integers goes through our converter, which
+     * rounds (HDF5 truncates) and counts clamped samples. */
+    if (src == CAIMG_DT_F32 && s->store != CAIMG_DT_F32) {
+        if (s->scratch_rows < n) {
+            void *p = realloc(s->scratch, caimg_mul(n * s->row_elems, caimg_dtype_size(s->store)));
+            if (!p) return caimg_error(CAIMG_ENOMEM, "out of memory writing %s", s->name);
+            s->scratch = p;
+            s->scratch_rows = n;
+        }
+        size_t c = caimg_from_float(buf, s->scratch, s->store, n * s->row_elems);
+        if (nclamped) *nclamped += c;
+        wbuf = s->scratch;
+        mt = mem_type(s->store);
+    }
+    hsize_t start[CAIMG_H5_MAXRANK] = {0}, count[CAIMG_H5_MAXRANK];
+    start[0] = s->dims[0];
+    s->dims[0] += n;
+    if (H5Dset_extent(s->dset, s->dims) < 0)
+        return caimg_error(CAIMG_EIO, "%s: cannot extend %s: %s", s->f->path, s->name,
+                           h5_reason());
+    for (int i = 0; i < s->rank; i++) count[i] = s->dims[i];
+    count[0] = n;
+    hid_t fs = H5Dget_space(s->dset);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    hid_t ms = H5Screate_simple(s->rank, count, NULL);
+    herr_t e = H5Dwrite(s->dset, mt, ms, fs, H5P_DEFAULT, wbuf);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    if (e < 0)
+        return caimg_error(CAIMG_EIO, "%s: cannot write %s: %s", s->f->path, s->name,
+                           h5_reason());
+    return 0;
+}
+
+size_t caimg_h5_stream_rows(const caimg_h5_stream *s) { return s ? (size_t)s->dims[0] : 0; }
+
+int caimg_h5_stream_close(caimg_h5_stream *s)
+{
+    if (!s) return 0;
+    int rc = 0;
+    if (H5Dclose(s->dset) < 0)
+        rc = caimg_error(CAIMG_EIO, "%s: cannot close %s: %s", s->f->path, s->name,
+                         h5_reason());
+    free(s->scratch);
+    free(s->name);
+    free(s);
+    return rc;
+}
+
+/* ---- attributes ---------------------------------------------------------- */
+
+static int set_attr(caimg_h5 *f, const char *obj, const char *name, hid_t type,
+                    hid_t space, const void *v)
+{
+    int rc = 0;
+    if (H5Aexists_by_name(f->fid, obj, name, H5P_DEFAULT) > 0)
+        H5Adelete_by_name(f->fid, obj, name, H5P_DEFAULT);
+    hid_t a = H5Acreate_by_name(f->fid, obj, name, type, space, H5P_DEFAULT,
+                                H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, type, v) < 0)
+        rc = caimg_error(CAIMG_EIO, "%s: cannot write attribute %s of %s: %s", f->path,
+                         name, obj, h5_reason());
+    if (a >= 0) H5Aclose(a);
+    return rc;
+}
+
+int caimg_h5_set_attr_double(caimg_h5 *f, const char *obj, const char *name, double v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    int rc = set_attr(f, obj, name, H5T_NATIVE_DOUBLE, sp, &v);
+    H5Sclose(sp);
+    return rc;
+}
+
+int caimg_h5_set_attr_doubles(caimg_h5 *f, const char *obj, const char *name,
+                              const double *v, size_t n)
+{
+    hsize_t d = n;
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    int rc = set_attr(f, obj, name, H5T_NATIVE_DOUBLE, sp, v);
+    H5Sclose(sp);
+    return rc;
+}
+
+int caimg_h5_set_attr_long(caimg_h5 *f, const char *obj, const char *name, long v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    long long x = v;
+    int rc = set_attr(f, obj, name, H5T_NATIVE_LLONG, sp, &x);
+    H5Sclose(sp);
+    return rc;
+}
+
+/* Strings are variable-length UTF-8, which h5py returns as str. */
+int caimg_h5_set_attr_string(caimg_h5 *f, const char *obj, const char *name, const char *v)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    const char *p = v ? v : "";
+    int rc = set_attr(f, obj, name, t, sp, &p);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return rc;
+}
+
+static hid_t open_attr(caimg_h5 *f, const char *obj, const char *name)
+{
+    if (!caimg_h5_exists(f, obj) || H5Aexists_by_name(f->fid, obj, name, H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        caimg_error(CAIMG_ENOENT, "%s: %s has no attribute %s", f->path, obj, name);
+        return H5I_INVALID_HID;
+    }
+    return H5Aopen_by_name(f->fid, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+static int get_attr_num(caimg_h5 *f, const char *obj, const char *name, hid_t mt, void *v)
+{
+    hid_t a = open_attr(f, obj, name);
+    if (a < 0) return CAIMG_ENOENT;
+    hid_t t = H5Aget_type(a);
+    hid_t sp = H5Aget_space(a);
+    int rc = 0;
+    H5T_class_t cls = H5Tget_class(t);
+    if ((cls != H5T_INTEGER && cls != H5T_FLOAT) || H5Sget_simple_extent_npoints(sp) != 1)
+        rc = caimg_error(CAIMG_EFORMAT, "%s: attribute %s of %s is not a number", f->path,
+                         name, obj);
+    else if (H5Aread(a, mt, v) < 0)
+        rc = caimg_error(CAIMG_EFORMAT, "%s: cannot read attribute %s of %s", f->path,
+                         name, obj);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+int caimg_h5_get_attr_double(caimg_h5 *f, const char *obj, const char *name, double *v)
+{
+    return get_attr_num(f, obj, name, H5T_NATIVE_DOUBLE, v);
+}
+
+int caimg_h5_get_attr_long(caimg_h5 *f, const char *obj, const char *name, long *v)
+{
+    long long x;
+    int rc = get_attr_num(f, obj, name, H5T_NATIVE_LLONG, &x);
+    if (!rc) *v = (long)x;
+    return rc;
+}
+
+int caimg_h5_get_attr_string(caimg_h5 *f, const char *obj, const char *name, char **v)
+{
+    hid_t a = open_attr(f, obj, name);
+    if (a < 0) return CAIMG_ENOENT;
+    hid_t t = H5Aget_type(a);
+    int rc = 0;
+    *v = NULL;
+    if (H5Tget_class(t) != H5T_STRING) {
+        rc = caimg_error(CAIMG_EFORMAT, "%s: attribute %s of %s is not a string", f->path,
+                         name, obj);
+    } else if (H5Tis_variable_str(t) > 0) {
+        char *s = NULL;
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        if (H5Aread(a, mt, &s) < 0)
+            rc = caimg_error(CAIMG_EFORMAT, "%s: cannot read attribute %s", f->path, name);
+        else {
+            *v = caimg_strdup(s ? s : "");
+            if (s) H5free_memory(s);
+            if (!*v) rc = CAIMG_ENOMEM;
+        }
+        H5Tclose(mt);
+    } else {
+        size_t n = H5Tget_size(t);
+        char *s = caimg_calloc(n + 1, 1, "an attribute");
+        if (!s) rc = CAIMG_ENOMEM;
+        else if (H5Aread(a, t, s) < 0) {
+            free(s);
+            rc = caimg_error(CAIMG_EFORMAT, "%s: cannot read attribute %s", f->path, name);
+        } else *v = s;
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}

@@ -1,0 +1,220 @@
+/* tsv.c -- numeric text tables and atomic text output.
+ *
+ * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+ */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "caimg/tsv.h"
+#include "internal.h"
+
+struct caimg_outfile {
+    FILE *fp;
+    char *path;
+    char *tmp;      /* NULL for stdout */
+};
+
+char *caimg_temp_name(const char *path)
+{
+    static unsigned counter;
+    size_t n = strlen(path) + 48;
+    char *t = caimg_malloc(n, 1, "a file name");
+    if (t) snprintf(t, n, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+    return t;
+}
+
+caimg_outfile *caimg_outfile_open(const char *path)
+{
+    caimg_outfile *o = caimg_calloc(1, sizeof *o, "an output file");
+    if (!o) return NULL;
+    o->path = caimg_strdup(path);
+    if (!o->path) goto fail;
+    if (strcmp(path, "-") == 0) {
+        o->fp = stdout;
+        return o;
+    }
+    o->tmp = caimg_temp_name(path);
+    if (!o->tmp) goto fail;
+    o->fp = fopen(o->tmp, "w");
+    if (!o->fp) {
+        caimg_error(CAIMG_EIO, "%s: cannot create: %s", path, strerror(errno));
+        goto fail;
+    }
+    return o;
+fail:
+    if (o) { free(o->path); free(o->tmp); free(o); }
+    return NULL;
+}
+
+FILE *caimg_outfile_fp(caimg_outfile *o) { return o->fp; }
+
+int caimg_outfile_commit(caimg_outfile *o)
+{
+    int rc = 0;
+    if (!o) return caimg_error(CAIMG_EINVAL, "no output file");
+    if (fflush(o->fp) != 0 || ferror(o->fp))
+        rc = caimg_error(CAIMG_EIO, "%s: write failed: %s", o->path, strerror(errno));
+    if (o->tmp) {
+        if (fclose(o->fp) != 0 && !rc)
+            rc = caimg_error(CAIMG_EIO, "%s: write failed: %s", o->path, strerror(errno));
+        if (!rc && rename(o->tmp, o->path) != 0)
+            rc = caimg_error(CAIMG_EIO, "%s: cannot rename: %s", o->path, strerror(errno));
+        if (rc) unlink(o->tmp);
+    }
+    free(o->path);
+    free(o->tmp);
+    free(o);
+    return rc;
+}
+
+void caimg_outfile_abort(caimg_outfile *o)
+{
+    if (!o) return;
+    if (o->tmp) {
+        fclose(o->fp);
+        unlink(o->tmp);
+    }
+    free(o->path);
+    free(o->tmp);
+    free(o);
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+void caimg_table_free(caimg_table *t)
+{
+    if (!t) return;
+    if (t->colnames)
+        for (size_t i = 0; i < t->ncols; i++) free(t->colnames[i]);
+    free(t->colnames);
+    free(t->data);
+    free(t);
+}
+
+long caimg_table_column(const caimg_table *t, const char *name)
+{
+    if (!t->colnames) return -1;
+    for (size_t i = 0; i < t->ncols; i++)
+        if (strcmp(t->colnames[i], name) == 0) return (long)i;
+    return -1;
+}
+
+/* Split a line in place into fields; returns the count.  Tabs separate;
+ * if the line has no tab, commas, then runs of spaces, do. */
+static size_t split(char *line, char ***fields, size_t *cap)
+{
+    size_t n = 0;
+    char sep = strchr(line, '\t') ? '\t' : strchr(line, ',') ? ',' : ' ';
+    char *p = line;
+    for (;;) {
+        if (sep == ' ') while (*p == ' ') p++;
+        if (n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            char **f = realloc(*fields, nc * sizeof *f);
+            if (!f) return (size_t)-1;
+            *fields = f;
+            *cap = nc;
+        }
+        (*fields)[n++] = p;
+        char *e = strchr(p, sep);
+        if (!e) break;
+        *e = '\0';
+        p = e + 1;
+        if (sep == ' ') {
+            while (*p == ' ') p++;
+            if (!*p) break;
+        }
+    }
+    return n;
+}
+
+static int parse_num(const char *s, double *v)
+{
+    while (isspace((unsigned char)*s)) s++;
+    if (!*s || !strcmp(s, "NA") || !strcasecmp(s, "nan")) {
+        *v = NAN;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    while (isspace((unsigned char)*end)) end++;
+    return (end == s || *end) ? -1 : 0;
+}
+
+caimg_table *caimg_table_read(const char *path)
+{
+    FILE *fp = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!fp) {
+        caimg_error(errno == ENOENT ? CAIMG_ENOENT : CAIMG_EIO, "%s: %s", path,
+                    strerror(errno));
+        return NULL;
+    }
+    caimg_table *t = caimg_calloc(1, sizeof *t, "a table");
+    char *line = NULL, **fields = NULL;
+    size_t linecap = 0, fcap = 0, cap = 0, lineno = 0;
+    ssize_t len;
+    int rc = t ? 0 : CAIMG_ENOMEM;
+    while (!rc && (len = getline(&line, &linecap, fp)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (len == 0 || line[0] == '#') continue;
+        size_t n = split(line, &fields, &fcap);
+        if (n == (size_t)-1) { rc = caimg_error(CAIMG_ENOMEM, "out of memory reading %s", path); break; }
+        if (t->ncols == 0) {
+            t->ncols = n;
+            /* A header is a first line with a non-numeric field. */
+            int header = 0;
+            for (size_t i = 0; i < n; i++) {
+                double v;
+                const char *s = fields[i];
+                if (parse_num(s, &v)) header = 1;
+            }
+            if (header) {
+                t->colnames = caimg_calloc(n, sizeof *t->colnames, "column names");
+                if (!t->colnames) { rc = CAIMG_ENOMEM; break; }
+                for (size_t i = 0; i < n; i++)
+                    if (!(t->colnames[i] = caimg_strdup(fields[i]))) rc = CAIMG_ENOMEM;
+                continue;
+            }
+        }
+        if (n != t->ncols) {
+            rc = caimg_error(CAIMG_EFORMAT, "%s: line %zu has %zu fields, expected %zu", path,
+                             lineno, n, t->ncols);
+            break;
+        }
+        if ((t->nrows + 1) * t->ncols > cap) {
+            size_t nc = cap ? cap * 2 : t->ncols * 64;
+            double *d = realloc(t->data, nc * sizeof *d);
+            if (!d) { rc = caimg_error(CAIMG_ENOMEM, "out of memory reading %s", path); break; }
+            t->data = d;
+            cap = nc;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (parse_num(fields[i], &t->data[t->nrows * t->ncols + i])) {
+                rc = caimg_error(CAIMG_EFORMAT, "%s: line %zu, field %zu: '%s' is not a number",
+                                 path, lineno, i + 1, fields[i]);
+                break;
+            }
+        }
+        t->nrows++;
+    }
+    if (!rc && ferror(fp))
+        rc = caimg_error(CAIMG_EIO, "%s: read error: %s", path, strerror(errno));
+    if (!rc && t->nrows == 0)
+        rc = caimg_error(CAIMG_EFORMAT, "%s: no data rows", path);
+    free(line);
+    free(fields);
+    if (fp != stdin) fclose(fp);
+    if (rc) {
+        caimg_table_free(t);
+        return NULL;
+    }
+    return t;
+}

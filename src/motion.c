@@ -1106,8 +1106,7 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
         sh[2 * i] = e.dy;
         sh[2 * i + 1] = e.dx;
         fl[i] = (unsigned char)e.flags;
-        if (res && res->patch_shifts)
-            memcpy(res->patch_shifts + i * np2, w->pshift, sizeof(float) * np2);
+        if (res && res->patch_shifts) mc_patches_frame(p, w->pshift, res->patch_shifts + i * np2);
         float c = NAN;
         int box[4];
         clamped += correct_frame(p, w, w->frame, e.dy, e.dx, out ? outb + i * npix * osz : NULL,
@@ -1130,8 +1129,7 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
         sh[2 * i] = last[0];
         sh[2 * i + 1] = last[1];
         mc_patches_uniform(p, w, last[0], last[1]);
-        if (res && res->patch_shifts)
-            memcpy(res->patch_shifts + i * np2, w->pshift, sizeof(float) * np2);
+        if (res && res->patch_shifts) mc_patches_frame(p, w->pshift, res->patch_shifts + i * np2);
         if (res && res->corr) res->corr[i] = NAN;
         {
             /* The frame is moved like its neighbour but left as it is

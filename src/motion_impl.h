@@ -117,6 +117,7 @@ void mc_subpixel(const float *c, size_t ny, size_t nx, long iy, long ix,
                  double *oy, double *ox);
 
 /* motion_pw.c */
+void mc_patches_frame(const caimg_mc_plan *p, const float *ps, float *out);
 int mc_grid_init(caimg_mc_plan *p);
 void mc_grid_free(caimg_mc_plan *p);
 int mc_grid_template(caimg_mc_plan *p);

@@ -386,6 +386,49 @@ void mc_patches(const caimg_mc_plan *p, mc_work *w, const float *f, const mc_est
     }
 }
 
+/* The interpolated field of patch shifts `ps` at any point (y, x). */
+static void field_at(const caimg_mc_plan *p, const float *ps, double y, double x, double *dy,
+                     double *dx)
+{
+    int by, bx;
+    float wy[4], wx[4];
+    node_weights(p->pcy, p->npy, y, &by, wy);
+    node_weights(p->pcx, p->npx, x, &bx, wx);
+    double vy = 0, vx = 0;
+    for (int a = 0; a < 4; a++) {
+        size_t i = (size_t)(by + a);
+        if (i >= p->npy || wy[a] == 0) continue;
+        for (int b = 0; b < 4; b++) {
+            size_t j = (size_t)(bx + b);
+            if (j >= p->npx || wx[b] == 0) continue;
+            double wt = (double)wy[a] * wx[b];
+            vy += wt * ps[2 * (i * p->npx + j)];
+            vx += wt * ps[2 * (i * p->npx + j) + 1];
+        }
+    }
+    *dy = vy;
+    *dx = vx;
+}
+
+/* Patch shifts in the frame's coordinates.  The registration measures, for
+ * the template point c, where it appears in the frame: s(c) with
+ * frame(c + s(c)) = template(c).  The convention of caimg-h5(5) describes
+ * motion on the frame's pixels, frame(p) = template(p - d(p)), so at the
+ * patch centre p = c we need d(c) = s(c - d(c)), found by fixed-point
+ * iteration on the interpolated field (it converges in a few steps: the
+ * field's gradient is far below 1). */
+void mc_patches_frame(const caimg_mc_plan *p, const float *ps, float *out)
+{
+    for (size_t i = 0; i < p->npy; i++)
+        for (size_t j = 0; j < p->npx; j++) {
+            size_t k = i * p->npx + j;
+            double c0 = p->pcy[i], c1 = p->pcx[j], dy = ps[2 * k], dx = ps[2 * k + 1];
+            for (int it = 0; it < 6 && p->par.piecewise; it++) field_at(p, ps, c0 - dy, c1 - dx, &dy, &dx);
+            out[2 * k] = (float)dy;
+            out[2 * k + 1] = (float)dx;
+        }
+}
+
 /* One output pixel by clamped (edge-replicating) interpolation, for the
  * pixels whose taps leave the frame. */
 static float sample_clamped(const float *src, long ny, long nx, long iy, long ix,

@@ -22,5 +22,6 @@
 #include "caimg/simulate.h"
 #include "caimg/eval.h"
 #include "caimg/motion.h"
+#include "caimg/mcrun.h"
 
 #endif

@@ -47,11 +47,11 @@
  *   this first field and the patches are registered again (within 3 px),
  *   and the small residual is added.  The frame is then resampled along the
  *   final field.
- *   Patch shifts are given at the patch centres c in template coordinates:
- *   the template patch centred on c is found in the frame displaced by s,
- *   frame(c + s) = template(c).  For a displacement field d given on the
- *   frame's pixels, frame(x) = scene(x - d(x)), this is the solution of
- *   s = d(c + s), which differs from d(c) where the field has a gradient.
+ *   Patch shifts are reported, like all shifts, as the motion on the
+ *   frame's pixels: at the patch centre c, d(c) with frame(p) =
+ *   template(p - d(p)).  (The patches measure the template-side field s,
+ *   frame(c + s(c)) = template(c), which the warp uses; d(c) = s(c - d(c))
+ *   differs from s(c) by the field's gradient times the shift.)
  *   Bidirectional scanning: the offset between odd and even rows is found by
  *   cross-correlating the odd rows of the mean image with the average of
  *   their even neighbours, along x; odd rows are then moved back by it
@@ -211,7 +211,8 @@ int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n);
 typedef struct {
     float *shifts;          /* [n][2] rigid shift (dy, dx), px */
     float *patch_shifts;    /* [n][npy][npx][2] total shift at each patch
-                               centre (equal to the rigid shift for a rigid plan) */
+                               centre, in the frame's coordinates (see Method;
+                               the rigid shift for a rigid plan) */
     float *corr;            /* [n] Pearson correlation of the corrected frame
                                with the template over the frame's valid box
                                (NaN for unusable frames) */

@@ -119,5 +119,6 @@ int main_export(int argc, char **argv);
 int main_simulate(int argc, char **argv);
 int main_eval(int argc, char **argv);
 int main_report(int argc, char **argv);
+int main_mc(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const command commands[] = {
     {"import",  main_import,  "Data",  "convert TIFF stacks to a caimg HDF5 movie"},
     {"info",    main_info,    "Data",  "summarise a caimg HDF5 or TIFF file"},
     {"export",  main_export,  "Data",  "write movies to TIFF and traces to TSV"},
+    {"mc",      main_mc,      "Processing", "motion correction: rigid, piecewise-rigid, bidirectional scan"},
     {"report",  main_report,  "Reporting", "one self-contained HTML page of the results"},
     {"simulate", main_simulate, "Ground truth", "synthetic recording with the truth of every stage"},
     {"eval",     main_eval,     "Ground truth", "score any stage's output against the truth"},

@@ -348,8 +348,8 @@ START_TEST(piecewise_field_accuracy)
     size_t npy, npx;
     const float *cy, *cx;
     caimg_mc_plan_grid(p, &npy, &npx, &cy, &cx);
-    ck_assert_uint_eq(npy, 7);
-    ck_assert_uint_eq(npx, 7);
+    ck_assert_uint_eq(npy, 5);
+    ck_assert_uint_eq(npx, 5);
     ck_assert_int_eq(caimg_mc_make_template(p, m.frames, T), 0);
     size_t np = npy * npx;
     float *ps = malloc(sizeof(float) * T * np * 2);

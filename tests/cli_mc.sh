@@ -60,7 +60,7 @@ ok "config" "$CAIMG" mc -q --config "$T/mc.conf" "$T/m.h5" -o "$T/mcc.h5"
 ok "simulate deformed" "$CAIMG" simulate -q --size 128x128 --frames 60 --seed 4 --deform-sd 0.7 --bidi 2 \
     -o "$T/d.h5" --truth "$T/dt.h5"
 ok "mc piecewise" "$CAIMG" mc -q --piecewise "$T/d.h5" -o "$T/mcd.h5"
-"$CAIMG" info "$T/mcd.h5" | grep -q "/mc/patch_shifts \[60\]\[7\]\[7\]\[2\]" || fail "patch grid 7x7 on 128x128"
+"$CAIMG" info "$T/mcd.h5" | grep -q "/mc/patch_shifts \[60\]\[5\]\[5\]\[2\]" || fail "patch grid 5x5 on 128x128"
 [ "$(evalval bidi error_px --truth "$T/dt.h5" "$T/mcd.h5")" = 0 ] || fail "bidi offset not recovered exactly"
 fe=$(evalval field rms_error_px --truth "$T/dt.h5" "$T/mcd.h5")
 lt "$fe" 0.3 || fail "field RMS error $fe px"

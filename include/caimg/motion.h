@@ -128,7 +128,7 @@ typedef struct {
     int piecewise;          /* 0: rigid only; 1: rigid then patches [0] */
     size_t patch;           /* patch side, px; 0 means 128, or a quarter of the
                                smaller frame side if that is less (at least 32) [0] */
-    size_t overlap;         /* overlap of neighbouring patches, px; 0 means patch/2 [0] */
+    size_t overlap;         /* overlap of neighbouring patches, px; 0 means patch/4 [0] */
     double max_dev;         /* largest deviation of a patch from the rigid shift,
                                px; at most a quarter of the patch [5] */
     double min_pnr;         /* patches with a lower correlation peak-to-noise

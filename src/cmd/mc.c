@@ -72,7 +72,7 @@ static void usage(FILE *fp)
 "      --piecewise           piecewise-rigid (non-rigid) registration after the\n"
 "                            rigid one (also --nonrigid) [rigid only]\n"
 "      --patch PX            patch side [128, or 1/4 of the smaller side if less]\n"
-"      --overlap PX          overlap of neighbouring patches [patch/2]\n"
+"      --overlap PX          overlap of neighbouring patches [patch/4]\n"
 "      --max-dev PX          largest patch shift away from the rigid shift [5]\n"
 "      --min-pnr R           patches with a lower peak-to-noise ratio take their\n"
 "                            neighbours' shift [8]\n"

@@ -90,7 +90,7 @@ int mc_grid_init(caimg_mc_plan *p)
     size_t side = ny < nx ? ny : nx;
     size_t P = p->par.patch;
     if (!P) {
-        /* 128 px (Suite2p's block size) for 512-px frames: a 7 x 7 grid with
+        /* 128 px (Suite2p's block size) for 512-px frames: a 5 x 5 grid with
          * the default overlap; a quarter of the side on smaller frames. */
         P = side / 4 < 128 ? side / 4 : 128;
         if (P < 32) P = 32;

@@ -195,6 +195,11 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     /* Template: a sample spread evenly over the movie (frames differ most
      * between the start and the end of a recording). */
     size_t ns = opts->template_frames < T ? opts->template_frames : T;
+    /* The sample is held in memory as float: at most 256 MB of it (200
+     * frames of 512 x 512 fit; 2048 x 2048 frames are limited to 16). */
+    size_t cap = (256u << 20) / (npix * sizeof(float));
+    if (cap < CAIMG_MC_MIN_TEMPLATE_FRAMES) cap = CAIMG_MC_MIN_TEMPLATE_FRAMES;
+    if (ns > cap) ns = cap;
     sample = caimg_malloc(ns, npix * sizeof(float), "template sample");
     tmpl = caimg_malloc(npix, sizeof(float), "template");
     if (!sample || !tmpl) { rc = CAIMG_ENOMEM; goto done; }

@@ -772,20 +772,30 @@ static float peak_search0(const float *c, size_t ny, size_t nx, long S, long *by
  * with the window moved by that shift, i.e. anchored to the scene as the
  * template's is.  The bias is then that of the remaining fraction of a
  * pixel, negligible. */
-void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc_est *e)
+void mc_rigid_coarse(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc_est *e)
 {
-    long ny = (long)p->ny, nx = (long)p->nx;
-    int flags = 0;
-    /* Coarse. */
     coarse_transform(p, w, f, mean);
     size_t bny = p->bny, bnx = p->bnx;
     mc_cross(w->bspec, p->btspec, w->bspec, bny * (bnx / 2 + 1), p->par.whiten);
     fftwf_execute_dft_c2r(p->binv, w->bspec, w->bcorr);
     long cy, cx;
-    peak_search0(w->bcorr, bny, bnx, p->bS, &cy, &cx);
+    float best = peak_search0(w->bcorr, bny, bnx, p->bS, &cy, &cx);
     double oy = 0, ox = 0;
     mc_subpixel(w->bcorr, bny, bnx, (cy + (long)bny) % (long)bny, (cx + (long)bnx) % (long)bnx, &oy, &ox);
-    long Dy = lround(((double)cy + oy) * p->B), Dx = lround(((double)cx + ox) * p->B);
+    e->dy = (float)(((double)cy + oy) * p->B);
+    e->dx = (float)(((double)cx + ox) * p->B);
+    e->peak = (float)(best / p->bfilt_sum);
+    e->flags = (labs(cy) >= p->bS || labs(cx) >= p->bS) ? CAIMG_MC_CLIPPED : 0;
+}
+
+void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc_est *e)
+{
+    long ny = (long)p->ny, nx = (long)p->nx;
+    int flags = 0;
+    /* Coarse. */
+    mc_rigid_coarse(p, w, f, mean, e);
+    double oy, ox;
+    long Dy = lround(e->dy), Dx = lround(e->dx);
     if (Dy > p->S) Dy = p->S;
     if (Dy < -p->S) Dy = -p->S;
     if (Dx > p->S) Dx = p->S;

@@ -108,6 +108,7 @@ int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst
              float *mean);
 void mc_bidi_apply(const caimg_mc_plan *p, float *f, float *tmp);
 void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc_est *e);
+void mc_rigid_coarse(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc_est *e);
 void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *dst,
                    double dy, double dx, int border);
 void mc_valid_box(const caimg_mc_plan *p, double ymin, double ymax, double xmin, double xmax,

@@ -290,7 +290,10 @@ int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n)
             float mean;
             mc_est e;
             load(p, w, frames, use[j], &mean);
-            mc_rigid(p, w, w->frame, mean, &e);
+            /* The first iterations only need to bring the sample within a
+             * fraction of a pixel: the binned registration suffices. */
+            if (it < iters - 1 && p->B > 1) mc_rigid_coarse(p, w, w->frame, mean, &e);
+            else mc_rigid(p, w, w->frame, mean, &e);
             sh[3 * j] = e.dy;
             sh[3 * j + 1] = e.dx;
             sh[3 * j + 2] = e.peak;

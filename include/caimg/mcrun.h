@@ -43,7 +43,8 @@ typedef struct {
                                   /mc/template (an earlier mc output) or
                                   /template; NULL to build one */
     size_t template_frames;    /* sample frames for the template, spread evenly
-                                  over the movie [200] */
+                                  over the movie; at most 256 MB of them
+                                  (as float) are used [200] */
     caimg_dtype dtype;         /* stored type of /movie: CAIMG_DT_U16 or
                                   CAIMG_DT_F32; CAIMG_DT_NONE means uint16 for
                                   uint16 input, else float32 */

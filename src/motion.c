@@ -15,14 +15,6 @@
 #include "internal.h"
 #include "motion_impl.h"
 
-static inline int thread_num(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 void caimg_mc_params_init(caimg_mc_params *p)
 {
@@ -368,6 +360,25 @@ void caimg_mc_reset(caimg_mc_plan *p)
 
 /* ---- template ------------------------------------------------------------ */
 
+/* The template's spectrum G as the frames meet it: conj(G) / |G| (when
+ * whitening) times the Gaussian filter, so that the per-frame work is one
+ * complex product and one normalisation per frequency.  Frequencies where
+ * one frame's shot noise (power nu) outweighs the template carry only
+ * noise and are weighted by their reliability |G|^2 / (|G|^2 + nu). */
+void mc_template_spectrum(const fftwf_complex *G, const float *filt, size_t n, int whiten,
+                          double nu, fftwf_complex *out)
+{
+    for (size_t k = 0; k < n; k++) {
+        float a = G[k][0], b = G[k][1];
+        float pw = a * a + b * b;
+        float m = whiten ? sqrtf(pw) : 1;
+        float g = m > 0 ? filt[k] / m : 0;
+        if (whiten && nu > 0) g *= (float)(pw / (pw + nu));
+        out[k][0] = a * g;
+        out[k][1] = -b * g;
+    }
+}
+
 /* Tapered, mean-free copy of a frame: the input of every transform.  The
  * mean is removed before tapering so that the taper itself, which does not
  * move with the scene, carries no signal. */
@@ -439,33 +450,10 @@ int caimg_mc_set_template(caimg_mc_plan *p, const float *tmpl)
 
     mc_work *w = &p->work[0];
     coarse_transform(p, w, p->tmpl, mean);
-    {
-        size_t bnh = p->bny * (p->bnx / 2 + 1);
-        for (size_t k = 0; k < bnh; k++) {
-            float a = w->bspec[k][0], b = w->bspec[k][1];
-            float pw = a * a + b * b;
-            float m = p->par.whiten ? sqrtf(pw) : 1;
-            float g = m > 0 ? p->bfilt[k] / m : 0;
-            if (p->par.whiten && p->bnu > 0) g *= (float)(pw / (pw + p->bnu));
-            p->btspec[k][0] = a * g;
-            p->btspec[k][1] = -b * g;
-        }
-    }
+    mc_template_spectrum(w->bspec, p->bfilt, p->bny * (p->bnx / 2 + 1), p->par.whiten, p->bnu,
+                         p->btspec);
     mc_transform(p, w, p->tmpl, mean);
-    /* Pre-whitened, filtered conjugate: the per-frame work is then one
-     * complex product and one normalisation per frequency. */
-    size_t nh = ny * (nx / 2 + 1);
-    for (size_t k = 0; k < nh; k++) {
-        float a = w->spec[k][0], b = w->spec[k][1];
-        float pw = a * a + b * b;
-        float m = p->par.whiten ? sqrtf(pw) : 1;
-        float g = m > 0 ? p->filt[k] / m : 0;
-        /* Frequencies where one frame's shot noise outweighs the template
-         * carry only noise; weight them by their reliability. */
-        if (p->par.whiten && p->nu > 0) g *= (float)(pw / (pw + p->nu));
-        p->tspec[k][0] = a * g;
-        p->tspec[k][1] = -b * g;
-    }
+    mc_template_spectrum(w->spec, p->filt, ny * (nx / 2 + 1), p->par.whiten, p->nu, p->tspec);
     /* Summed-area tables for per-frame correlations over any box. */
     for (size_t y = 0; y < ny; y++) {
         double r = 0, r2 = 0;
@@ -657,7 +645,7 @@ void mc_bidi_apply(const caimg_mc_plan *p, float *f, float *tmp)
 /* Sub-pixel offset of a peak from three samples: a parabola through their
  * logarithms, which is exact for a Gaussian peak; a parabola through the
  * values themselves if any is not positive. */
-static double fit3(double a, double b, double c)
+double mc_fit3(double a, double b, double c)
 {
     double off = 0;
     if (a > 0 && b > 0 && c > 0) {
@@ -676,8 +664,8 @@ void mc_subpixel(const float *c, size_t ny, size_t nx, long iy, long ix, double 
     size_t ym = (size_t)((iy - 1 + (long)ny) % (long)ny), yp = (size_t)((iy + 1) % (long)ny);
     size_t xm = (size_t)((ix - 1 + (long)nx) % (long)nx), xp = (size_t)((ix + 1) % (long)nx);
     size_t y0 = (size_t)iy, x0 = (size_t)ix;
-    *oy = fit3(c[ym * nx + x0], c[y0 * nx + x0], c[yp * nx + x0]);
-    *ox = fit3(c[y0 * nx + xm], c[y0 * nx + x0], c[y0 * nx + xp]);
+    *oy = mc_fit3(c[ym * nx + x0], c[y0 * nx + x0], c[yp * nx + x0]);
+    *ox = mc_fit3(c[y0 * nx + xm], c[y0 * nx + x0], c[y0 * nx + xp]);
 }
 
 /* Whitened cross-power spectrum, in place: X <- X T / |X|, T being the
@@ -1094,7 +1082,7 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthr) reduction(+ : clamped)
     for (size_t i = 0; i < n; i++) {
-        int tid = thread_num();
+        int tid = mc_thread_num();
         mc_work *w = &p->work[tid];
         float mean;
         if (!mc_clean(p, inb + i * npix * isz, in_dt, w->frame, &mean)) {

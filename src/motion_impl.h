@@ -8,6 +8,9 @@
 #include <stddef.h>
 
 #include <fftw3.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "caimg/motion.h"
 
@@ -90,6 +93,15 @@ struct caimg_mc_plan {
     int valid[4];
 };
 
+static inline int mc_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* Result of registering one frame. */
 typedef struct {
     float dy, dx;          /* rigid shift */
@@ -98,6 +110,9 @@ typedef struct {
 } mc_est;
 
 /* motion.c */
+double mc_fit3(double a, double b, double c);
+void mc_template_spectrum(const fftwf_complex *G, const float *filt, size_t n, int whiten,
+                          double nu, fftwf_complex *out);
 void mc_cross(const fftwf_complex *F, const fftwf_complex *restrict T,
               fftwf_complex *X, size_t n, int whiten);
 int mc_estimate_noise(caimg_mc_plan *p, const void *frames, caimg_dtype dt, const size_t *idx,

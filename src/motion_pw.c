@@ -212,16 +212,8 @@ int mc_grid_template(caimg_mc_plan *p)
         for (size_t j = 0; j < p->npx; j++) {
             fftwf_complex *T = p->ptspec + (i * p->npx + j) * ph;
             patch_extract(p, p->tmpl, p->py0[i], p->px0[j], w->preal);
-            fftwf_execute_dft_r2c(p->pfwd, w->preal, T);
-            for (size_t k = 0; k < ph; k++) {
-                float a = T[k][0], b = T[k][1];
-                float pw = a * a + b * b;
-                float m = p->par.whiten ? sqrtf(pw) : 1;
-                float g = m > 0 ? p->pfilt[k] / m : 0;
-                if (nu > 0) g *= (float)(pw / (pw + nu));
-                T[k][0] = a * g;
-                T[k][1] = -b * g;
-            }
+            fftwf_execute_dft_r2c(p->pfwd, w->preal, w->pspec);
+            mc_template_spectrum(w->pspec, p->pfilt, ph, p->par.whiten, nu, T);
         }
     return 0;
 }
@@ -232,20 +224,6 @@ void mc_patches_uniform(const caimg_mc_plan *p, mc_work *w, float dy, float dx)
         w->pshift[2 * k] = dy;
         w->pshift[2 * k + 1] = dx;
     }
-}
-
-static double fit3(double a, double b, double c)
-{
-    double off = 0;
-    if (a > 0 && b > 0 && c > 0) {
-        double la = log(a), lb = log(b), lc = log(c);
-        double den = la - 2 * lb + lc;
-        if (den < 0) off = 0.5 * (la - lc) / den;
-    } else {
-        double den = a - 2 * b + c;
-        if (den < 0) off = 0.5 * (a - c) / den;
-    }
-    return off < -0.5 ? -0.5 : off > 0.5 ? 0.5 : off;
 }
 
 static inline size_t wrap(long v, long n) { return (size_t)(((v % n) + n) % n); }
@@ -292,8 +270,8 @@ static int patch_register(const caimg_mc_plan *p, mc_work *w, const float *f, si
     size_t y_ = wrap(by, P), x_ = wrap(bx, P);
     float up = c[wrap(by - 1, P) * (size_t)P + x_], dn = c[wrap(by + 1, P) * (size_t)P + x_];
     float lf = c[y_ * (size_t)P + wrap(bx - 1, P)], rt = c[y_ * (size_t)P + wrap(bx + 1, P)];
-    *sy = (double)by + fit3(up, best, dn);
-    *sx = (double)bx + fit3(lf, best, rt);
+    *sy = (double)by + mc_fit3(up, best, dn);
+    *sx = (double)bx + mc_fit3(lf, best, rt);
     *pnr = rms > 0 ? (float)(best / rms) : 0;
     /* A maximum on the edge of the allowed region whose neighbour outside
      * it is higher is the slope of a peak beyond the limit. */

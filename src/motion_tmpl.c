@@ -18,14 +18,6 @@
 #include "internal.h"
 #include "motion_impl.h"
 
-static inline int thread_num(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* ---- bidirectional scanning ---------------------------------------------- */
 
@@ -204,7 +196,7 @@ int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n)
     if (!bin || !cm || !order || !sh) { rc = CAIMG_ENOMEM; goto done; }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
     for (size_t j = 0; j < m; j++) {
-        mc_work *w = &p->work[thread_num()];
+        mc_work *w = &p->work[mc_thread_num()];
         float mean;
         load(p, w, frames, use[j], &mean);
         float *o = bin + j * q;
@@ -286,7 +278,7 @@ int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n)
         if ((rc = caimg_mc_set_template(p, tmpl))) goto done;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
         for (size_t j = 0; j < m; j++) {
-            mc_work *w = &p->work[thread_num()];
+            mc_work *w = &p->work[mc_thread_num()];
             float mean;
             mc_est e;
             load(p, w, frames, use[j], &mean);
@@ -320,7 +312,7 @@ int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n)
         }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
         for (size_t j = 0; j < nsel; j++) {
-            mc_work *w = &p->work[thread_num()];
+            mc_work *w = &p->work[mc_thread_num()];
             size_t f = order[j].idx;
             float mean;
             load(p, w, frames, use[f], &mean);

@@ -62,6 +62,7 @@ static hid_t mem_type(caimg_dtype dt)
     case CAIMG_DT_I32: return H5T_NATIVE_INT32;
     case CAIMG_DT_F32: return H5T_NATIVE_FLOAT;
     case CAIMG_DT_F64: return H5T_NATIVE_DOUBLE;
+    case CAIMG_DT_I64: return H5T_NATIVE_INT64;
     default:           return H5I_INVALID_HID;
     }
 }
@@ -79,6 +80,7 @@ static hid_t file_type(caimg_dtype dt)
     case CAIMG_DT_I32: return H5T_STD_I32LE;
     case CAIMG_DT_F32: return H5T_IEEE_F32LE;
     case CAIMG_DT_F64: return H5T_IEEE_F64LE;
+    case CAIMG_DT_I64: return H5T_STD_I64LE;
     default:           return H5I_INVALID_HID;
     }
 }
@@ -95,6 +97,7 @@ static caimg_dtype dtype_of(hid_t type)
         case 1: return sgn ? CAIMG_DT_I8 : CAIMG_DT_U8;
         case 2: return sgn ? CAIMG_DT_I16 : CAIMG_DT_U16;
         case 4: return sgn ? CAIMG_DT_I32 : CAIMG_DT_U32;
+        case 8: return sgn ? CAIMG_DT_I64 : CAIMG_DT_NONE;
         default: return CAIMG_DT_NONE;
         }
     }

@@ -76,6 +76,7 @@ static caimg_dtype dtype_of(unsigned bits, unsigned format)
         if (bits == 8) return CAIMG_DT_I8;
         if (bits == 16) return CAIMG_DT_I16;
         if (bits == 32) return CAIMG_DT_I32;
+        if (bits == 64) return CAIMG_DT_I64;
     } else if (format == SAMPLEFORMAT_IEEEFP) {
         if (bits == 32) return CAIMG_DT_F32;
         if (bits == 64) return CAIMG_DT_F64;
@@ -940,7 +941,8 @@ static int set_tags(caimg_tiff_writer *w)
     TIFF *tif = w->tif;
     const caimg_tiff_wopts *o = &w->o;
     int isfloat = caimg_dtype_is_float(o->dtype);
-    int issigned = o->dtype == CAIMG_DT_I8 || o->dtype == CAIMG_DT_I16 || o->dtype == CAIMG_DT_I32;
+    int issigned = o->dtype == CAIMG_DT_I8 || o->dtype == CAIMG_DT_I16 || o->dtype == CAIMG_DT_I32
+                   || o->dtype == CAIMG_DT_I64;
     static const uint16_t comp[] = {COMPRESSION_NONE, COMPRESSION_LZW,
                                     COMPRESSION_ADOBE_DEFLATE, COMPRESSION_PACKBITS};
     int ok = TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, (uint32_t)w->width)

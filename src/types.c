@@ -16,14 +16,14 @@ size_t caimg_dtype_size(caimg_dtype dt)
     case CAIMG_DT_U8: case CAIMG_DT_I8: return 1;
     case CAIMG_DT_U16: case CAIMG_DT_I16: return 2;
     case CAIMG_DT_U32: case CAIMG_DT_I32: case CAIMG_DT_F32: return 4;
-    case CAIMG_DT_F64: return 8;
+    case CAIMG_DT_F64: case CAIMG_DT_I64: return 8;
     default: return 0;
     }
 }
 
 static const char *const names[] = {
     "none", "uint8", "int8", "uint16", "int16", "uint32", "int32",
-    "float32", "float64"
+    "float32", "float64", "int64"
 };
 
 const char *caimg_dtype_name(caimg_dtype dt)
@@ -37,7 +37,7 @@ caimg_dtype caimg_dtype_from_name(const char *name)
         {"u8", CAIMG_DT_U8}, {"i8", CAIMG_DT_I8}, {"u16", CAIMG_DT_U16},
         {"i16", CAIMG_DT_I16}, {"u32", CAIMG_DT_U32}, {"i32", CAIMG_DT_I32},
         {"f32", CAIMG_DT_F32}, {"float", CAIMG_DT_F32}, {"single", CAIMG_DT_F32},
-        {"f64", CAIMG_DT_F64}, {"double", CAIMG_DT_F64},
+        {"f64", CAIMG_DT_F64}, {"double", CAIMG_DT_F64}, {"i64", CAIMG_DT_I64},
     };
     if (!name) return CAIMG_DT_NONE;
     for (size_t i = 1; i < sizeof names / sizeof *names; i++)
@@ -64,6 +64,7 @@ void caimg_to_float(const void *src, caimg_dtype dt, float *dst, size_t n)
     case CAIMG_DT_I32: CONV(int32_t); break;
     case CAIMG_DT_F32: memmove(dst, src, n * sizeof *dst); break;
     case CAIMG_DT_F64: CONV(double); break;
+    case CAIMG_DT_I64: CONV(int64_t); break;
     default: memset(dst, 0, n * sizeof *dst); break;
     }
 #undef CONV
@@ -90,6 +91,8 @@ size_t caimg_from_float(const float *src, void *dst, caimg_dtype dt, size_t n)
     case CAIMG_DT_I16: CONV(int16_t, INT16_MIN, INT16_MAX); break;
     case CAIMG_DT_U32: CONV(uint32_t, 0, UINT32_MAX); break;
     case CAIMG_DT_I32: CONV(int32_t, INT32_MIN, INT32_MAX); break;
+    /* 2^63 is not representable in a double: clamp just inside. */
+    case CAIMG_DT_I64: CONV(int64_t, INT64_MIN, 9223372036854774784.0); break;
     case CAIMG_DT_F32: memmove(dst, src, n * sizeof *src); break;
     case CAIMG_DT_F64: {
         double *d = dst;

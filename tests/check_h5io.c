@@ -44,6 +44,8 @@ START_TEST(write_read_round_trip)
     int32_t iv[3] = {-1, 0, 7};
     size_t d1 = 3;
     ck_assert_int_eq(caimg_h5_write(f, "/g/i", CAIMG_DT_I32, 1, &d1, iv), 0);
+    int64_t lv[3] = {0, 5, (int64_t)1 << 40};
+    ck_assert_int_eq(caimg_h5_write(f, "/g/start", CAIMG_DT_I64, 1, &d1, lv), 0);
     ck_assert_int_eq(caimg_h5_set_attr_string(f, "/g", "unit", "dF/F"), 0);
     ck_assert_int_eq(caimg_h5_set_attr_long(f, "/g", "n", 42), 0);
     ck_assert_int_eq(caimg_h5_param(f, "max-shift", "%d", 40), 0);
@@ -64,6 +66,11 @@ START_TEST(write_read_round_trip)
     ck_assert(isnan(x[5]));
     free(x);
     ck_assert_int_eq(caimg_h5_dtype(f, "/g/i"), CAIMG_DT_I32);
+    ck_assert_int_eq(caimg_h5_dtype(f, "/g/start"), CAIMG_DT_I64);
+    int64_t *lr;
+    ck_assert_int_eq(caimg_h5_read(f, "/g/start", CAIMG_DT_I64, 1, NULL, NULL, (void **)&lr), 0);
+    ck_assert(lr[2] == (int64_t)1 << 40);
+    free(lr);
     char *s;
     ck_assert_int_eq(caimg_h5_get_attr_string(f, "/g", "unit", &s), 0);
     ck_assert_str_eq(s, "dF/F");

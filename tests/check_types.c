@@ -15,7 +15,7 @@
 
 START_TEST(names_round_trip)
 {
-    for (int dt = CAIMG_DT_U8; dt <= CAIMG_DT_F64; dt++)
+    for (int dt = CAIMG_DT_U8; dt <= CAIMG_DT_I64; dt++)
         ck_assert_int_eq(caimg_dtype_from_name(caimg_dtype_name(dt)), dt);
     ck_assert_int_eq(caimg_dtype_from_name("u16"), CAIMG_DT_U16);
     ck_assert_int_eq(caimg_dtype_from_name("complex"), CAIMG_DT_NONE);
@@ -57,6 +57,16 @@ START_TEST(to_float_every_type)
     ck_assert_float_eq(out[0], -5.0f);
     caimg_to_float(f64, CAIMG_DT_F64, out, 2);
     ck_assert_float_eq(out[1], -2.5f);
+    int64_t i64[2] = {-7, 1ll << 40};
+    caimg_to_float(i64, CAIMG_DT_I64, out, 2);
+    ck_assert_float_eq(out[0], -7.0f);
+    ck_assert_float_eq(out[1], 1099511627776.0f);
+    float big[3] = {2.5f, -1e30f, 1e30f};
+    int64_t back[3];
+    ck_assert_uint_eq(caimg_from_float(big, back, CAIMG_DT_I64, 3), 2);
+    ck_assert_int_eq(back[0], 3);
+    ck_assert(back[1] == INT64_MIN);
+    ck_assert(back[2] > 0);
 }
 END_TEST
 

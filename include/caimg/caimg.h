@@ -23,5 +23,7 @@
 #include "caimg/eval.h"
 #include "caimg/motion.h"
 #include "caimg/mcrun.h"
+#include "caimg/dff.h"
+#include "caimg/deconv.h"
 
 #endif

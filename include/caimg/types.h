@@ -18,14 +18,16 @@ typedef enum {
     CAIMG_DT_U8, CAIMG_DT_I8,
     CAIMG_DT_U16, CAIMG_DT_I16,
     CAIMG_DT_U32, CAIMG_DT_I32,
-    CAIMG_DT_F32, CAIMG_DT_F64
+    CAIMG_DT_F32, CAIMG_DT_F64,
+    CAIMG_DT_I64          /* offsets into ragged arrays (pixel lists) */
 } caimg_dtype;
 
 /* Bytes per sample (0 for CAIMG_DT_NONE). */
 size_t caimg_dtype_size(caimg_dtype dt);
 
 /* Lower-case names as used on the command line and by caimg info:
- * "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64". */
+ * "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64",
+ * "int64". */
 const char *caimg_dtype_name(caimg_dtype dt);
 
 /* The type with that name (also accepts "u16", "f32", "float", "double"),

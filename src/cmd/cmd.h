@@ -120,5 +120,7 @@ int main_simulate(int argc, char **argv);
 int main_eval(int argc, char **argv);
 int main_report(int argc, char **argv);
 int main_mc(int argc, char **argv);
+int main_dff(int argc, char **argv);
+int main_deconv(int argc, char **argv);
 
 #endif

@@ -50,7 +50,7 @@ static void usage(FILE *fp)
 "  -d, --dataset NAME    dataset or group to export [/movie]\n"
 "      --format F        tiff or tsv [from the output's extension]\n"
 "  TIFF:\n"
-"      --dtype TYPE      uint8, int8, uint16, int16, uint32, int32, float32 or\n"
+"      --dtype TYPE      uint8, int8, uint16, int16, uint32, int32, int64, float32 or\n"
 "                        float64 [the dataset's type]\n"
 "      --range LO:HI     map LO..HI linearly onto the integer type's full range\n"
 "                        [uint8: 0.1st..99.9th percentile of the data; else no\n"
@@ -179,8 +179,10 @@ static int export_tiff(cmd_ctx *c, const char *in, const char *dataset, const ch
         if (rc) goto out;
     }
     /* Scaling maps [lo, hi] onto the integer type's full range. */
-    static const double type_lo[] = {0, 0, -128, 0, -32768, 0, -2147483648.0, 0, 0};
-    static const double type_hi[] = {0, 255, 127, 65535, 32767, 4294967295.0, 2147483647.0, 1, 1};
+    static const double type_lo[] = {0, 0, -128, 0, -32768, 0, -2147483648.0, 0, 0,
+                                     -9223372036854775808.0};
+    static const double type_hi[] = {0, 255, 127, 65535, 32767, 4294967295.0, 2147483647.0, 1, 1,
+                                     9223372036854774784.0};
     double out_lo = type_lo[dt], out_hi = type_hi[dt];
 
     caimg_tiff_wopts wo;

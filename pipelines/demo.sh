@@ -9,7 +9,11 @@ mkdir -p "$out"
 echo "== import: a real hippocampal two-photon recording (SIMA example, 20 frames)"
 "$caimg" import "$top/testdata/real/sima/example.tif" -o "$out/raw.h5"
 "$caimg" info "$out/raw.h5"
-"$caimg" report "$out/raw.h5" -o "$out/report.html"
+echo
+echo "== mc: motion correction"
+"$caimg" mc -v "$out/raw.h5" -o "$out/mc.h5"
+"$caimg" info "$out/mc.h5"
+"$caimg" report "$out/mc.h5" -o "$out/report.html"
 echo
 echo "Report: $out/report.html"
-echo "Results are in $out/ (open raw.h5 with h5py, HDFView or 'caimg export')."
+echo "Results are in $out/ (open raw.h5 and mc.h5 with h5py, HDFView or 'caimg export')."

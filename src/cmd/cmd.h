@@ -119,6 +119,9 @@ int main_export(int argc, char **argv);
 int main_simulate(int argc, char **argv);
 int main_eval(int argc, char **argv);
 int main_report(int argc, char **argv);
+int main_mc(int argc, char **argv);
+int main_dff(int argc, char **argv);
+int main_deconv(int argc, char **argv);
 int main_fit(int argc, char **argv);
 int main_predict(int argc, char **argv);
 

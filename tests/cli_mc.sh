@@ -43,7 +43,10 @@ h5dump -d /mc/corr "$T/mc.h5" | tr ',' '\n' | sed -n 's/^.*: *//; s/^ *\([0-9.]*
 
 # --- TIFF input, float output, NaN border, user template, config ---------------------
 ok "mc tif" "$CAIMG" mc -q "$T/m.tif" -o "$T/mct.h5" -@ 1
-[ "$(h5val "$T/mct.h5" /mc/shifts 5,0)" = "$(h5val "$T/mc.h5" /mc/shifts 5,0)" ] ||
+# FFTW_MEASURE may choose a different algorithm in each run, so shifts agree
+# to float rounding, not bit for bit.
+awk -v a="$(h5val "$T/mct.h5" /mc/shifts 5,0)" -v b="$(h5val "$T/mc.h5" /mc/shifts 5,0)" \
+    'BEGIN { d = a - b; exit !(a != "" && d < 1e-3 && d > -1e-3) }' ||
     fail "TIFF and HDF5 inputs give different shifts"
 ok "float32 nan border" "$CAIMG" mc -q "$T/m.h5" --dtype float32 --border nan -o "$T/mcf.h5"
 [ "$(infoval "$T/mcf.h5" dtype)" = float32 ] || fail "--dtype float32"

@@ -10,17 +10,19 @@ echo "== import: a real hippocampal two-photon recording (SIMA example, 20 frame
 "$caimg" import "$top/testdata/real/sima/example.tif" -o "$out/raw.h5"
 "$caimg" info "$out/raw.h5"
 echo
+echo "== mc: motion correction"
+"$caimg" mc -v "$out/raw.h5" -o "$out/mc.h5"
+"$caimg" info "$out/mc.h5"
+echo
 echo "== roi: cells from activity and the mean image, neuropil masks, traces F and Fneu"
-# (Motion correction, caimg mc, belongs between import and roi; these 20
-# frames are still, so roi only warns that the movie is not corrected.)
-"$caimg" roi -v --diameter 14 "$out/raw.h5" -o "$out/roi.h5"
+"$caimg" roi -v --diameter 14 "$out/mc.h5" -o "$out/roi.h5"
 "$caimg" export "$out/roi.h5" -d /roi/labels -o "$out/labels.tif"
 "$caimg" export "$out/roi.h5" -d /roi/mean -o "$out/mean.tif"
 "$caimg" export "$out/roi.h5" -d /roi/F -o "$out/F.tsv"
 "$caimg" export "$out/roi.h5" -d /roi/stats -o "$out/stats.tsv"
 echo
 echo "== roi with the ImageJ ROIs drawn by the SIMA authors (traces only)"
-"$caimg" roi --masks "$top/testdata/real/sima/imageJ_ROIs.zip" "$out/raw.h5" -o "$out/roi_imagej.h5"
+"$caimg" roi --masks "$top/testdata/real/sima/imageJ_ROIs.zip" "$out/mc.h5" -o "$out/roi_imagej.h5"
 "$caimg" export "$out/roi_imagej.h5" -d /roi/F -o "$out/F_imagej.tsv"
 echo
 "$caimg" report "$out/roi.h5" -o "$out/report.html"

@@ -120,7 +120,10 @@ int main_roi(int argc, char **argv);
 int main_simulate(int argc, char **argv);
 int main_eval(int argc, char **argv);
 int main_report(int argc, char **argv);
+int main_mc(int argc, char **argv);
 int main_dff(int argc, char **argv);
 int main_deconv(int argc, char **argv);
+int main_fit(int argc, char **argv);
+int main_predict(int argc, char **argv);
 
 #endif

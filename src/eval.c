@@ -4,6 +4,7 @@
  */
 #include <config.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -489,6 +490,7 @@ void caimg_eval_report_free(caimg_eval_report *r)
     free(r->trace_corr);
     free(r->spike_corr);
     free(r->model_corr);
+    free(r->signal_corr);
     free(r);
 }
 
@@ -864,6 +866,125 @@ out:
     return rc;
 }
 
+/* The somatic signal fidelity of matched ROIs (see caimg-eval(1)): for the
+ * ROI matched to neuron i, the noise-free somatic signal its weights
+ * collect, sig(t) = sum_k A_k G B_k(t) (1 + dF/F_k(t)) with
+ * A_k = sum_p w_p a_k(p) / sum_p w_p over the ROI's pixels used for traces
+ * (weight > 0, not flagged in /roi/pix_overlap) and a_k the footprint of
+ * neuron k moved by (oy, ox); correlated with what a perfect ROI extracts
+ * for neuron i, its own noise-free fluorescence baseline_i(t) (1 +
+ * dF/F_i(t)).  G B_k(t) is baseline_k(t) sum a_k / sum a_k^2, by the
+ * definition of /truth/baseline.  Photon noise and neuropil are left out on
+ * purpose: no ROI can remove the first, and the second is the neuropil
+ * correction's business; what remains are the ROI's own errors, other
+ * cells' fluorescence mixed into the trace. */
+static int eval_signal(const truthfile *t, caimg_h5 *rf, size_t NR, const int64_t *rstart,
+                       const int32_t *rindex, const float *rweight, const float *calcium,
+                       const long *roi_of_true, double oy, double ox, double *out)
+{
+    static const char *names[] = {"cy", "cx", "ra", "rb", "theta", "nucleus", "nucleus_brightness", "edge"};
+    double *col[8] = {0};
+    float *base = NULL, *tw = NULL, *sig = NULL;
+    uint8_t *ovl = NULL;
+    int64_t *tst = NULL;
+    int32_t *tix = NULL;
+    double *gbk = NULL;
+    long *bb = NULL;
+    size_t N = t->N, T = t->T;
+    int rc = 0;
+    for (size_t i = 0; i < N; i++) out[i] = NAN;
+    if (!caimg_h5_exists(t->f, "/truth/baseline")) return 0;
+    for (int k = 0; k < 8 && !rc; k++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "/truth/soma/%s", names[k]);
+        size_t w[1] = {N};
+        rc = read_shape(t->f, nm, CAIMG_DT_F64, 1, w, NULL, (void **)&col[k]);
+    }
+    size_t wb[2] = {N, T};
+    if (!rc) rc = read_shape(t->f, "/truth/baseline", CAIMG_DT_F32, 2, wb, NULL, (void **)&base);
+    size_t M = (size_t)rstart[NR];
+    if (!rc && caimg_h5_exists(rf, "/roi/pix_overlap")) {
+        size_t w[1] = {M};
+        rc = read_shape(rf, "/roi/pix_overlap", CAIMG_DT_U8, 1, w, NULL, (void **)&ovl);
+    }
+    /* sum a / sum a^2 of each footprint, from the truth's own pixel lists
+     * (the grid on which /truth/baseline was defined). */
+    if (!rc) rc = read_pixlists(t->f, "/truth", &(size_t){0}, &tst, &tix, &tw);
+    gbk = malloc((N + 1) * sizeof *gbk);
+    bb = malloc((4 * N + 1) * sizeof *bb);
+    sig = malloc((T + 1) * sizeof *sig);
+    if (!rc && (!gbk || !bb || !sig)) rc = caimg_error(CAIMG_ENOMEM, "out of memory");
+    if (rc) goto out;
+    for (size_t k = 0; k < N; k++) {
+        double s1 = 0, s2 = 0;
+        for (int64_t q = tst[k]; q < tst[k + 1]; q++) {
+            s1 += tw[q];
+            s2 += (double)tw[q] * tw[q];
+        }
+        gbk[k] = s2 > 0 ? s1 / s2 : 0;
+        double ext = (col[2][k] > col[3][k] ? col[2][k] : col[3][k]) + col[7][k] + 1;
+        bb[4 * k] = (long)floor(col[0][k] + oy - ext);
+        bb[4 * k + 1] = (long)ceil(col[0][k] + oy + ext);
+        bb[4 * k + 2] = (long)floor(col[1][k] + ox - ext);
+        bb[4 * k + 3] = (long)ceil(col[1][k] + ox + ext);
+    }
+    for (size_t i = 0; i < N; i++) {
+        long j = roi_of_true[i];
+        if (j < 0 || (size_t)j >= NR) continue;
+        /* The ROI's bounding box and weight. */
+        long y0 = LONG_MAX, y1 = LONG_MIN, x0 = LONG_MAX, x1 = LONG_MIN;
+        double sw = 0;
+        for (int64_t q = rstart[j]; q < rstart[j + 1]; q++) {
+            if (!(rweight[q] > 0) || (ovl && ovl[q])) continue;
+            long y = rindex[2 * q], x = rindex[2 * q + 1];
+            y0 = y < y0 ? y : y0; y1 = y > y1 ? y : y1;
+            x0 = x < x0 ? x : x0; x1 = x > x1 ? x : x1;
+            sw += rweight[q];
+        }
+        if (!(sw > 0)) continue;
+        for (size_t tt = 0; tt < T; tt++) sig[tt] = 0;
+        for (size_t k = 0; k < N; k++) {
+            if (bb[4 * k] > y1 || bb[4 * k + 1] < y0 || bb[4 * k + 2] > x1 || bb[4 * k + 3] < x0)
+                continue;
+            caimg_sim_soma so = {col[0][k] + oy, col[1][k] + ox, col[2][k], col[3][k], col[4][k],
+                                 col[7][k], col[5][k], col[6][k]};
+            double a = 0;
+            for (int64_t q = rstart[j]; q < rstart[j + 1]; q++) {
+                if (!(rweight[q] > 0) || (ovl && ovl[q])) continue;
+                float fw;
+                caimg_sim_soma_eval(&so, (double)rindex[2 * q], (double)rindex[2 * q + 1], &fw, NULL);
+                a += rweight[q] * fw;
+            }
+            a = a / sw * gbk[k];
+            if (a == 0) continue;
+            const float *bk = base + k * T, *ck = calcium + k * T;
+            for (size_t tt = 0; tt < T; tt++) sig[tt] += (float)(a * bk[tt] * (1.0 + ck[tt]));
+        }
+        double *d = malloc(2 * (T + 1) * sizeof *d);
+        if (!d) {
+            rc = caimg_error(CAIMG_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t tt = 0; tt < T; tt++) {
+            d[tt] = sig[tt];
+            d[T + tt] = (double)base[i * T + tt] * (1.0 + calcium[i * T + tt]);
+        }
+        out[i] = pearson_d(d, d + T, T);
+        free(d);
+    }
+out:
+    for (int k = 0; k < 8; k++) free(col[k]);
+    free(base);
+    free(tw);
+    free(sig);
+    free(ovl);
+    free(tst);
+    free(tix);
+    free(gbk);
+    free(bb);
+    return rc;
+}
+
 int caimg_eval_files(const char *truth, const char *const *inputs, size_t ninputs,
                      const caimg_eval_opts *opts, caimg_eval_report **out)
 {
@@ -922,9 +1043,10 @@ int caimg_eval_files(const char *truth, const char *const *inputs, size_t ninput
     r->trace_corr = malloc((t.N + 1) * sizeof(double));
     r->spike_corr = malloc((t.N + 1) * sizeof(double));
     r->model_corr = malloc((t.N + 1) * sizeof(double));
+    r->signal_corr = malloc((t.N + 1) * sizeof(double));
     row_of_true = malloc((t.N + 1) * sizeof(long));
     if (!r->roi || !r->counted || !r->iou || !r->trace_corr || !r->spike_corr || !r->model_corr
-        || !row_of_true) {
+        || !r->signal_corr || !row_of_true) {
         rc = caimg_error(CAIMG_ENOMEM, "out of memory");
         goto out;
     }
@@ -940,7 +1062,7 @@ int caimg_eval_files(const char *truth, const char *const *inputs, size_t ninput
         r->counted[i] = ns >= o.min_spikes;
         r->roi[i] = -1;
         row_of_true[i] = -1;
-        r->iou[i] = r->trace_corr[i] = r->spike_corr[i] = r->model_corr[i] = NAN;
+        r->iou[i] = r->trace_corr[i] = r->spike_corr[i] = r->model_corr[i] = r->signal_corr[i] = NAN;
     }
     int any = 0;
 
@@ -1062,6 +1184,24 @@ int caimg_eval_files(const char *truth, const char *const *inputs, size_t ninput
             rc = add_row(r, "roi", df ? "dff_corr_mean" : "trace_corr_mean", mean);
             if (!rc) rc = add_row(r, "roi", df ? "dff_corr_median" : "trace_corr_median", med);
             if (rc) goto out;
+        }
+        /* The somatic signal fidelity of the same ROIs. */
+        rc = eval_signal(&t, rf, NR, rstart, rindex, rweight, calcium, m.roi_of_true, -offset[0],
+                         -offset[1], r->signal_corr);
+        if (rc) goto out;
+        {
+            double mean, med;
+            size_t cnt;
+            summarise(r->signal_corr, t.N, &mean, &med, &cnt);
+            if (cnt) {
+                /* The share of matched neurons whose fidelity is at least 0.98. */
+                size_t hi = 0;
+                for (size_t i = 0; i < t.N; i++) hi += r->signal_corr[i] >= 0.98;
+                rc = add_row(r, "roi", "signal_corr_mean", mean);
+                if (!rc) rc = add_row(r, "roi", "signal_corr_median", med);
+                if (!rc) rc = add_row(r, "roi", "signal_corr_ge_0.98", (double)hi / (double)cnt);
+                if (rc) goto out;
+            }
         }
     }
 

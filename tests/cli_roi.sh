@@ -70,7 +70,7 @@ grep -q "not motion corrected" "$T/err" || fail "tiff input: no warning"
 # Fields of 192 x 192 pixels, 1500 frames at 30 Hz, seed 41 (used by no
 # tuning), still (no motion, so no caimg mc needed).  The floors guard
 # against regressions at the accuracy measured when this was written
-# (typical F1 0.944, hard 0.685; see bench/roi.sh for the full-size fields):
+# (typical F1 0.930, hard 0.662 as of this writing; see bench/roi.sh for the full-size fields):
 # the issue's targets (0.95 and 0.92) are not all met, and the report says so.
 sim() {
     "$CAIMG" simulate -q --preset "$1" --size 192x192 --frames 1500 --seed 41 --motion-sd 0 \
@@ -84,17 +84,32 @@ for preset in typical hard; do
     floor=0.90
     [ $preset = hard ] && floor=0.62
     awk -v f="$f1" -v m="$floor" 'BEGIN {exit !(f >= m)}' || fail "$preset: F1 $f1 < $floor"
-    # Traces: nearly as good as the true masks' on the same neurons (the
-    # noise sets the ceiling of the correlation with the true calcium); in
-    # the crowded hard field shared pixels are left out of our traces and
-    # neighbours leak in, measured 91 % of the true masks' there, 97 % in
-    # the typical one.
+    # Traces.  The issue asks for traces correlating >= 0.98 with the truth.
+    # The noisy trace F - 0.7 Fneu cannot: photon noise bounds its
+    # correlation with the true calcium (about 0.45 in the typical field and
+    # 0.2 in the hard one even for the true masks), so the ROIs are held to
+    # the somatic signal fidelity of caimg-eval(1) -- the noise-free
+    # fluorescence their weights collect against the neuron's own -- at the
+    # issue's 0.98 on average in both fields, and at least 90 % (typical)
+    # or 85 % (hard, with its overlapping somata) of the matched neurons at
+    # or above 0.98 on their own.
+    sc=$(evalv "$T/truth_$preset.h5" "$T/rsim_$preset.h5" signal_corr_mean)
+    sh=$(evalv "$T/truth_$preset.h5" "$T/rsim_$preset.h5" signal_corr_ge_0.98)
+    share=0.90
+    [ $preset = hard ] && share=0.85
+    awk -v a="$sc" -v b="$sh" -v s="$share" 'BEGIN {exit !(a >= 0.98 && b >= s)}' ||
+        fail "$preset: somatic signal fidelity $sc, share >= 0.98: $sh"
+    # And the noisy traces are nearly as good as the true masks' on the same
+    # neurons (the noise sets the ceiling); in the crowded hard field shared
+    # pixels are left out of our traces and neighbours leak in, measured 91 %
+    # of the true masks' there, 97 % in the typical one.
     "$CAIMG" export -q "$T/truth_$preset.h5" -d /truth/labels --dtype int32 -o "$T/tl_$preset.tif"
     ok "roi on the true masks" "$CAIMG" roi -q --masks "$T/tl_$preset.tif" "$T/sim_$preset.h5" -o "$T/rtrue_$preset.h5"
     "$CAIMG" eval -q --truth "$T/truth_$preset.h5" "$T/rsim_$preset.h5" --per-neuron "$T/pn_mine.tsv" >/dev/null
     "$CAIMG" eval -q --truth "$T/truth_$preset.h5" "$T/rtrue_$preset.h5" --per-neuron "$T/pn_true.tsv" >/dev/null
-    r=$(paste "$T/pn_mine.tsv" "$T/pn_true.tsv" | awk -F'\t' 'NR > 1 && $5 != "nan" && $12 != "nan" {
-        a += $5; b += $12; n++ } END {if (n) printf "%.4f %.4f %d", a / n, b / n, n}')
+    # Column 5 of each table is trace_corr (8 columns each).
+    r=$(paste "$T/pn_mine.tsv" "$T/pn_true.tsv" | awk -F'\t' 'NR > 1 && $5 != "nan" && $13 != "nan" {
+        a += $5; b += $13; n++ } END {if (n) printf "%.4f %.4f %d", a / n, b / n, n}')
     # shellcheck disable=SC2086
     set -- $r
     [ "${3:-0}" -gt 10 ] || fail "$preset: too few matched neurons to compare traces ($r)"
@@ -102,7 +117,7 @@ for preset in typical hard; do
     [ $preset = hard ] && tol=0.88
     awk -v a="$1" -v b="$2" -v t="$tol" 'BEGIN {exit !(a >= t * b)}' ||
         fail "$preset: trace correlation $1, true masks $2"
-    echo "$preset: F1 $f1, trace correlation $1 (true masks $2, $3 neurons)" >&2
+    echo "$preset: F1 $f1, signal fidelity $sc ($sh at >= 0.98), trace correlation $1 (true masks $2, $3 neurons)" >&2
 done
 
 # --- bad inputs: exit 1, one line naming the file, nothing left --------------------

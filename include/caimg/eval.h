@@ -121,6 +121,7 @@ typedef struct {
     long *roi;           /* matched ROI (0-based) or -1; identity when no /roi */
     unsigned char *counted;
     double *iou, *trace_corr, *spike_corr, *model_corr;
+    double *signal_corr;  /* somatic signal fidelity of the matched ROI */
 } caimg_eval_report;
 
 /* Evaluate every stage output found in `inputs` (caimg HDF5 files; links
@@ -129,7 +130,8 @@ typedef struct {
  *   bidi: attribute bidi_offset of /mc;
  *   roi: /roi/pix_start, /roi/pix_index, /roi/pix_weight (pixels with weight
  *        > 0) or, without them, the label image /roi/labels; /roi/iscell;
- *        traces /dff/dff, else /roi/F - r /roi/Fneu;
+ *        traces /dff/dff, else /roi/F - r /roi/Fneu; the somatic signal
+ *        fidelity of each matched ROI (signal_corr, see caimg-eval(1));
  *        truth masks are moved by the template offset of /mc/shifts;
  *   spikes: /deconv/spikes, rows mapped to truth neurons through the ROI
  *        match, or one to one when there is no /roi and the counts agree;

@@ -125,14 +125,15 @@ int main_eval(int argc, char **argv)
         pn = caimg_outfile_open(pern);
         if (!pn) { rc = cmd_fail(&c, CAIMG_EIO); goto done; }
         FILE *q = caimg_outfile_fp(pn);
-        fprintf(q, "neuron\tcounted\troi\tiou\ttrace_corr\tspike_corr\tmodel_corr\n");
+        fprintf(q, "neuron\tcounted\troi\tiou\ttrace_corr\tspike_corr\tmodel_corr\tsignal_corr\n");
         for (size_t i = 0; i < r->ntrue; i++) {
-            char a[32], b[32], d[32], e[32];
+            char a[32], b[32], d[32], e[32], g[32];
             fmt_value(a, sizeof a, r->iou[i]);
             fmt_value(b, sizeof b, r->trace_corr[i]);
             fmt_value(d, sizeof d, r->spike_corr[i]);
             fmt_value(e, sizeof e, r->model_corr[i]);
-            fprintf(q, "%zu\t%d\t%ld\t%s\t%s\t%s\t%s\n", i, r->counted[i], r->roi[i], a, b, d, e);
+            fmt_value(g, sizeof g, r->signal_corr[i]);
+            fprintf(q, "%zu\t%d\t%ld\t%s\t%s\t%s\t%s\t%s\n", i, r->counted[i], r->roi[i], a, b, d, e, g);
         }
         rc = caimg_outfile_commit(pn);
         pn = NULL;

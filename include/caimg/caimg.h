@@ -22,5 +22,7 @@
 #include "caimg/simulate.h"
 #include "caimg/eval.h"
 #include "caimg/ann.h"
+#include "caimg/dff.h"
+#include "caimg/deconv.h"
 
 #endif

@@ -1,0 +1,174 @@
+/* tsutil.c -- private time-series helpers shared by dff.c and deconv.c.
+ *
+ * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+ */
+#include <config.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "tsutil.h"
+
+/* Quickselect with median-of-three pivots and a three-way partition, so
+ * that runs of equal values (all-zero traces, clipped samples) do not make
+ * it quadratic. */
+double caimg_ts_select(double *a, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (hi > lo) {
+        size_t mid = lo + (hi - lo) / 2;
+        double x = a[lo], y = a[mid], z = a[hi], pivot;
+        if (x < y) pivot = y < z ? y : (x < z ? z : x);
+        else       pivot = x < z ? x : (y < z ? z : y);
+        /* Dutch national flag: [lo,lt) < pivot, [lt,i) == pivot, (gt,hi] > pivot. */
+        size_t lt = lo, i = lo, gt = hi;
+        while (i <= gt) {
+            double v = a[i];
+            if (v < pivot) {
+                a[i++] = a[lt];
+                a[lt++] = v;
+            } else if (v > pivot) {
+                a[i] = a[gt];
+                a[gt] = v;
+                if (gt == 0) break;
+                gt--;
+            } else {
+                i++;
+            }
+        }
+        if (k < lt) hi = lt - 1;
+        else if (k > gt) lo = gt + 1;
+        else return pivot;
+    }
+    return a[k];
+}
+
+double caimg_ts_quantile(double *a, size_t n, double q)
+{
+    if (n == 0) return 0.0;
+    if (q <= 0) q = 0;
+    if (q >= 1) q = 1;
+    double pos = q * (double)(n - 1);
+    size_t k = (size_t)floor(pos);
+    if (k >= n - 1) return caimg_ts_select(a, n, n - 1);
+    double frac = pos - (double)k;
+    double lo = caimg_ts_select(a, n, k);
+    if (frac == 0) return lo;
+    /* After selection everything above index k is >= a[k]; the next order
+     * statistic is the minimum of that part. */
+    double hi = a[k + 1];
+    for (size_t i = k + 2; i < n; i++)
+        if (a[i] < hi) hi = a[i];
+    return lo + frac * (hi - lo);
+}
+
+double caimg_ts_median(double *a, size_t n)
+{
+    return caimg_ts_quantile(a, n, 0.5);
+}
+
+size_t caimg_ts_fill_nonfinite(double *x, size_t n)
+{
+    size_t bad = 0, last = (size_t)-1;
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(x[i])) {
+            if (last == (size_t)-1) {
+                for (size_t j = 0; j < i; j++) x[j] = x[i];
+            } else if (i > last + 1) {
+                double a = x[last], b = x[i], span = (double)(i - last);
+                for (size_t j = last + 1; j < i; j++)
+                    x[j] = a + (b - a) * (double)(j - last) / span;
+            }
+            last = i;
+        } else {
+            bad++;
+        }
+    }
+    if (last == (size_t)-1) {
+        memset(x, 0, n * sizeof *x);
+        return n;
+    }
+    for (size_t j = last + 1; j < n; j++) x[j] = x[last];
+    return bad;
+}
+
+double caimg_ts_kde_mode(const double *x, size_t n, double *work, int first)
+{
+    if (n < 2) return n ? x[0] : 0.0;
+    double *s = work, *hist = work + n;
+    double mean = 0, m2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = x[i] - mean;
+        mean += d / (double)(i + 1);
+        m2 += d * (x[i] - mean);
+    }
+    double sd = sqrt(m2 / (double)(n - 1));
+    memcpy(s, x, n * sizeof *s);
+    double q25 = caimg_ts_quantile(s, n, 0.25);
+    double q75 = caimg_ts_quantile(s, n, 0.75);
+    double lo = caimg_ts_quantile(s, n, 0.005);
+    double hi = caimg_ts_quantile(s, n, 0.995);
+    double scale = sd;
+    if (q75 - q25 > 0 && (q75 - q25) / 1.349 < scale) scale = (q75 - q25) / 1.349;
+    if (!(hi > lo) || !(scale > 0)) return caimg_ts_median(s, n);
+    double h = 0.9 * scale * pow((double)n, -0.2);
+    /* A grid much finer than the bandwidth buys nothing but cost: a
+     * quarter of the bandwidth per bin resolves the mode to well within
+     * its statistical uncertainty. */
+    double dx = (hi - lo) / (double)(CAIMG_TS_KDE_BINS - 1);
+    if (dx < h / 4) dx = h / 4;
+    size_t nb = (size_t)((hi - lo) / dx) + 1;
+    if (nb > CAIMG_TS_KDE_BINS) nb = CAIMG_TS_KDE_BINS;
+    memset(hist, 0, nb * sizeof *hist);
+    /* Linear binning: each sample splits its weight between the two
+     * nearest grid points, which keeps the estimate smooth in the data. */
+    for (size_t i = 0; i < n; i++) {
+        double p = (x[i] - lo) / dx;
+        if (p < 0 || p > (double)(nb - 1)) continue;
+        size_t k = (size_t)p;
+        if (k >= nb - 1) { hist[nb - 1] += 1; continue; }
+        double f = p - (double)k;
+        hist[k] += 1 - f;
+        hist[k + 1] += f;
+    }
+    double sig = h / dx;
+    size_t rad = (size_t)(4 * sig + 1);
+    if (rad >= CAIMG_TS_KDE_BINS) rad = CAIMG_TS_KDE_BINS - 1;
+    double kern[CAIMG_TS_KDE_BINS], dens[CAIMG_TS_KDE_BINS];
+    for (size_t j = 0; j <= rad; j++) {
+        double u = (double)j / sig;
+        kern[j] = exp(-0.5 * u * u);
+    }
+    size_t best = 0;
+    for (size_t k = 0; k < nb; k++) {
+        size_t j0 = k > rad ? k - rad : 0, j1 = k + rad < nb ? k + rad : nb - 1;
+        double d = 0;
+        for (size_t j = j0; j <= j1; j++)
+            d += hist[j] * kern[j > k ? j - k : k - j];
+        dens[k] = d;
+        if (d > dens[best]) best = k;
+    }
+    if (first) {
+        /* Split the density at its local minima into basins and take the
+         * peak of the basin holding the most samples: a narrow cluster
+         * (events just above a detection threshold) can be as dense as a
+         * broad one while holding far fewer samples. */
+        double bestmass = -1, mass = 0;
+        size_t peak = 0, bestpeak = best;
+        for (size_t k = 0; k < nb; k++) {
+            if (k > 0 && k + 1 < nb && dens[k] < dens[k - 1] && dens[k] <= dens[k + 1]) {
+                if (mass > bestmass) {
+                    bestmass = mass;
+                    bestpeak = peak;
+                }
+                mass = 0;
+                peak = k;
+            }
+            mass += hist[k];
+            if (dens[k] > dens[peak]) peak = k;
+        }
+        if (mass > bestmass) bestpeak = peak;
+        return lo + dx * (double)bestpeak;
+    }
+    return lo + dx * (double)best;
+}

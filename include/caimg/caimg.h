@@ -24,5 +24,6 @@
 #include "caimg/ann.h"
 #include "caimg/dff.h"
 #include "caimg/deconv.h"
+#include "caimg/attack.h"
 
 #endif

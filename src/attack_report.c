@@ -469,6 +469,7 @@ char *caimg_attack_svg_panels(const caimg_attack_panel *panels, size_t np, size_
             s[k].y = pa->lines[k].y;
             s[k].n = pa->lines[k].n;
             s[k].markers = 1;
+            s[k].color = pa->lines[k].color;
         }
         caimg_plot_opts o;
         memset(&o, 0, sizeof o);
@@ -529,8 +530,20 @@ char *caimg_attack_svg(const caimg_attack_plan *p, const caimg_attack_curve *c, 
             xs[i][3 * nb + k] = c[i].res[k].corr;
         }
         off += 4 * nb;
-        caimg_attack_name(p, &c[i].opts, labels[i], sizeof labels[i]);
     }
+    /* Short labels that fit the legends: the method and, for a noisy
+     * model, its M; the objective too when the curves mix objectives. */
+    int mixed = 0;
+    for (size_t i = 1; i < nc; i++) mixed |= c[i].opts.objective != c[0].opts.objective;
+    for (size_t i = 0; i < nc; i++) {
+        int k = snprintf(labels[i], sizeof labels[i], "%s", caimg_attack_method_name(c[i].opts.method));
+        if (p->noisy && c[i].opts.method != CAIMG_ATTACK_RANDOM && k > 0)
+            k += snprintf(labels[i] + k, sizeof labels[i] - (size_t)k, " M=%zu", c[i].opts.eot);
+        if (mixed && k > 0)
+            snprintf(labels[i] + k, sizeof labels[i] - (size_t)k, " %s",
+                     caimg_attack_objective_name(c[i].opts.objective));
+    }
+    static const char *const method_color[3] = {"#1f77b4", "#ff7f0e", "#d62728"};
     size_t np = 0, nl = 0;
     for (int bt = 0; bt < 3; bt++) {
         for (int mtr = 0; mtr < 3; mtr++) {
@@ -541,6 +554,7 @@ char *caimg_attack_svg(const caimg_attack_plan *p, const caimg_attack_curve *c, 
                 lines[nl].x = xs[i];
                 lines[nl].y = xs[i] + (size_t)(mtr + 1) * c[i].nbudgets;
                 lines[nl].n = c[i].nbudgets;
+                lines[nl].color = mixed ? NULL : method_color[c[i].opts.method];
                 nl++;
             }
             if (nl == l0) break;

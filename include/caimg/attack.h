@@ -290,7 +290,8 @@ int caimg_attack_save(caimg_h5 *f, const char *group, const caimg_attack_plan *p
 
 /* A standalone SVG document with one panel per budget type and metric
  * (relative change, robust decoding accuracy, clean-attacked correlation)
- * against the budget, one line per curve that has more than one budget.
+ * against the budget, one line per curve that has more than one budget,
+ * coloured by method (labelled by method, and objective when several).
  * Returns a malloc'd string or NULL (CAIMG_ENOMEM). */
 char *caimg_attack_svg(const caimg_attack_plan *p, const caimg_attack_curve *c, size_t nc,
                        const char *title);
@@ -303,6 +304,7 @@ typedef struct {
     const char *label;
     const double *x, *y;
     size_t n;
+    const char *color;          /* CSS colour; NULL: by the line's index */
 } caimg_attack_line;
 
 typedef struct {

@@ -121,6 +121,8 @@ int main_eval(int argc, char **argv);
 int main_report(int argc, char **argv);
 int main_fit(int argc, char **argv);
 int main_predict(int argc, char **argv);
+int main_attack(int argc, char **argv);
+int main_robustness(int argc, char **argv);
 int main_dff(int argc, char **argv);
 int main_deconv(int argc, char **argv);
 

@@ -291,16 +291,20 @@ static void put_num(FILE *fp, double v)
 }
 
 void caimg_attack_write_tsv(FILE *fp, const caimg_attack_plan *p, const caimg_attack_curve *c,
-                            size_t nc, int header)
+                            size_t nc, int header, const char *const *extra_names,
+                            const char *const *extra_values, size_t nextra)
 {
-    if (header)
+    if (header) {
+        for (size_t e = 0; e < nextra; e++) fprintf(fp, "%s\t", extra_names[e]);
         fprintf(fp, "name\tmethod\tbudget_type\tobjective\teot\tbudget\tn\tabs_change\trel_change\t"
                     "corr\tdecode_acc\tsuccess\tlinf\tl2\tfeature\tneuron_change\tstrength\tseconds\n");
+    }
     char name[96];
     for (size_t i = 0; i < nc; i++) {
         caimg_attack_name(p, &c[i].opts, name, sizeof name);
         for (size_t k = 0; k < c[i].nbudgets; k++) {
             const caimg_attack_result *r = &c[i].res[k];
+            for (size_t e = 0; e < nextra; e++) fprintf(fp, "%s\t", extra_values[e]);
             fprintf(fp, "%s\t%s\t%s\t%s\t%zu\t%g\t%zu", name, caimg_attack_method_name(c[i].opts.method),
                     caimg_attack_budget_name(c[i].opts.budget),
                     caimg_attack_objective_name(c[i].opts.objective), c[i].opts.eot, r->budget, r->n);

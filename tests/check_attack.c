@@ -307,7 +307,7 @@ START_TEST(sanity_checks_hold)
     ck_assert(strstr(svg, "<svg") && strstr(svg, "pgd-linf-response-eot8"));
     free(svg);
     FILE *fp = tmpfile();
-    caimg_attack_write_tsv(fp, p, cv, nc, 1);
+    caimg_attack_write_tsv(fp, p, cv, nc, 1, NULL, NULL, 0);
     ck_assert(ftell(fp) > 100);
     fclose(fp);
     free(ch);

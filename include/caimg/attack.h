@@ -277,10 +277,13 @@ int caimg_attack_checks(const caimg_attack_plan *p, const caimg_attack_curve *c,
                         double tol, caimg_attack_check **checks, size_t *nchecks);
 
 /* Tab-separated table: a header line (when `header`), then one row per
- * curve and budget: name, method, budget_type, objective, eot, budget, n
- * and the metrics of caimg_attack_result. */
+ * curve and budget: the `nextra` columns extra_names/extra_values (may be
+ * 0/NULL; the same values on every row, e.g. a model's label), then name,
+ * method, budget_type, objective, eot, budget, n and the metrics of
+ * caimg_attack_result. */
 void caimg_attack_write_tsv(FILE *fp, const caimg_attack_plan *p, const caimg_attack_curve *c,
-                            size_t nc, int header);
+                            size_t nc, int header, const char *const *extra_names,
+                            const char *const *extra_values, size_t nextra);
 
 /* Write the plan's clean measurements and the curves into group `group`
  * (e.g. "/attack") of an HDF5 file being created; see caimg-h5(5). */

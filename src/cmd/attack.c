@@ -459,7 +459,7 @@ static int run(cmd_ctx *c, attack_opts *o)
     if (o->tsv && !tsv_stdout) {
         tsvf = caimg_outfile_open(o->tsv);
         if (!tsvf) { st = CAIMG_EIO; goto done; }
-        caimg_attack_write_tsv(caimg_outfile_fp(tsvf), p, cv, nc, 1);
+        caimg_attack_write_tsv(caimg_outfile_fp(tsvf), p, cv, nc, 1, NULL, NULL, 0);
     }
     out = caimg_h5_create(c->output, "attack", c->cmdline);
     if (!out) { st = CAIMG_EIO; goto done; }
@@ -530,7 +530,7 @@ static int run(cmd_ctx *c, attack_opts *o)
 
     /* ---- the table and the checks ---- */
     if (tsv_stdout) {
-        caimg_attack_write_tsv(stdout, p, cv, nc, 1);
+        caimg_attack_write_tsv(stdout, p, cv, nc, 1, NULL, NULL, 0);
     } else {
         size_t nvary = 0;
         for (size_t k = 0; k < N; k++) nvary += caimg_attack_plan_sd(p)[k] > 0;

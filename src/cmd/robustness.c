@@ -712,7 +712,13 @@ static int run(cmd_ctx *c, rob_opts *o)
         note_model(c, "no noise", &cache[PL_NONE], NAN);
         ref = cache[PL_NONE].val_corr;
     }
-    const double target = (1.0 - o->drop) * ref;
+    /* A reference that predicts nothing leaves nothing to match: say so
+     * (the search still runs, and the table shows every accuracy). */
+    const double target = ref - o->drop * fabs(ref);
+    if (!(ref >= 0.05))
+        caimg_warn("the no-noise model's validation correlation is only %.4f: it barely predicts the "
+                   "held-out responses, so matching noise levels on accuracy is not meaningful and the "
+                   "levels found are close to arbitrary", ref);
     cmd_note(c, "weight decay %g; reference validation correlation %.4f; noisy models must keep >= %.4f",
              l2, ref, target);
 
@@ -774,8 +780,8 @@ static int run(cmd_ctx *c, rob_opts *o)
     FILE *fp = stdout;
     fprintf(fp, "caimg robustness: %s, %zu seeds, %zu test images attacked; hidden layer %s, feature "
                 "layer %s; weight decay %g\n", o->model, S, nimg, o->hidden, o->feature_layer, l2);
-    fprintf(fp, "noise levels: matched so that validation correlation >= %.4f = (1 - %g) x %.4f (no "
-                "noise); relative to each unit's s.d.\n\n", target, o->drop, ref);
+    fprintf(fp, "noise levels: matched so that validation correlation >= %.4f = %.4f (no noise) - %g x "
+                "|%.4f|; relative to each unit's s.d.\n\n", target, ref, o->drop, ref);
     fprintf(fp, "%-9s %8s %8s %15s %15s %8s\n", "placement", "sig_in", "sig_hid", "val_corr",
             "test_corr", "failed");
     for (int p = 0; p < NPL; p++) {

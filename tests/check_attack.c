@@ -7,6 +7,7 @@
 #include <config.h>
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include <check.h>
 
 #include "caimg/caimg.h"
+#include "caimg/resp.h"
 #include "ann_internal.h"
 
 #define IMG 8
@@ -304,7 +306,7 @@ START_TEST(sanity_checks_hold)
     /* The reports are produced. */
     char *svg = caimg_attack_svg(p, cv, nc, "test");
     ck_assert_ptr_nonnull(svg);
-    ck_assert(strstr(svg, "<svg") && strstr(svg, "pgd-linf-response-eot8"));
+    ck_assert(strstr(svg, "<svg") && strstr(svg, "pgd M=8") && strstr(svg, "fgsm M=8"));
     free(svg);
     FILE *fp = tmpfile();
     caimg_attack_write_tsv(fp, p, cv, nc, 1, NULL, NULL, 0);
@@ -559,6 +561,23 @@ START_TEST(bad_options)
 }
 END_TEST
 
+START_TEST(trial_averages)
+{
+    /* 5 presentations of 2 neurons, (1,2) (3,4) (5,NaN) (0,0) (9,9), of
+     * stimulus rows 1, 0, 1, none, 1; NaN is missing. */
+    const float r[10] = {1, 2, 3, 4, 5, NAN, 0, 0, 9, 9};
+    const size_t row[5] = {1, 0, 1, SIZE_MAX, 1};
+    float mean[4], reps[2];
+    ck_assert_int_eq(caimg_resp_means(r, row, 5, 2, 2, mean, reps), 0);
+    ck_assert(mean[0] == 3 && mean[1] == 4);          /* stimulus 0: one trial */
+    ck_assert(fabsf(mean[2] - 5.0f) < 1e-6f);         /* (1 + 5 + 9) / 3 */
+    ck_assert(fabsf(mean[3] - 5.5f) < 1e-6f);         /* (2 + 9) / 2, NaN skipped */
+    ck_assert(reps[0] == 1 && reps[1] == 3);
+    const size_t badrow[1] = {7};
+    ck_assert_int_eq(caimg_resp_means(r, badrow, 1, 2, 2, mean, NULL), CAIMG_EINVAL);
+}
+END_TEST
+
 static Suite *attack_suite(void)
 {
     Suite *s = suite_create("attack");
@@ -572,6 +591,7 @@ static Suite *attack_suite(void)
     tcase_add_test(tc, decoder_and_neuron_objectives);
     tcase_add_test(tc, deterministic_for_a_seed);
     tcase_add_test(tc, bad_options);
+    tcase_add_test(tc, trial_averages);
     suite_add_tcase(s, tc);
     return s;
 }

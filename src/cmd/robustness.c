@@ -829,6 +829,37 @@ static int run(cmd_ctx *c, rob_opts *o)
             fputc('\n', fp);
         }
     }
+    /* EOT convergence: PGD at the middle pixel budget with 1, M and 2M
+     * noise draws per gradient (noisy placements). */
+    for (int p = 0, first = 1; p < NPL; p++) {
+        if (!o->want[p] || !att[p * S].have[CV_EOT1]) continue;
+        const double b = att[p * S].cv[CV_EOT1].res[0].budget;
+        long k = -1;
+        for (int i = 0; i < o->neps; i++) if (o->eps[i] == b) k = i;
+        if (k < 0) continue;
+        if (first) {
+            char h1[32], h2[32];
+            snprintf(h1, sizeof h1, "M=%ld", o->eot);
+            snprintf(h2, sizeof h2, "M=%ld", 2 * o->eot);
+            fprintf(fp, "\nEOT convergence: PGD relative response change at eps=%g with M noise draws "
+                        "per gradient\n%-9s %13s %13s %13s\n", b, "placement", "M=1", h1, h2);
+            first = 0;
+        }
+        double v1[64], vm[64], v2[64], m1, s1, mm, sm, m2, s2;
+        for (size_t i = 0; i < S && i < 64; i++) {
+            v1[i] = att[p * S + i].cv[CV_EOT1].res[0].rel_change;
+            vm[i] = att[p * S + i].cv[CV_PGD_PIX].res[k].rel_change;
+            v2[i] = att[p * S + i].cv[CV_EOT2].res[0].rel_change;
+        }
+        mean_sd(v1, S < 64 ? S : 64, &m1, &s1);
+        mean_sd(vm, S < 64 ? S : 64, &mm, &sm);
+        mean_sd(v2, S < 64 ? S : 64, &m2, &s2);
+        fprintf(fp, "%-9s", pl_names[p]);
+        print_pm(fp, m1, s1, 13);
+        print_pm(fp, mm, sm, 13);
+        print_pm(fp, m2, s2, 13);
+        fputc('\n', fp);
+    }
     {
         int any = 0;
         for (int p = 0; p < NPL; p++)

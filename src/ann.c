@@ -167,7 +167,7 @@ static const char *const preset_texts[] = {
     "readout dense l1=0.0001; softplus name=output",
     "input; conv 16 9x9 pad=same smooth=0.01 name=conv1; elu name=elu1; noise name=h1; "
     "conv 16 7x7 pad=same name=conv2; elu name=elu2; noise name=h2; "
-    "readout factorised l1=0.001 smooth=0.001; softplus name=output",
+    "readout factorised l1=0.01 smooth=0.01; softplus name=output",
     "input; readout dense l1=0.0001; softplus name=output",
 };
 

@@ -354,6 +354,167 @@ static void stats_section(report *r)
     end_section(r);
 }
 
+/* Trial averages of the measured responses of each test stimulus, from the
+ * presentations the fit kept: [S][N], NaN where a stimulus has no valid
+ * presentation. */
+static double *test_means(report *r, const int32_t *stim, size_t S, size_t N)
+{
+    size_t dp[CAIMG_H5_MAXRANK], dr[CAIMG_H5_MAXRANK];
+    int32_t *ps = get(r, "/fit/presentation_stimulus", CAIMG_DT_I32, 1, dp);
+    float *resp = get(r, "/fit/responses", CAIMG_DT_F32, 2, dr);
+    double *mean = calloc(S * N, sizeof *mean);
+    size_t *cnt = calloc(S * N, sizeof *cnt);
+    if (!ps || !resp || !mean || !cnt || dr[0] != dp[0] || dr[1] != N) {
+        free(ps); free(resp); free(mean); free(cnt);
+        return NULL;
+    }
+    for (size_t p = 0; p < dp[0]; p++)
+        for (size_t s = 0; s < S; s++) {
+            if (ps[p] != stim[s]) continue;
+            for (size_t n = 0; n < N; n++) {
+                float v = resp[p * N + n];
+                if (isfinite(v)) { mean[s * N + n] += v; cnt[s * N + n]++; }
+            }
+        }
+    for (size_t i = 0; i < S * N; i++) mean[i] = cnt[i] ? mean[i] / (double)cnt[i] : NAN;
+    free(ps);
+    free(resp);
+    free(cnt);
+    return mean;
+}
+
+static void model_section(report *r)
+{
+    size_t d[CAIMG_H5_MAXRANK], dn[CAIMG_H5_MAXRANK];
+    double *corr = get(r, "/fit/eval/corr_avg", CAIMG_DT_F64, 1, dn);
+    if (!corr) return;
+    size_t N = dn[0];
+    section(r, "model", "Response model");
+    caimg_str_printf(r->b, "<table>\n");
+    double v;
+    caimg_h5 *f = holder(r, "/fit/eval");
+    char *loss = NULL;
+    if (holder(r, "/fit") && caimg_h5_get_attr_string(holder(r, "/fit"), "/fit", "loss", &loss) == 0)
+        row(r, "loss", "%s", loss);
+    free(loss);
+    if (f && caimg_h5_get_attr_double(f, "/fit/eval", "mean_corr_avg", &v) == 0)
+        row(r, "held-out correlation with trial averages", "mean %.3f over %zu neurons", v, N);
+    if (f && caimg_h5_get_attr_double(f, "/fit/eval", "mean_feve", &v) == 0 && isfinite(v))
+        row(r, "fraction of explainable variance explained", "mean %.3f", v);
+    long be;
+    if (holder(r, "/fit") && caimg_h5_get_attr_long(holder(r, "/fit"), "/fit", "best_epoch", &be) == 0)
+        row(r, "weights kept from epoch", "%ld", be);
+    caimg_clear_error();
+    caimg_str_printf(r->b, "</table>\n");
+    caimg_plot_opts oh = {"Held-out correlation with trial averages, per neuron", "r", NULL,
+                          360, 220, 0, 0, 0, 0, 0};
+    caimg_svg_histogram(r->b, &oh, corr, N, 0, NULL);
+    double *vc = get(r, "/fit/curve/val_corr", CAIMG_DT_F64, 1, d);
+    double *tl = vc ? get(r, "/fit/curve/train_loss", CAIMG_DT_F64, 1, d) : NULL;
+    if (vc && tl) {
+        caimg_series s[2] = {{"training loss", NULL, tl, d[0], 1, 1, "#1f77b4", 0, 0},
+                             {"validation r", NULL, vc, d[0], 1, 1, "#2ca02c", 0, 0}};
+        caimg_plot_opts oc = {"Training curve", "epoch", NULL, 420, 180, 1, 0, 0, 0, 0};
+        caimg_svg_lines(r->b, &oc, s, 2);
+    }
+    free(vc);
+    free(tl);
+    /* Predicted against measured trial averages on the held-out stimuli,
+     * for the best-predicted neurons. */
+    int32_t *stim = get(r, "/fit/test/stimulus", CAIMG_DT_I32, 1, d);
+    size_t S = stim ? d[0] : 0;
+    float *pred = stim ? get(r, "/fit/test/pred", CAIMG_DT_F32, 2, d) : NULL;
+    double *meas = pred && d[0] == S && d[1] == N ? test_means(r, stim, S, N) : NULL;
+    if (meas) {
+        caimg_str_printf(r->b, "<div class='grid'>\n");
+        int used[64] = {0};
+        double *x = malloc(S * sizeof *x), *y = malloc(S * sizeof *y);
+        for (int k = 0; k < 4 && k < (int)N && x && y; k++) {
+            size_t best = N;
+            for (size_t n = 0; n < N && n < 64; n++)
+                if (!used[n] && isfinite(corr[n]) && (best == N || corr[n] > corr[best])) best = n;
+            if (best == N) break;
+            used[best] = 1;
+            for (size_t s2 = 0; s2 < S; s2++) {
+                x[s2] = meas[s2 * N + best];
+                y[s2] = pred[s2 * N + best];
+            }
+            char t[96];
+            snprintf(t, sizeof t, "Model neuron %zu: r = %.2f", best, corr[best]);
+            caimg_plot_opts os = {t, "measured (trial average)", "predicted", 280, 260, 0, 0, 1, 0, 0};
+            caimg_svg_scatter(r->b, &os, x, y, S, NULL);
+        }
+        free(x);
+        free(y);
+        caimg_str_printf(r->b, "</div>\n");
+    }
+    free(stim);
+    free(pred);
+    free(meas);
+    free(corr);
+    end_section(r);
+}
+
+/* Robustness curves: one chart per metric and budget type, one line per
+ * attack configuration. */
+static void robustness_section(report *r)
+{
+    caimg_h5 *f = holder(r, "/attack/curves");
+    char **names;
+    size_t n;
+    if (!f || caimg_h5_list(f, "/attack/curves", &names, &n) || n == 0) {
+        caimg_clear_error();
+        return;
+    }
+    section(r, "robustness", "Robustness to adversarial stimuli");
+    static const char *const types[] = {"linf", "l2", "feature"};
+    static const char *const xlab[] = {"L-infinity budget (fraction of the pixel range)",
+                                       "L2 budget (RMS per pixel, fraction of the range)",
+                                       "feature budget (relative L2 of the layer)"};
+    static const struct { const char *ds, *label; } metrics[] = {
+        {"rel_change", "response change / natural s.d."},
+        {"decode_acc", "decoding accuracy"},
+    };
+    caimg_series *s = calloc(n, sizeof *s);
+    double **bud = calloc(n, sizeof *bud), **val = calloc(n, sizeof *val);
+    caimg_str_printf(r->b, "<div class='grid'>\n");
+    for (size_t t = 0; s && bud && val && t < 3; t++)
+        for (size_t m = 0; m < 2; m++) {
+            size_t ns = 0;
+            for (size_t i = 0; i < n; i++) {
+                char obj[300], full[360], *bt = NULL;
+                snprintf(obj, sizeof obj, "/attack/curves/%s", names[i]);
+                if (caimg_h5_get_attr_string(f, obj, "budget_type", &bt) || strcmp(bt, types[t])) {
+                    free(bt);
+                    continue;
+                }
+                free(bt);
+                size_t d1[CAIMG_H5_MAXRANK], d2[CAIMG_H5_MAXRANK];
+                snprintf(full, sizeof full, "%s/budget", obj);
+                double *b = get(r, full, CAIMG_DT_F64, 1, d1);
+                snprintf(full, sizeof full, "%s/%s", obj, metrics[m].ds);
+                double *v = get(r, full, CAIMG_DT_F64, 1, d2);
+                if (!b || !v || d1[0] != d2[0]) { free(b); free(v); continue; }
+                bud[ns] = b;
+                val[ns] = v;
+                caimg_series one = {names[i], b, v, d1[0], 0, 0, NULL, 1, 0};
+                s[ns++] = one;
+            }
+            if (ns) {
+                caimg_plot_opts o = {metrics[m].label, xlab[t], metrics[m].label, 480, 260, 0, 0, 0, 0, 0};
+                caimg_svg_lines(r->b, &o, s, ns);
+            }
+            for (size_t i = 0; i < ns; i++) { free(bud[i]); free(val[i]); }
+        }
+    caimg_str_printf(r->b, "</div>\n");
+    caimg_clear_error();
+    free(s);
+    free(bud);
+    free(val);
+    caimg_h5_list_free(names, n);
+    end_section(r);
+}
+
 static void provenance_section(report *r)
 {
     int any = 0;
@@ -423,7 +584,8 @@ int caimg_report_write(const char *const *inputs, size_t n, const char *out,
         if (!r.files[i]) rc = CAIMG_EFORMAT;
     }
     if (!rc && !holder(&r, "/movie") && !holder(&r, "/roi") && !holder(&r, "/mc")
-        && !holder(&r, "/dff") && !holder(&r, "/deconv"))
+        && !holder(&r, "/dff") && !holder(&r, "/deconv") && !holder(&r, "/fit")
+        && !holder(&r, "/attack"))
         rc = caimg_error(CAIMG_EFORMAT, "%s: holds no results a report can show", inputs[0]);
     if (!rc) {
         static const char *const fs_holders[] = {"/roi", "/dff", "/deconv", "/mc", "/movie"};
@@ -432,8 +594,10 @@ int caimg_report_write(const char *const *inputs, size_t n, const char *out,
         summary_section(&r);
         images_section(&r);
         motion_section(&r);
-        traces_section(&r, opts->ncells > 0 ? opts->ncells : 6);
+        if (opts->ncells > 0) traces_section(&r, opts->ncells);
         stats_section(&r);
+        model_section(&r);
+        robustness_section(&r);
         provenance_section(&r);
         /* The page: head, navigation to the sections actually present, body. */
         caimg_str page;

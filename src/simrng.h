@@ -279,7 +279,11 @@ static inline long simrng_poisson_tab(simrng *r, const simrng_ptab *t, float lam
     float u1 = ((float)(bits >> 40) + 0.5f) * 0x1.0p-24f;
     float u2 = ((float)((bits >> 16) & 0xffffff) + 0.5f) * 0x1.0p-24f;
     const float *cdf = t->cdf[g];
-    long k = t->guide[g][(int)(u1 * SIMRNG_GUIDE)];
+    /* u1 can round up to exactly 1.0f in single precision; keep the guide
+     * index inside the table. */
+    int gi = (int)(u1 * SIMRNG_GUIDE);
+    if (gi > SIMRNG_GUIDE - 1) gi = SIMRNG_GUIDE - 1;
+    long k = t->guide[g][gi];
     while (u1 > cdf[k] && k < SIMRNG_PK - 1) k++;
     float e = 1.0f - rr * (1.0f - rr * (0.5f - rr * (1.0f / 6 - rr * (1.0f / 24 - rr * (1.0f / 120 - rr * (1.0f / 720))))));
     if (u2 <= e) return k;

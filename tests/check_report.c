@@ -52,6 +52,43 @@ static void make_result(const char *path)
     ck_assert_int_eq(caimg_h5_commit(f), 0);
 }
 
+/* A model with its held-out evaluation and robustness curves. */
+static void make_model(const char *path)
+{
+    enum { N = 3, S = 4, P = 8, E = 5, B = 3 };
+    caimg_h5 *f = caimg_h5_create(path, "attack", "caimg attack model.h5 -o robustness.h5");
+    ck_assert_ptr_nonnull(f);
+    double corr[N] = {0.9, 0.2, 0.5}, curve[E] = {0.1, 0.3, 0.5, 0.55, 0.5};
+    size_t dn[1] = {N}, de[1] = {E}, ds[1] = {S}, dp[1] = {P}, dpn[2] = {P, N}, dsn[2] = {S, N};
+    ck_assert_int_eq(caimg_h5_write(f, "/fit/eval/corr_avg", CAIMG_DT_F64, 1, dn, corr), 0);
+    ck_assert_int_eq(caimg_h5_set_attr_double(f, "/fit/eval", "mean_corr_avg", 0.5333), 0);
+    ck_assert_int_eq(caimg_h5_set_attr_string(f, "/fit", "loss", "poisson"), 0);
+    ck_assert_int_eq(caimg_h5_write(f, "/fit/curve/val_corr", CAIMG_DT_F64, 1, de, curve), 0);
+    ck_assert_int_eq(caimg_h5_write(f, "/fit/curve/train_loss", CAIMG_DT_F64, 1, de, curve), 0);
+    int32_t stim[S] = {3, 5, 7, 9}, pstim[P] = {3, 5, 7, 9, 3, 5, 7, 9};
+    float pred[S * N], resp[P * N];
+    for (int i = 0; i < S * N; i++) pred[i] = (float)i;
+    for (int i = 0; i < P * N; i++) resp[i] = (float)(i % (S * N)) + (i < S * N ? 1.0f : -1.0f);
+    ck_assert_int_eq(caimg_h5_write(f, "/fit/test/stimulus", CAIMG_DT_I32, 1, ds, stim), 0);
+    ck_assert_int_eq(caimg_h5_write(f, "/fit/test/pred", CAIMG_DT_F32, 2, dsn, pred), 0);
+    ck_assert_int_eq(caimg_h5_write(f, "/fit/presentation_stimulus", CAIMG_DT_I32, 1, dp, pstim), 0);
+    ck_assert_int_eq(caimg_h5_write(f, "/fit/responses", CAIMG_DT_F32, 2, dpn, resp), 0);
+    double budget[B] = {0, 0.01, 0.02}, rel[B] = {0, 0.4, 0.9}, acc[B] = {1, 0.7, 0.3};
+    size_t db[1] = {B};
+    const char *curves[] = {"/attack/curves/pgd-linf-response", "/attack/curves/fgsm-linf-response"};
+    for (int k = 0; k < 2; k++) {
+        char n[128];
+        snprintf(n, sizeof n, "%s/budget", curves[k]);
+        ck_assert_int_eq(caimg_h5_write(f, n, CAIMG_DT_F64, 1, db, budget), 0);
+        snprintf(n, sizeof n, "%s/rel_change", curves[k]);
+        ck_assert_int_eq(caimg_h5_write(f, n, CAIMG_DT_F64, 1, db, rel), 0);
+        snprintf(n, sizeof n, "%s/decode_acc", curves[k]);
+        ck_assert_int_eq(caimg_h5_write(f, n, CAIMG_DT_F64, 1, db, acc), 0);
+        ck_assert_int_eq(caimg_h5_set_attr_string(f, curves[k], "budget_type", "linf"), 0);
+    }
+    ck_assert_int_eq(caimg_h5_commit(f), 0);
+}
+
 static char *slurp(const char *path)
 {
     FILE *fp = fopen(path, "r");
@@ -126,6 +163,34 @@ START_TEST(all_sections)
 }
 END_TEST
 
+START_TEST(model_and_robustness)
+{
+    char *d = tu_tmpdir();
+    const char *in[2] = {tu_path(d, "spikes.h5"), tu_path(d, "robustness.h5")};
+    const char *out = tu_path(d, "r.html");
+    make_result(in[0]);
+    make_model(in[1]);
+    ck_assert_int_eq(caimg_report_write(in, 2, out, NULL), 0);
+    char *h = slurp(out);
+    ck_assert_ptr_nonnull(strstr(h, "<section id='model'>"));
+    ck_assert_ptr_nonnull(strstr(h, "mean 0.533 over 3 neurons"));
+    /* The best-predicted neurons first: 0 (r = 0.9), then 2, then 1. */
+    char *a = strstr(h, "Model neuron 0: r = 0.90"), *b = strstr(h, "Model neuron 2: r = 0.50"),
+         *c = strstr(h, "Model neuron 1: r = 0.20");
+    ck_assert(a && b && c && a < b && b < c);
+    ck_assert_ptr_nonnull(strstr(h, "<section id='robustness'>"));
+    /* Two curves in each of the two charts, with their names as legends. */
+    ck_assert_int_eq(count(h, ">pgd-linf-response</text>"), 2);
+    ck_assert_int_eq(count(h, ">fgsm-linf-response</text>"), 2);
+    /* Provenance of both inputs. */
+    ck_assert_ptr_nonnull(strstr(h, "00_deconv"));
+    ck_assert_ptr_nonnull(strstr(h, "00_attack"));
+    ck_assert_int_eq(count(h, "<svg"), count(h, "</svg>"));
+    free(h);
+    tu_rmdir(d);
+}
+END_TEST
+
 START_TEST(movie_only_and_errors)
 {
     char *d = tu_tmpdir();
@@ -161,6 +226,7 @@ int main(void)
     Suite *s = suite_create("report");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, all_sections);
+    tcase_add_test(tc, model_and_robustness);
     tcase_add_test(tc, movie_only_and_errors);
     suite_add_tcase(s, tc);
     return tu_run(s);

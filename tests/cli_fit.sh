@@ -35,6 +35,9 @@ ge "$r" 0.5 || fail "held-out correlation with trial averages $r < 0.5"
 fv=$(attr "$D/m.h5" /fit/eval mean_feve)
 ge "$fv" 0.3 || fail "held-out FEVE $fv < 0.3"
 [ "$(dump "$D/m.h5" /fit/neuron_index | wc -l)" = 8 ] || fail "neuron_index should list 8 neurons"
+ok "per-neuron metrics export as a table" "$CAIMG" export -q "$D/m.h5" -d /fit/eval -o "$D/eval.tsv"
+[ "$(wc -l < "$D/eval.tsv")" = 9 ] || fail "/fit/eval: expected a header and 8 rows"
+h5ls "$D/m.h5/fit/test/images" | grep -q "{48, 16, 16}" || fail "/fit/test/images missing"
 [ "$(dump "$D/m.h5" /fit/stimulus_split | grep -c '^2$')" = 48 ] || fail "20% of 240 stimuli should be test"
 [ "$(dump "$D/m.h5" /fit/stimulus_split | grep -c '^1$')" -ge 15 ] || fail "validation stimuli missing"
 h5dump -a /model/arch "$D/m.h5" | grep -q "noise name=h1 noise_rel=0.3" || fail "noise not recorded in /model arch"
@@ -115,6 +118,11 @@ grep -q "warning: 1 neuron excluded: no variance across training stimuli (8)" "$
     fail "zero-variance neuron: no warning ($(cat "$T/err" | head -3))"
 [ "$(dump "$out" /fit/excluded)" = 8 ] || fail "zero-variance neuron not listed in /fit/excluded"
 [ "$(dump "$out" /fit/neuron_index | wc -l)" = 8 ] || fail "zero-variance neuron not excluded"
+# Predictions still have one column per neuron of the data: NaN for the
+# excluded one, so columns line up with the traces.
+ok "predict with an excluded neuron" "$CAIMG" predict -q "$out" "$D/stimuli.tif" -o "$T/zp.tsv"
+[ "$(head -1 "$T/zp.tsv" | awk -F'\t' '{print NF}')" = 10 ] || fail "predict: expected 9 neuron columns"
+[ "$(sed -n 2p "$T/zp.tsv" | cut -f10)" = nan ] || fail "predict: excluded neuron should be NaN"
 rm -f "$out"
 ok "NaN responses" "$CAIMG" fit "$T/nan/spikes.h5" --schedule "$T/nan/schedule.tsv" $S
 grep -q "warning: 20 of .* responses are NaN; they are treated as missing" "$T/err" ||

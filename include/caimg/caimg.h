@@ -21,9 +21,11 @@
 #include "caimg/stimulus.h"
 #include "caimg/simulate.h"
 #include "caimg/eval.h"
-#include "caimg/ann.h"
+#include "caimg/motion.h"
+#include "caimg/mcrun.h"
 #include "caimg/dff.h"
 #include "caimg/deconv.h"
+#include "caimg/ann.h"
 #include "caimg/attack.h"
 
 #endif

@@ -69,7 +69,7 @@ static void usage(FILE *fp)
 "\n"
 "Stimuli:\n"
 "      --stimuli FILE      images to attack: TIFF stack of the model's image size\n"
-"                          [the model's held-out test images, /fit/eval/images]\n"
+"                          [the model's held-out test images, /fit/test/images]\n"
 "      --images N          attack the first N images only [all]\n"
 "      --range LO,HI       valid pixel range [the model's input_min,input_max]\n"
 "Attacks:\n"
@@ -183,25 +183,31 @@ static int load_images(cmd_ctx *c, const attack_opts *o, caimg_ann *m, caimg_h5 
     *stim = NULL;
     size_t insz = caimg_ann_input_size(m);
     if (!o->stimuli) {
-        if (!caimg_h5_exists(f, "/fit/eval/images"))
-            return caimg_error(CAIMG_EFORMAT, "%s: no held-out test images (/fit/eval/images); give "
+        /* /fit/test since the per-neuron metrics got /fit/eval to
+         * themselves; models fitted before keep them in /fit/eval. */
+        const char *grp = caimg_h5_exists(f, "/fit/test/images") ? "/fit/test" : "/fit/eval";
+        char iname[64], sname[64];
+        snprintf(iname, sizeof iname, "%s/images", grp);
+        snprintf(sname, sizeof sname, "%s/stimulus", grp);
+        if (!caimg_h5_exists(f, iname))
+            return caimg_error(CAIMG_EFORMAT, "%s: no held-out test images (/fit/test/images); give "
                                "--stimuli", o->model);
         int rank;
         size_t d[CAIMG_H5_MAXRANK];
-        int st = caimg_h5_read(f, "/fit/eval/images", CAIMG_DT_F32, 3, &rank, d, (void **)x);
+        int st = caimg_h5_read(f, iname, CAIMG_DT_F32, 3, &rank, d, (void **)x);
         if (st) return st;
         size_t shape[3];
         caimg_ann_layer_shape(m, 0, shape);
         if (d[1] != shape[1] || d[2] != shape[2]) {
             free(*x);
             *x = NULL;
-            return caimg_error(CAIMG_EFORMAT, "%s: /fit/eval/images are %zux%zu, the model takes %zux%zu",
-                               o->model, d[1], d[2], shape[1], shape[2]);
+            return caimg_error(CAIMG_EFORMAT, "%s: %s are %zux%zu, the model takes %zux%zu",
+                               o->model, iname, d[1], d[2], shape[1], shape[2]);
         }
         *n = d[0];
         size_t d1[CAIMG_H5_MAXRANK];
-        if (caimg_h5_exists(f, "/fit/eval/stimulus") &&
-            caimg_h5_read(f, "/fit/eval/stimulus", CAIMG_DT_I32, 1, &rank, d1, (void **)stim) == 0 &&
+        if (caimg_h5_exists(f, sname) &&
+            caimg_h5_read(f, sname, CAIMG_DT_I32, 1, &rank, d1, (void **)stim) == 0 &&
             d1[0] != *n) {
             free(*stim);
             *stim = NULL;

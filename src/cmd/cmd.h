@@ -116,14 +116,16 @@ int cmd_bad_option(cmd_ctx *c);
 int main_import(int argc, char **argv);
 int main_info(int argc, char **argv);
 int main_export(int argc, char **argv);
+int main_roi(int argc, char **argv);
 int main_simulate(int argc, char **argv);
 int main_eval(int argc, char **argv);
 int main_report(int argc, char **argv);
+int main_mc(int argc, char **argv);
+int main_dff(int argc, char **argv);
+int main_deconv(int argc, char **argv);
 int main_fit(int argc, char **argv);
 int main_predict(int argc, char **argv);
 int main_attack(int argc, char **argv);
 int main_robustness(int argc, char **argv);
-int main_dff(int argc, char **argv);
-int main_deconv(int argc, char **argv);
 
 #endif

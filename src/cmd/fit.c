@@ -558,15 +558,17 @@ static int run(cmd_ctx *c, const fit_opts *o)
     if (!st) st = caimg_h5_set_attr_double(out, "/fit", "ev_threshold", o->ev_threshold);
     if (!st) st = caimg_h5_set_attr_long(out, "/fit", "neurons_in", (long)N0);
     if (!st && R->names) {
+        /* The names of all neurons of the data, kept or not, so that
+         * predictions can be written one column per neuron. */
         size_t len = 1;
-        for (size_t j = 0; j < Nk; j++) len += strlen(R->names[keep[j]]) + 1;
+        for (size_t k = 0; k < N0; k++) len += strlen(R->names[k]) + 1;
         char *names = malloc(len);
         if (!names) st = caimg_error(CAIMG_ENOMEM, "out of memory");
         else {
             names[0] = '\0';
-            for (size_t j = 0; j < Nk; j++) {
-                strcat(names, R->names[keep[j]]);
-                if (j + 1 < Nk) strcat(names, "\t");
+            for (size_t k = 0; k < N0; k++) {
+                strcat(names, R->names[k]);
+                if (k + 1 < N0) strcat(names, "\t");
             }
             st = caimg_h5_set_attr_string(out, "/fit", "neuron_names", names);
             free(names);
@@ -633,9 +635,11 @@ static int run(cmd_ctx *c, const fit_opts *o)
         if (!iv && !st) st = caimg_error(CAIMG_ENOMEM, "out of memory");
         for (size_t b = 0; !st && b < Ste; b++) iv[b] = (int32_t)sid[ste[b]];
         size_t d = Ste, d2[2] = {Ste, Nk}, d3[3] = {Ste, H, W};
-        if (!st) st = caimg_h5_write(out, "/fit/eval/stimulus", CAIMG_DT_I32, 1, &d, iv);
-        if (!st) st = caimg_h5_write(out, "/fit/eval/pred", CAIMG_DT_F32, 2, d2, pred);
-        if (!st) st = caimg_h5_write(out, "/fit/eval/images", CAIMG_DT_F32, 3, d3, xte);
+        /* Per-test-stimulus arrays apart from the per-neuron metrics, so
+         * that /fit/eval exports as one table. */
+        if (!st) st = caimg_h5_write(out, "/fit/test/stimulus", CAIMG_DT_I32, 1, &d, iv);
+        if (!st) st = caimg_h5_write(out, "/fit/test/pred", CAIMG_DT_F32, 2, d2, pred);
+        if (!st) st = caimg_h5_write(out, "/fit/test/images", CAIMG_DT_F32, 3, d3, xte);
         free(iv);
     }
     if (!st) st = write_eval(out, "/fit/eval_train", &evtr, Nk);

@@ -23,6 +23,8 @@ static const command commands[] = {
     {"import",  main_import,  "Data",  "convert TIFF stacks to a caimg HDF5 movie"},
     {"info",    main_info,    "Data",  "summarise a caimg HDF5 or TIFF file"},
     {"export",  main_export,  "Data",  "write movies to TIFF and traces to TSV"},
+    {"mc",      main_mc,      "Processing", "motion correction: rigid, piecewise-rigid, bidirectional scan"},
+    {"roi",     main_roi,     "Processing", "find cells, neuropil masks and traces F, Fneu"},
     {"dff",     main_dff,     "Traces", "neuropil subtraction, baselines, dF/F and noise levels"},
     {"deconv",  main_deconv,  "Traces", "OASIS spike inference with estimated kinetics"},
     {"report",  main_report,  "Reporting", "one self-contained HTML page of the results"},

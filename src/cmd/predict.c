@@ -54,6 +54,9 @@ static int has_suffix(const char *s, const char *suf)
     return n >= k && !strcasecmp(s + n - k, suf);
 }
 
+/* Predictions are written one column per neuron of the data the model
+ * was fitted to (NaN for neurons the fit excluded), so that columns line up
+ * with ROIs and traces; /fit/neuron_index maps model outputs to them. */
 static int run(cmd_ctx *c, const char *model_path, const char *images_path, long samples, int tsv)
 {
     caimg_h5 *f = caimg_h5_open(model_path);
@@ -61,58 +64,69 @@ static int run(cmd_ctx *c, const char *model_path, const char *images_path, long
     caimg_ann *m = caimg_ann_load(f, "/model");
     char *names = NULL;
     int32_t *nidx = NULL;
+    long nin = 0;
     size_t dims[CAIMG_H5_MAXRANK];
-    int rank;
-    if (m && caimg_h5_exists(f, "/fit/neuron_index") &&
-        caimg_h5_read(f, "/fit/neuron_index", CAIMG_DT_I32, 1, &rank, dims, (void **)&nidx)) {
-        caimg_ann_free(m);
-        m = NULL;
+    int rank, st = m ? 0 : CAIMG_EFORMAT;
+    if (!st && caimg_h5_exists(f, "/fit/neuron_index")) {
+        st = caimg_h5_read(f, "/fit/neuron_index", CAIMG_DT_I32, 1, &rank, dims, (void **)&nidx);
+        if (!st && caimg_h5_get_attr_long(f, "/fit", "neurons_in", &nin))
+            st = caimg_error(CAIMG_EFORMAT, "%s: /fit lacks the neurons_in attribute", model_path);
+        if (!st && dims[0] != caimg_ann_output_size(m))
+            st = caimg_error(CAIMG_EFORMAT, "%s: /fit/neuron_index has %zu entries, the model %zu "
+                             "neurons", model_path, dims[0], caimg_ann_output_size(m));
+        for (size_t k = 0; !st && k < dims[0]; k++)
+            if (nidx[k] < 0 || nidx[k] >= nin)
+                st = caimg_error(CAIMG_EFORMAT, "%s: /fit/neuron_index[%zu] = %d is out of range",
+                                 model_path, k, (int)nidx[k]);
     }
-    if (m && caimg_h5_get_attr_string(f, "/fit", "neuron_names", &names)) names = NULL;
+    if (!st && caimg_h5_exists(f, "/fit") && caimg_h5_get_attr_string(f, "/fit", "neuron_names", &names))
+        names = NULL;
     caimg_h5_close(f);
-    if (!m) { free(nidx); return CAIMG_EFORMAT; }
-    const size_t N = caimg_ann_output_size(m);
-    if (nidx && dims[0] != N) {
-        free(nidx);
-        nidx = NULL;
-    }
-    const caimg_ann_prep *p = caimg_ann_get_prep(m);
-    float *img = NULL, *x = NULL, *pred = NULL;
-    size_t n, h, w;
-    int st = ann_read_images(images_path, NULL, 0, &img, &n, &h, &w);
+    const size_t N = m ? caimg_ann_output_size(m) : 0;
+    const size_t NW = nidx ? (size_t)nin : N;        /* columns written */
+    float *img = NULL, *x = NULL, *pred = NULL, *wide = NULL;
+    size_t n = 0, h, w;
+    if (!st) st = ann_read_images(images_path, NULL, 0, &img, &n, &h, &w);
+    const caimg_ann_prep *p = m ? caimg_ann_get_prep(m) : NULL;
     if (!st && (h != p->src_h || w != p->src_w))
         st = caimg_error(CAIMG_EFORMAT, "%s: images are %zux%zu, but the model was fitted on %zux%zu "
                          "images", images_path, h, w, p->src_h, p->src_w);
-    size_t insz = caimg_ann_input_size(m);
     if (!st) {
-        x = malloc(n * insz * sizeof *x);
+        x = malloc(n * caimg_ann_input_size(m) * sizeof *x);
         pred = malloc(n * N * sizeof *pred);
-        if (!x || !pred) st = caimg_error(CAIMG_ENOMEM, "out of memory");
+        wide = malloc(n * NW * sizeof *wide);
+        if (!x || !pred || !wide) st = caimg_error(CAIMG_ENOMEM, "out of memory");
     }
     if (!st) st = caimg_ann_preprocess(m, img, n, x);
     uint64_t s0 = c->seed_given ? c->seed : 0;
     if (!st) st = caimg_ann_predict(m, x, n, (size_t)samples, s0, pred);
+    if (!st) {
+        for (size_t i = 0; i < n * NW; i++) wide[i] = NAN;
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < N; k++)
+                wide[i * NW + (nidx ? (size_t)nidx[k] : k)] = pred[i * N + k];
+    }
     if (!st && tsv) {
         caimg_outfile *of = caimg_outfile_open(c->output);
         if (!of) st = CAIMG_EIO;
         else {
             FILE *fp = caimg_outfile_fp(of);
             /* Column names: the neurons' names from the response matrix,
-             * else their indices in the source ("n17"). */
+             * else their indices ("n17"). */
             fprintf(fp, "image");
             char *save = NULL, *tok = names ? strtok_r(names, "\t", &save) : NULL;
-            for (size_t k = 0; k < N; k++) {
+            for (size_t k = 0; k < NW; k++) {
                 if (tok) {
                     fprintf(fp, "\t%s", tok);
                     tok = strtok_r(NULL, "\t", &save);
                 } else {
-                    fprintf(fp, "\tn%ld", nidx ? (long)nidx[k] : (long)k);
+                    fprintf(fp, "\tn%zu", k);
                 }
             }
             fputc('\n', fp);
             for (size_t i = 0; i < n; i++) {
                 fprintf(fp, "%zu", i);
-                for (size_t k = 0; k < N; k++) fprintf(fp, "\t%.7g", pred[i * N + k]);
+                for (size_t k = 0; k < NW; k++) fprintf(fp, "\t%.7g", wide[i * NW + k]);
                 fputc('\n', fp);
             }
             st = caimg_outfile_commit(of);
@@ -126,9 +140,8 @@ static int run(cmd_ctx *c, const char *model_path, const char *images_path, long
             caimg_h5_param(out, "samples", "%ld", samples);
             caimg_h5_param(out, "seed", "%llu", (unsigned long long)s0);
         }
-        size_t d2[2] = {n, N};
-        if (!st) st = caimg_h5_write(out, "/predict/responses", CAIMG_DT_F32, 2, d2, pred);
-        if (!st && nidx) st = caimg_h5_write(out, "/predict/neuron_index", CAIMG_DT_I32, 1, &N, nidx);
+        size_t d2[2] = {n, NW};
+        if (!st) st = caimg_h5_write(out, "/predict/responses", CAIMG_DT_F32, 2, d2, wide);
         if (!st) st = caimg_h5_set_attr_long(out, "/predict", "samples", samples);
         if (!st) {
             st = caimg_h5_commit(out);
@@ -137,9 +150,9 @@ static int run(cmd_ctx *c, const char *model_path, const char *images_path, long
         caimg_h5_close(out);
     }
     if (!st && !c->quiet)
-        fprintf(stderr, "caimg predict: %zu images, %zu neurons%s\n", n, N,
-                samples ? ", noise averaged" : "");
-    free(img); free(x); free(pred); free(names); free(nidx);
+        fprintf(stderr, "caimg predict: %zu images, %zu neurons%s%s\n", n, N,
+                NW > N ? " (excluded neurons are NaN)" : "", samples ? ", noise averaged" : "");
+    free(img); free(x); free(pred); free(wide); free(names); free(nidx);
     caimg_ann_free(m);
     return st;
 }

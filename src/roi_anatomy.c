@@ -1,0 +1,598 @@
+/* roi_anatomy.c -- somata seen in the mean image: cells that were silent
+ * (or too dim in activity) during the recording are still there, and a
+ * human annotator marks them from the mean image.
+ *
+ * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+ *
+ * The mean image less its background (a Gaussian of 1.5 d; the neuropil
+ * background and vignetting are smooth on that scale), divided by its local
+ * noise level (the texture of the neuropil is proportional to its
+ * brightness), is correlated (by FFT) with templates of a soma: a filled
+ * disk and a ring (the cytosol around a dimmer nucleus, as GCaMP
+ * expresses), each at 0.8, 1 and 1.25 times the diameter d and against a
+ * surrounding annulus.  Each response is divided by its own robust s.d.,
+ * so all read in noise units, and the largest is kept; where the cell also
+ * showed some activity the two kinds of evidence are combined.  Local
+ * maxima at or above the threshold are fitted with a soma model (an
+ * ellipse with a soft edge, with or without a dimmer nucleus) and, taken
+ * strongest first, become ROIs whose masks are the fitted ellipses, unless
+ * the fit is poor or they mostly cover an ROI already found.  The somata
+ * found are subtracted from the image and the search is repeated, so that
+ * dim cells next to bright ones are found once their neighbours are gone,
+ * with the noise then measured without the cells.
+ */
+#include <config.h>
+
+#include <math.h>
+#include <string.h>
+
+#include <fftw3.h>
+
+#include "caimg/error.h"
+#include "roi_internal.h"
+
+#define ROUNDS 5            /* detect, fit, subtract, detect again */
+#define NMS_RADIUS 0.45     /* in diameters: peaks closer than this merge */
+#define MIN_CORR 0.3        /* a soma model must explain this much of its patch */
+
+typedef struct {
+    float z;
+    int32_t i;
+} peak;
+
+static int cmp_peak(const void *a, const void *b)
+{
+    float x = ((const peak *)a)->z, y = ((const peak *)b)->z;
+    return (x < y) - (x > y);
+}
+
+/* Correlation of an h x w image with small symmetric templates by FFT
+ * (FFTW, single precision), the image zero-padded by the largest template
+ * radius so that nothing wraps around: out(y, x) = sum of k(dy, dx)
+ * img(y + dy, x + dx) over the offsets that fall inside the image. */
+typedef struct {
+    size_t h, w, H, W, pad;
+    float *rin;
+    fftwf_complex *fimg, *fk;
+    fftwf_plan fwd, inv;
+} fftcorr;
+
+static size_t good_size(size_t n)
+{
+    for (;; n++) {
+        size_t m = n;
+        while (m % 2 == 0) m /= 2;
+        while (m % 3 == 0) m /= 3;
+        while (m % 5 == 0) m /= 5;
+        if (m == 1) return n;
+    }
+}
+
+static void fftcorr_free(fftcorr *c)
+{
+    if (c->fwd) fftwf_destroy_plan(c->fwd);
+    if (c->inv) fftwf_destroy_plan(c->inv);
+    fftwf_free(c->rin);
+    fftwf_free(c->fimg);
+    fftwf_free(c->fk);
+    memset(c, 0, sizeof *c);
+}
+
+static int fftcorr_init(fftcorr *c, size_t h, size_t w, size_t pad)
+{
+    memset(c, 0, sizeof *c);
+    c->h = h;
+    c->w = w;
+    c->pad = pad;
+    c->H = good_size(h + 2 * pad);
+    c->W = good_size(w + 2 * pad);
+    size_t nc = c->H * (c->W / 2 + 1);
+    c->rin = fftwf_malloc(c->H * c->W * sizeof *c->rin);
+    c->fimg = fftwf_malloc(nc * sizeof *c->fimg);
+    c->fk = fftwf_malloc(nc * sizeof *c->fk);
+    if (!c->rin || !c->fimg || !c->fk) {
+        fftcorr_free(c);
+        return caimg_error(CAIMG_ENOMEM, "out of memory for the template FFTs");
+    }
+    c->fwd = fftwf_plan_dft_r2c_2d((int)c->H, (int)c->W, c->rin, c->fk, FFTW_ESTIMATE);
+    c->inv = fftwf_plan_dft_c2r_2d((int)c->H, (int)c->W, c->fk, c->rin, FFTW_ESTIMATE);
+    if (!c->fwd || !c->inv) {
+        fftcorr_free(c);
+        return caimg_error(CAIMG_ENOMEM, "cannot plan the template FFTs");
+    }
+    return 0;
+}
+
+/* Transform the image (zero-padded) into fimg. */
+static void fftcorr_image(fftcorr *c, const float *img)
+{
+    memset(c->rin, 0, c->H * c->W * sizeof *c->rin);
+    for (size_t y = 0; y < c->h; y++)
+        memcpy(c->rin + (y + c->pad) * c->W + c->pad, img + y * c->w, c->w * sizeof *img);
+    fftwf_execute_dft_r2c(c->fwd, c->rin, c->fimg);
+    memcpy(c->fk, c->fimg, c->H * (c->W / 2 + 1) * sizeof *c->fk);
+}
+
+/* out = image correlated with template k ((2R+1)^2, symmetric, R <= pad). */
+static void fftcorr_apply(fftcorr *c, const float *k, long R, float *out)
+{
+    long K = 2 * R + 1;
+    memset(c->rin, 0, c->H * c->W * sizeof *c->rin);
+    for (long dy = -R; dy <= R; dy++)
+        for (long dx = -R; dx <= R; dx++) {
+            size_t yy = (size_t)((dy + (long)c->H) % (long)c->H);
+            size_t xx = (size_t)((dx + (long)c->W) % (long)c->W);
+            c->rin[yy * c->W + xx] = k[(dy + R) * K + dx + R];
+        }
+    fftwf_execute_dft_r2c(c->fwd, c->rin, c->fk);
+    size_t nc = c->H * (c->W / 2 + 1);
+    float norm = 1.0f / (float)(c->H * c->W);
+    for (size_t i = 0; i < nc; i++) {
+        float ar = c->fimg[i][0], ai = c->fimg[i][1], br = c->fk[i][0], bi = c->fk[i][1];
+        c->fk[i][0] = (ar * br - ai * bi) * norm;
+        c->fk[i][1] = (ar * bi + ai * br) * norm;
+    }
+    fftwf_execute_dft_c2r(c->inv, c->fk, c->rin);
+    for (size_t y = 0; y < c->h; y++)
+        memcpy(out + y * c->w, c->rin + (y + c->pad) * c->W + c->pad, c->w * sizeof *out);
+}
+
+/* Divide by the robust s.d. (MAD about the median) of the map, measured
+ * over the pixels where `skip` is 0 (all when skip is NULL). */
+static int robust_z(float *m, size_t n, float *scratch, const uint8_t *skip)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!skip || !skip[i]) scratch[k++] = m[i];
+    if (k < 16) {
+        k = n;
+        memcpy(scratch, m, n * sizeof *m);
+    }
+    float med = roi_median(scratch, k);
+    size_t k2 = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == n || !skip[i]) scratch[k2++] = fabsf(m[i] - med);
+    float sd = 1.4826f * roi_median(scratch, k2);
+    if (!(sd > 0)) return 1;
+    for (size_t i = 0; i < n; i++) m[i] = (m[i] - med) / sd;
+    return 0;
+}
+
+/* A soma model in the mean image: an ellipse (centre, semi-axes a >= b,
+ * orientation th) of uniform brightness with a 1-pixel soft edge, less
+ * beta times a nucleus of 0.55 of its size.  Fitted to a candidate by
+ * maximising the Pearson correlation with the high-passed mean image over a
+ * fixed disk around the candidate (so the surroundings, which the model
+ * says are dark, count too): a coarse search over centre, size and nucleus,
+ * then a fine one adding elongation and orientation. */
+typedef struct {
+    double cy, cx, a, b, th, beta, corr;
+} soma_fit;
+
+static double ramp(double rho, double edge, double at)
+{
+    double v = (at + edge - rho) / (2 * edge);
+    return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+static double soma_model(const soma_fit *f, double c, double sn, double y, double x)
+{
+    double dy = y - f->cy, dx = x - f->cx;
+    double u = (dx * c + dy * sn) / f->a, v = (-dx * sn + dy * c) / f->b;
+    double rho = sqrt(u * u + v * v), e = 1.0 / sqrt(f->a * f->b);
+    return ramp(rho, e, 1.0) - f->beta * ramp(rho, e, 0.55);
+}
+
+typedef struct {
+    size_t n;
+    float *y, *x, *v;       /* window pixels (crop coordinates) and values */
+    float *r;               /* scratch: distances */
+    double vm, vss;         /* mean and centred sum of squares of v */
+} patch;
+
+static double model_corr(const patch *P, const soma_fit *f)
+{
+    double c = cos(f->th), sn = sin(f->th), st = 0, stt = 0, stv = 0;
+    for (size_t j = 0; j < P->n; j++) {
+        double t = soma_model(f, c, sn, P->y[j], P->x[j]);
+        st += t;
+        stt += t * t;
+        stv += t * (P->v[j] - P->vm);
+    }
+    double var = stt - st * st / (double)P->n;
+    return var > 0 && P->vss > 0 ? stv / sqrt(var * P->vss) : -1;
+}
+
+static void fit_soma(const float *img, size_t h, size_t w, double py, double px, double R,
+                     patch *P, soma_fit *best)
+{
+    double W = 2.4 * R + 1;
+    long iw = (long)ceil(W);
+    P->n = 0;
+    double s = 0;
+    for (long dy = -iw; dy <= iw; dy++)
+        for (long dx = -iw; dx <= iw; dx++) {
+            long yy = (long)py + dy, xx = (long)px + dx;
+            if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w
+                || (double)(dy * dy + dx * dx) > W * W)
+                continue;
+            P->y[P->n] = (float)yy;
+            P->x[P->n] = (float)xx;
+            P->v[P->n] = img[(size_t)yy * w + (size_t)xx];
+            s += P->v[P->n];
+            P->n++;
+        }
+    P->vm = P->n ? s / (double)P->n : 0;
+    P->vss = 0;
+    for (size_t j = 0; j < P->n; j++) P->vss += (P->v[j] - P->vm) * (P->v[j] - P->vm);
+    best->corr = -2;
+    static const double rs[] = {0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35};
+    soma_fit f;
+    /* Coarse: round models, whose value depends on the distance to the
+     * centre only, computed once per centre. */
+    for (int dy = -2; dy <= 2; dy++)
+        for (int dx = -2; dx <= 2; dx++) {
+            double cy = py + dy, cx = px + dx;
+            for (size_t j = 0; j < P->n; j++) {
+                double ey = P->y[j] - cy, ex = P->x[j] - cx;
+                P->r[j] = (float)sqrt(ey * ey + ex * ex);
+            }
+            for (int ir = 0; ir < 7; ir++) {
+                double a = rs[ir] * R, e = 1.0 / a;
+                double sb = 0, sbb = 0, sbv = 0, sn = 0, snn = 0, snv = 0, sbn = 0;
+                for (size_t j = 0; j < P->n; j++) {
+                    double rho = P->r[j] / a, v = P->v[j] - P->vm;
+                    double bo = ramp(rho, e, 1.0), nu = ramp(rho, e, 0.55);
+                    sb += bo; sbb += bo * bo; sbv += bo * v;
+                    sn += nu; snn += nu * nu; snv += nu * v; sbn += bo * nu;
+                }
+                for (int ib = 0; ib < 2; ib++) {
+                    double be = ib ? 0.65 : 0, nn = (double)P->n;
+                    /* t = body - be nucleus: its sums from the parts. */
+                    double st = sb - be * sn, stt = sbb - 2 * be * sbn + be * be * snn;
+                    double stv = sbv - be * snv, var = stt - st * st / nn;
+                    double corr = var > 0 && P->vss > 0 ? stv / sqrt(var * P->vss) : -1;
+                    if (corr > best->corr) {
+                        f.cy = cy;
+                        f.cx = cx;
+                        f.a = f.b = a;
+                        f.th = 0;
+                        f.beta = be;
+                        f.corr = corr;
+                        *best = f;
+                    }
+                }
+            }
+        }
+    /* Fine: half-pixel centre steps, size steps of 5 %, elongation. */
+    soma_fit c0 = *best;
+    static const double asp[] = {1.0, 1.15, 1.3, 1.45};
+    for (int dy = -1; dy <= 1; dy++)
+        for (int dx = -1; dx <= 1; dx++)
+            for (int ir = -1; ir <= 1; ir++)
+                for (int ia = 0; ia < 4; ia++)
+                    for (int it = 0; it < (ia ? 4 : 1); it++) {
+                        f = c0;
+                        f.cy = c0.cy + 0.5 * dy;
+                        f.cx = c0.cx + 0.5 * dx;
+                        double rm = sqrt(c0.a * c0.b) * (1 + 0.05 * ir);
+                        f.a = rm * sqrt(asp[ia]);
+                        f.b = rm / sqrt(asp[ia]);
+                        f.th = it * M_PI / 4;
+                        f.corr = model_corr(P, &f);
+                        if (f.corr > best->corr) *best = f;
+                    }
+}
+
+/* The soma-likeness map: the largest of the template responses, each in
+ * robust noise units; `scale` receives the template size that won. */
+static int soma_map(const float *hp, size_t h, size_t w, double R, float *z, float *scale,
+                    float *work, float *tmp, const uint8_t *skip)
+{
+    size_t hw = h * w;
+    fftcorr fc;
+    int rc = fftcorr_init(&fc, h, w, (size_t)ceil(1.5 * 1.25 * R + 1) + 1);
+    if (rc) return rc;
+    fftcorr_image(&fc, hp);
+    for (size_t i = 0; i < hw; i++) { z[i] = -HUGE_VALF; scale[i] = 1; }
+    static const double scales[3] = {0.8, 1.0, 1.25};
+    for (int si = 0; si < 3; si++)
+        for (int ring = 0; ring < 2; ring++) {
+            double Rs = scales[si] * R, Ro = 1.5 * Rs + 1;
+            long kr = (long)ceil(Ro), kk = 2 * kr + 1;
+            float *k = caimg_calloc((size_t)(kk * kk), sizeof *k, "a template");
+            if (!k) { fftcorr_free(&fc); return CAIMG_ENOMEM; }
+            double pos = 0, neg = 0;
+            for (long dy = -kr; dy <= kr; dy++)
+                for (long dx = -kr; dx <= kr; dx++) {
+                    double rr = sqrt((double)(dy * dy + dx * dx));
+                    float v = 0;
+                    if (rr <= Rs) v = (!ring || rr >= 0.55 * Rs) ? 1.0f : (rr < 0.4 * Rs ? -1.0f : 0.0f);
+                    else if (rr > Rs + 1 && rr <= Ro) v = -1.0f;
+                    k[(dy + kr) * kk + dx + kr] = v;
+                    if (v > 0) pos += v; else neg -= v;
+                }
+            for (long j = 0; j < kk * kk; j++) k[j] = (float)(k[j] > 0 ? k[j] / pos : k[j] / neg);
+            fftcorr_apply(&fc, k, kr, work);
+            free(k);
+            if (robust_z(work, hw, tmp, skip)) { fftcorr_free(&fc); return 1; }
+            for (size_t i = 0; i < hw; i++)
+                if (work[i] > z[i]) { z[i] = work[i]; scale[i] = (float)scales[si]; }
+        }
+    fftcorr_free(&fc);
+    return 0;
+}
+
+/* The image in which somata are sought: the mean image less its background
+ * and less the somata found so far (`cells`), into `res`; and the same
+ * divided by its local noise level, the mean absolute value of the residual
+ * over a Gaussian of 3 d, into `hpn`, so that brighter parts of the field
+ * (vignetting, denser neuropil), whose texture is proportionally stronger,
+ * do not produce more false somata. */
+static void prepare(const float *mean, const float *cells, size_t h, size_t w, double d,
+                    float *hpn, float *res, float *a, float *tmp, int keep_cells)
+{
+    size_t hw = h * w;
+    /* Background: a Gaussian of 1.5 d over the mean image without the
+     * somata found so far (so that crowded cells do not raise it). */
+    for (size_t i = 0; i < hw; i++) a[i] = mean[i] - cells[i];
+    roi_gauss_blur(a, a, h, w, 1.5 * d, tmp);
+    for (size_t i = 0; i < hw; i++) {
+        res[i] = mean[i] - a[i] - cells[i];
+        a[i] = fabsf(res[i]);
+    }
+    roi_gauss_blur(a, a, h, w, 3 * d, tmp);
+    double tot = 0;
+    for (size_t i = 0; i < hw; i++) tot += a[i];
+    float floor_ = (float)(0.1 * tot / (double)hw + 1e-20);
+    for (size_t i = 0; i < hw; i++)
+        hpn[i] = (res[i] + (keep_cells ? cells[i] : 0)) / (a[i] + floor_);
+}
+
+/* Where the cell has shown some activity (S, the activity significance
+ * left after the cells found from activity were taken out), combine the two
+ * kinds of evidence as Stouffer's z, (z + S) / sqrt(2), which is again in
+ * noise units for independent noise; a soma that is silent keeps its z. */
+static void combine(float *z, const float *act, size_t n)
+{
+    if (!act) return;
+    for (size_t i = 0; i < n; i++) {
+        float a = act[i];
+        if (!isfinite(a)) continue;
+        float c = (z[i] + a) * (float)M_SQRT1_2;
+        if (c > z[i]) z[i] = c;
+    }
+}
+
+int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
+                caimg_roiset *r, int add, const float *act)
+{
+    double thr = p->anatomy;
+    size_t y0 = box[0], x0 = box[2], h = box[1] - box[0], w = box[3] - box[2], hw = h * w;
+    size_t X = s->width;
+    double d = p->diameter, R = d / 2;
+    if (h < 3 || w < 3) return 0;
+    float *mean = caimg_malloc(hw, sizeof *mean, "the anatomy map");
+    float *cells = caimg_calloc(hw, sizeof *cells, "the anatomy map");
+    float *hp = caimg_malloc(hw, sizeof *hp, "the anatomy map");
+    float *res = caimg_malloc(hw, sizeof *res, "the anatomy map");
+    float *tmp = caimg_malloc(hw, sizeof *tmp, "the anatomy map");
+    float *work = caimg_malloc(hw, sizeof *work, "the anatomy map");
+    float *z = caimg_malloc(hw, sizeof *z, "the anatomy map");
+    float *scale = caimg_malloc(hw, sizeof *scale, "the anatomy map");
+    uint8_t *owner = caimg_calloc(hw, 1, "the anatomy map");
+    long ext_max = (long)ceil(1.35 * R * sqrt(1.45) * 1.05) + 3;
+    size_t wmax = (size_t)((2 * ext_max + 1) * (2 * ext_max + 1));
+    int32_t *yx = caimg_malloc(2 * wmax, sizeof *yx, "a footprint");
+    float *wt = caimg_malloc(wmax, sizeof *wt, "a footprint");
+    peak *pk = NULL;
+    soma_fit *fits = NULL;
+    int rc = 0;
+    if (!mean || !cells || !hp || !res || !tmp || !work || !z || !scale || !owner || !yx || !wt) {
+        rc = CAIMG_ENOMEM;
+        goto out;
+    }
+    for (size_t y = 0; y < h; y++) memcpy(mean + y * w, s->mean + (y + y0) * X + x0, w * sizeof *mean);
+    prepare(mean, cells, h, w, d, hp, res, work, tmp, 0);
+    int flat = 0;
+    rc = soma_map(hp, h, w, R, z, scale, work, tmp, NULL);
+    if (rc == 1) { rc = 0; flat = 1; }
+    if (rc) goto out;
+    combine(z, act, hw);
+
+    /* Where the ROIs found so far are. */
+    for (size_t i = 0; i < r->n; i++)
+        for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++) {
+            long y = r->pix_index[2 * k] - (long)y0, x = r->pix_index[2 * k + 1] - (long)x0;
+            if (y < 0 || x < 0 || y >= (long)h || x >= (long)w) continue;
+            owner[(size_t)y * w + (size_t)x] = 1;
+        }
+    if (flat) goto out;
+    if (!add) goto final;
+
+    double area0 = M_PI * d * d / 4;
+    long nr = (long)ceil(NMS_RADIUS * d);
+    size_t cap = 256;
+    pk = caimg_malloc(cap, sizeof *pk, "peaks");
+    if (!pk) { rc = CAIMG_ENOMEM; goto out; }
+    size_t pmax = (size_t)(2 * ceil(2.4 * R + 1) + 1);
+    pmax *= pmax;
+    for (int round = 0; round < ROUNDS; round++) {
+        /* Peaks: local maxima over a disk of NMS_RADIUS d above threshold,
+         * not on a soma already found. */
+        size_t np = 0;
+        for (size_t y = 0; y < h; y++)
+            for (size_t x = 0; x < w; x++) {
+                float v = z[y * w + x];
+                if (!(v >= thr) || owner[y * w + x]) continue;
+                int ismax = 1;
+                for (long dy = -nr; dy <= nr && ismax; dy++)
+                    for (long dx = -nr; dx <= nr; dx++) {
+                        long yy = (long)y + dy, xx = (long)x + dx;
+                        if ((dy == 0 && dx == 0) || yy < 0 || xx < 0 || yy >= (long)h
+                            || xx >= (long)w || dy * dy + dx * dx > nr * nr)
+                            continue;
+                        float u = z[(size_t)yy * w + (size_t)xx];
+                        /* Ties go to the first in raster order. */
+                        if (u > v || (u == v && (yy < (long)y || (yy == (long)y && xx < (long)x)))) {
+                            ismax = 0;
+                            break;
+                        }
+                    }
+                if (!ismax) continue;
+                if (np == cap) {
+                    peak *n2 = realloc(pk, 2 * cap * sizeof *n2);
+                    if (!n2) { rc = caimg_error(CAIMG_ENOMEM, "out of memory finding somata"); goto out; }
+                    pk = n2;
+                    cap *= 2;
+                }
+                pk[np].z = v;
+                pk[np].i = (int32_t)(y * w + x);
+                np++;
+            }
+        if (np == 0) break;
+        qsort(pk, np, sizeof *pk, cmp_peak);
+        free(fits);
+        fits = caimg_malloc(np, sizeof *fits, "soma fits");
+        if (!fits) { rc = CAIMG_ENOMEM; goto out; }
+        int ferr = 0;
+        /* The fits are independent: in parallel. */
+#pragma omp parallel
+        {
+            patch P;
+            P.y = malloc(pmax * sizeof *P.y);
+            P.x = malloc(pmax * sizeof *P.x);
+            P.v = malloc(pmax * sizeof *P.v);
+            P.r = malloc(pmax * sizeof *P.r);
+            if (!P.y || !P.x || !P.v || !P.r) {
+#pragma omp atomic write
+                ferr = 1;
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (size_t q = 0; q < np; q++) {
+                if (!P.y || !P.x || !P.v || !P.r) continue;
+                fit_soma(hp, h, w, (double)(pk[q].i / (int32_t)w), (double)(pk[q].i % (int32_t)w),
+                         R, &P, &fits[q]);
+            }
+            free(P.y);
+            free(P.x);
+            free(P.v);
+            free(P.r);
+        }
+        if (ferr) { rc = caimg_error(CAIMG_ENOMEM, "out of memory fitting somata"); goto out; }
+        size_t accepted = 0;
+        for (size_t q = 0; q < np; q++) {
+            if (p->max_rois && r->n >= p->max_rois) break;
+            const soma_fit *f = &fits[q];
+            if (f->corr < MIN_CORR) continue;
+            double c = cos(f->th), sn = sin(f->th);
+            long ext = (long)ceil(f->a) + 2;
+            size_t m = 0, shared = 0;
+            double st = 0, stt = 0, stv = 0, sv = 0;
+            for (long yy = (long)f->cy - ext; yy <= (long)f->cy + ext; yy++)
+                for (long xx = (long)f->cx - ext; xx <= (long)f->cx + ext; xx++) {
+                    if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w) continue;
+                    double t = soma_model(f, c, sn, (double)yy, (double)xx);
+                    size_t g = (size_t)yy * w + (size_t)xx;
+                    st += t; stt += t * t; stv += t * res[g]; sv += res[g];
+                    double dy = yy - f->cy, dx = xx - f->cx;
+                    double u = (dx * c + dy * sn) / f->a, v = (-dx * sn + dy * c) / f->b;
+                    if (u * u + v * v > 1) continue;
+                    if (owner[g]) shared++;
+                    yx[2 * m] = (int32_t)((size_t)yy + y0);
+                    yx[2 * m + 1] = (int32_t)((size_t)xx + x0);
+                    wt[m] = (float)(t > 0.05 ? t : 0.05);
+                    m++;
+                }
+            if ((double)m < 0.25 * area0 || 2 * shared > m) continue;
+            double acc = 0;
+            for (size_t k = 0; k < m; k++)
+                acc += z[(size_t)(yx[2 * k] - (int32_t)y0) * w + (size_t)(yx[2 * k + 1] - (int32_t)x0)];
+            rc = caimg_roiset_add(r, m, yx, wt, NAN, 2);
+            if (rc) goto out;
+            r->stats[(r->n - 1) * CAIMG_ROI_NSTATS + CAIMG_ROI_FIT] = f->corr;
+            for (size_t k = 0; k < m; k++)
+                owner[(size_t)(yx[2 * k] - (int32_t)y0) * w + (size_t)(yx[2 * k + 1] - (int32_t)x0)] = 1;
+            /* Its least-squares brightness, to take it out of the image. */
+            double n = (double)((2 * ext + 1) * (2 * ext + 1));
+            double var = stt - st * st / n, amp = var > 0 ? (stv - st * sv / n) / var : 0;
+            if (amp > 0)
+                for (long yy = (long)f->cy - ext; yy <= (long)f->cy + ext; yy++)
+                    for (long xx = (long)f->cx - ext; xx <= (long)f->cx + ext; xx++) {
+                        if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w) continue;
+                        cells[(size_t)yy * w + (size_t)xx] +=
+                            (float)(amp * soma_model(f, c, sn, (double)yy, (double)xx));
+                    }
+            accepted++;
+        }
+        if (!accepted) break;
+        /* Take the somata found out of the image and look again: dim cells
+         * next to bright ones show up once their neighbours are gone, and
+         * the noise is measured without the cells. */
+        prepare(mean, cells, h, w, d, hp, res, work, tmp, 0);
+        rc = soma_map(hp, h, w, R, z, scale, work, tmp, owner);
+        if (rc == 1) { rc = 0; break; }
+        if (rc) goto out;
+        combine(z, act, hw);
+    }
+final:
+    /* Every ROI's contrast, in the mean image with all cells in it but in
+     * units of the noise measured away from them (the residual's texture),
+     * and, for those not found here, how well a soma model fits there. */
+    {
+        prepare(mean, cells, h, w, d, hp, res, work, tmp, 1);
+        uint8_t *skip = caimg_malloc(hw, 1, "the anatomy map");
+        float *d2 = caimg_malloc(hw, sizeof *d2, "the anatomy map");
+        if (!skip || !d2) { free(skip); free(d2); rc = CAIMG_ENOMEM; goto out; }
+        rc = roi_edt(owner, h, w, d2);
+        for (size_t i = 0; !rc && i < hw; i++) skip[i] = d2[i] <= (float)(R * R);
+        free(d2);
+        if (!rc) rc = soma_map(hp, h, w, R, z, scale, work, tmp, skip);
+        free(skip);
+        if (rc == 1) { rc = 0; goto out; }
+        if (rc) goto out;
+        size_t pmax2 = (size_t)(2 * ceil(2.4 * R + 1) + 1);
+        pmax2 *= pmax2;
+        patch P;
+        P.y = malloc(pmax2 * sizeof *P.y);
+        P.x = malloc(pmax2 * sizeof *P.x);
+        P.v = malloc(pmax2 * sizeof *P.v);
+        P.r = malloc(pmax2 * sizeof *P.r);
+        if (!P.y || !P.x || !P.v || !P.r) rc = caimg_error(CAIMG_ENOMEM, "out of memory fitting somata");
+        for (size_t i = 0; !rc && i < r->n; i++) {
+            double *st = r->stats + i * CAIMG_ROI_NSTATS;
+            double cy = 0, cx = 0;
+            size_t cnt = 0;
+            for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++) {
+                cy += r->pix_index[2 * k];
+                cx += r->pix_index[2 * k + 1];
+                cnt++;
+            }
+            cy = cy / (double)cnt - (double)y0;
+            cx = cx / (double)cnt - (double)x0;
+            long iy = (long)floor(cy + 0.5), ix = (long)floor(cx + 0.5);
+            float best = -HUGE_VALF;
+            for (long dy = -2; dy <= 2; dy++)
+                for (long dx = -2; dx <= 2; dx++) {
+                    long yy = iy + dy, xx = ix + dx;
+                    if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w || dy * dy + dx * dx > 4)
+                        continue;
+                    best = CAIMG_MAX(best, z[(size_t)yy * w + (size_t)xx]);
+                }
+            st[CAIMG_ROI_CONTRAST] = isfinite(best) ? best : NAN;
+            if (st[CAIMG_ROI_SOURCE] != 2 && iy >= 0 && ix >= 0 && iy < (long)h && ix < (long)w) {
+                soma_fit f;
+                fit_soma(hp, h, w, (double)iy, (double)ix, R, &P, &f);
+                st[CAIMG_ROI_FIT] = f.corr;
+            }
+        }
+        free(P.y);
+        free(P.x);
+        free(P.v);
+        free(P.r);
+    }
+out:
+    free(mean); free(cells); free(hp); free(res); free(tmp); free(work); free(z); free(scale); free(owner);
+    free(yx); free(wt); free(pk); free(fits);
+    return rc;
+}

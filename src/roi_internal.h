@@ -1,0 +1,73 @@
+/* roi_internal.h -- helpers shared by the roi modules; not installed.
+ *
+ * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+ */
+#ifndef CAIMG_ROI_INTERNAL_H
+#define CAIMG_ROI_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "caimg/roi.h"
+#include "internal.h"
+
+/* Separable Gaussian blur of an h x w image with s.d. sigma (kernel cut at
+ * 3 sigma), normalised at the borders: each output is the weighted mean of
+ * the input pixels the kernel reaches inside the image, so borders are not
+ * darkened.  `tmp` holds h*w floats; in and out may be the same. */
+void roi_gauss_blur(const float *in, float *out, size_t h, size_t w, double sigma,
+                    float *tmp);
+
+/* The same on a sub-window: out[oh][ow] receives the blur of in (an h x w
+ * image) at rows [oy, oy+oh) and columns [ox, ox+ow); the result equals the
+ * corresponding part of roi_gauss_blur's output.  `tmp` holds
+ * (oh + 2*radius) * ow floats where radius = ceil(3 sigma). */
+void roi_gauss_blur_window(const float *in, size_t h, size_t w, double sigma,
+                           size_t oy, size_t ox, size_t oh, size_t ow, float *out,
+                           float *tmp);
+
+/* Box mean over (2r+1) x (2r+1); beyond the borders the image is extended
+ * point-symmetrically, so a linear trend does not bias the mean there.
+ * `tmp` holds h*w floats; in and out must differ. */
+void roi_box_mean(const float *in, float *out, size_t h, size_t w, size_t r, float *tmp);
+
+/* The k-th smallest of n floats (0-based); reorders a. */
+float roi_select(float *a, size_t n, size_t k);
+
+/* Median of n floats (reorders a); 0 for n = 0. */
+float roi_median(float *a, size_t n);
+
+/* Squared Euclidean distance from every pixel of an h x w grid to the
+ * nearest pixel with mask != 0 (Felzenszwalb and Huttenlocher's exact
+ * transform); pixels are at 1e20 when the mask is empty.  Returns 0 or
+ * CAIMG_ENOMEM. */
+int roi_edt(const uint8_t *mask, size_t h, size_t w, float *d2);
+
+/* Moments of the standard normal variable z above theta for the activity
+ * statistic phi(z) = z - theta for z > theta, 0 otherwise: its mean and
+ * variance, from numerical integration. */
+void roi_phi_moments(double theta, double *mean, double *var);
+
+/* Fill the holes of a binary mask (h x w): every 0-pixel not connected
+ * (4-connectivity) to the border through 0-pixels becomes 1.  `stack`
+ * holds h*w int32. */
+void roi_fill_holes(uint8_t *mask, size_t h, size_t w, int32_t *stack);
+
+/* Keep only the 8-connected component of mask containing pixel `seed`
+ * (index y*w+x); returns its size (0 if the seed is not in the mask).
+ * `stack` holds h*w int32, `keep` h*w bytes. */
+size_t roi_component(uint8_t *mask, size_t h, size_t w, size_t seed, int32_t *stack,
+                     uint8_t *keep);
+
+/* Somata in the mean image (roi_anatomy.c): sets the contrast and fit
+ * statistics of every ROI of r and, when `add` is nonzero, appends the
+ * somata found in the valid box (y0, y1, x0, x1) that no ROI of r covers
+ * yet, with source 2.  `act` (NULL or the box's size) is the activity
+ * significance left, combined with the mean-image evidence. */
+int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
+                caimg_roiset *r, int add, const float *act);
+
+/* The seeded method's type (roi_masks.c), for the method table. */
+extern const caimg_roi_type roi_seeded_type;
+
+#endif

@@ -1,0 +1,114 @@
+#!/bin/sh
+# cli_mc.sh -- caimg mc: outputs, options, accuracy on a simulated movie, and
+# every bad-input path (exit status, one message, nothing left behind).
+# Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+. "${top_srcdir:-.}/tests/cli-lib.sh"
+MKMOVIE=$top_builddir/tests/mkmovie
+
+S="$CAIMG simulate -q --size 96x128 --frames 60"
+# evalval FILE... SECTION METRIC: one value of caimg eval --tsv.
+evalval() {
+    _sec=$1 _met=$2; shift 2
+    "$CAIMG" eval --tsv "$@" | awk -F'\t' -v s="$_sec" -v m="$_met" '$1 == s && $2 == m {print $3; exit}'
+}
+# lt A B: A < B (floating point).
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+
+ok "simulate" $S --seed 3 -o "$T/m.h5" -o "$T/m.tif" --truth "$T/t.h5"
+
+# --- rigid, defaults ---------------------------------------------------------------
+ok "mc rigid" "$CAIMG" mc -q "$T/m.h5" -o "$T/mc.h5"
+"$CAIMG" info -v "$T/mc.h5" > "$T/info" 2>&1 || fail "info mc.h5"
+for d in "/movie \[60\]\[96\]\[128\] uint16" "/mc/shifts \[60\]\[2\] float32" "/mc/corr \[60\] float32" \
+         "/mc/template \[96\]\[128\] float32" "/mc/patch_shifts \[60\]\[1\]\[1\]\[2\] float32" \
+         "/mc/patch_y \[1\]" "/mc/patch_x \[1\]" "/mc/valid \[4\] int32"; do
+    grep -q "$d" "$T/info" || fail "mc.h5 lacks $d"
+done
+grep -q "max-shift = 24" "$T/info" || fail "parameters not in the provenance (max-shift = 1/4 of 96)"
+for a in bidi_offset crispness_before crispness_after fs; do
+    h5dump -a "/mc/$a" "$T/mc.h5" > /dev/null 2>&1 || fail "attribute /mc/$a missing"
+done
+h5dump -a /movie/fs "$T/mc.h5" > /dev/null 2>&1 || fail "attribute /movie/fs missing"
+# A 96x128 field has 1/21 of the pixels of 512x512, so shot noise alone
+# allows ~0.06 px here (0.013 px at 512x512); whole-pixel registration
+# would be at 0.29 px.
+rms=$(evalval motion rms_error_px --truth "$T/t.h5" "$T/mc.h5")
+lt "$rms" 0.1 || fail "rigid RMS error $rms px on a 96x128 simulated movie"
+cb=$(h5dump -a /mc/crispness_before "$T/mc.h5" | sed -n 's/^ *(0): *//p')
+ca=$(h5dump -a /mc/crispness_after "$T/mc.h5" | sed -n 's/^ *(0): *//p')
+lt "$cb" "$ca" || fail "crispness did not improve: $cb -> $ca"
+# Correlation with the template is high for every frame.
+h5dump -d /mc/corr "$T/mc.h5" | tr ',' '\n' | sed -n 's/^.*: *//; s/^ *\([0-9.]*\)$/\1/p' |
+    awk '$1 != "" && $1 < 0.3 { bad = 1 } END { exit bad }' || fail "a frame correlates < 0.3 with the template"
+
+# --- TIFF input, float output, NaN border, user template, config ---------------------
+ok "mc tif" "$CAIMG" mc -q "$T/m.tif" -o "$T/mct.h5" -@ 1
+# FFTW_MEASURE may choose a different algorithm in each run, so shifts agree
+# to float rounding, not bit for bit.
+awk -v a="$(h5val "$T/mct.h5" /mc/shifts 5,0)" -v b="$(h5val "$T/mc.h5" /mc/shifts 5,0)" \
+    'BEGIN { d = a - b; exit !(a != "" && d < 1e-3 && d > -1e-3) }' ||
+    fail "TIFF and HDF5 inputs give different shifts"
+ok "float32 nan border" "$CAIMG" mc -q "$T/m.h5" --dtype float32 --border nan -o "$T/mcf.h5"
+[ "$(infoval "$T/mcf.h5" dtype)" = float32 ] || fail "--dtype float32"
+h5dump -d /movie "$T/mcf.h5" | grep -q nan || fail "--border nan left no NaN"
+ok "user template" "$CAIMG" mc -q "$T/m.h5" --template "$T/mc.h5" -o "$T/mcu.h5"
+rms=$(evalval motion rms_error_px --truth "$T/t.h5" "$T/mcu.h5")
+lt "$rms" 0.1 || fail "RMS error $rms px with a given template"
+printf '[mc]\nmax-shift = 9\ninterp = bilinear\n' > "$T/mc.conf"
+ok "config" "$CAIMG" mc -q --config "$T/mc.conf" "$T/m.h5" -o "$T/mcc.h5"
+"$CAIMG" info -v "$T/mcc.h5" | grep -q "max-shift = 9" || fail "config max-shift not applied"
+"$CAIMG" info -v "$T/mcc.h5" | grep -q "interp = bilinear" || fail "config interp not applied"
+
+# --- piecewise-rigid and bidirectional scanning ----------------------------------------
+ok "simulate deformed" "$CAIMG" simulate -q --size 128x128 --frames 60 --seed 4 --deform-sd 0.7 --bidi 2 \
+    -o "$T/d.h5" --truth "$T/dt.h5"
+ok "mc piecewise" "$CAIMG" mc -q --piecewise "$T/d.h5" -o "$T/mcd.h5"
+"$CAIMG" info "$T/mcd.h5" | grep -q "/mc/patch_shifts \[60\]\[5\]\[5\]\[2\]" || fail "patch grid 5x5 on 128x128"
+[ "$(evalval bidi error_px --truth "$T/dt.h5" "$T/mcd.h5")" = 0 ] || fail "bidi offset not recovered exactly"
+fe=$(evalval field rms_error_px --truth "$T/dt.h5" "$T/mcd.h5")
+lt "$fe" 0.3 || fail "field RMS error $fe px"
+ok "bidi off" "$CAIMG" mc -q --bidi off "$T/d.h5" -o "$T/mco.h5"
+[ "$(h5dump -a /mc/bidi_offset "$T/mco.h5" | sed -n 's/^ *(0): *//p')" = 0 ] || fail "--bidi off"
+
+# --- unusable frames: handled, reported, corrected like their neighbours ---------------
+ok "damage" "$MKMOVIE" "$T/m.h5" -o "$T/dmg.h5" --dtype float32 --nan 10-12 --blank 20 --saturate 30
+ok "mc damaged" "$CAIMG" mc "$T/dmg.h5" -o "$T/mcdmg.h5"
+grep -q "5 of 60 frames were blank, saturated or mostly NaN" "$T/err" || fail "no warning: $(cat "$T/err")"
+[ "$(h5val "$T/mcdmg.h5" /mc/corr 11)" = nan ] || fail "NaN frame has a correlation"
+[ "$(h5val "$T/mcdmg.h5" /mc/shifts 11,1)" = "$(h5val "$T/mcdmg.h5" /mc/shifts 9,1)" ] ||
+    fail "NaN frame did not take the previous frame's shift"
+[ "$(h5val "$T/mcdmg.h5" /mc/shifts 30,0)" = "$(h5val "$T/mcdmg.h5" /mc/shifts 29,0)" ] ||
+    fail "saturated frame did not take the previous frame's shift"
+ok "max shift exceeded" "$CAIMG" mc --max-shift 1 "$T/m.h5" -o "$T/mc1.h5"
+grep -q "raise --max-shift" "$T/err" || fail "no warning for shifts at the limit"
+
+# --- bad inputs: exit status, one message, no output ------------------------------------
+ok "blank movie" "$MKMOVIE" "$T/m.h5" -o "$T/blank.h5" --blank 0-59
+bad 1 "usable" "$T/o1.h5" "all frames blank" "$CAIMG" mc -q "$T/blank.h5" -o "$T/o1.h5"
+ok "NaN movie" "$MKMOVIE" "$T/m.h5" -o "$T/nan.h5" --dtype float32 --nan 0-59
+bad 1 "usable" "$T/o2.h5" "all frames NaN" "$CAIMG" mc -q "$T/nan.h5" -o "$T/o2.h5"
+ok "short movie" "$MKMOVIE" "$T/m.h5" -o "$T/short.h5" --frames 3
+bad 1 "at least 5" "$T/o3.h5" "movie shorter than a template needs" "$CAIMG" mc -q "$T/short.h5" -o "$T/o3.h5"
+ok "small" "$CAIMG" simulate -q --size 40x40 --frames 2 -o "$T/small.tif"
+bad 1 "template is 40x40, the frames are 96x128" "$T/o4.h5" "template of the wrong size" \
+    "$CAIMG" mc -q "$T/m.h5" --template "$T/small.tif" -o "$T/o4.h5"
+bad 1 "no /mc/template" "$T/o5.h5" "template file without a template" \
+    "$CAIMG" mc -q "$T/m.h5" --template "$T/t.h5" -o "$T/o5.h5"
+bad 1 "nonexistent.h5" "$T/o6.h5" "nonexistent input" "$CAIMG" mc -q "$T/nonexistent.h5" -o "$T/o6.h5"
+bad 1 "nothere.tif" "$T/o7.h5" "nonexistent template" \
+    "$CAIMG" mc -q "$T/m.h5" --template "$T/nothere.tif" -o "$T/o7.h5"
+bad 2 "nan needs --dtype float32" "$T/o8.h5" "NaN border in uint16" \
+    "$CAIMG" mc -q "$T/m.h5" --border nan -o "$T/o8.h5"
+bad 2 "max shift 100 px is out of range" "$T/o9.h5" "max shift beyond half the frame" \
+    "$CAIMG" mc -q "$T/m.h5" --max-shift 100 -o "$T/o9.h5"
+bad 2 "--interp" "" "bad interpolation" "$CAIMG" mc -q "$T/m.h5" --interp cubic -o "$T/o10.h5"
+bad 2 "--dtype" "" "bad dtype" "$CAIMG" mc -q "$T/m.h5" --dtype int8 -o "$T/o11.h5"
+bad 2 "--max-shift" "" "negative max shift" "$CAIMG" mc -q "$T/m.h5" --max-shift -3 -o "$T/o12.h5"
+bad 2 "no output" "" "no -o" "$CAIMG" mc -q "$T/m.h5"
+bad 2 "no input" "" "no input" "$CAIMG" mc -q -o "$T/o13.h5"
+bad 2 "unrecognized|unknown" "" "unknown option" "$CAIMG" mc -q --frobnicate "$T/m.h5" -o "$T/o14.h5"
+
+# --- help ---------------------------------------------------------------------------
+ok "help" "$CAIMG" mc -h
+grep -q -- "--piecewise" "$T/out" || fail "help lacks --piecewise"
+finish

@@ -1,0 +1,141 @@
+#!/bin/sh
+# cli_roi.sh -- caimg roi from the command line: outputs a user can open,
+# user masks, and every bad-input path (one line naming the file, exit
+# status 1 for data and 2 for usage, nothing left behind).
+# Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+. "${top_srcdir:-.}/tests/cli-lib.sh"
+MKCELLS=$top_builddir/tests/mkcells
+nrois() { h5dump -a /roi/n_rois "$1" 2>/dev/null | sed -n 's/^ *(0): *\([0-9]*\).*/\1/p'; }
+
+# --- a small field with cells, motion-corrected (has /mc) ---------------------
+"$MKCELLS" -o "$T/m.h5" -Y 96 -X 96 -T 900 --photons 6 --seed 3 --mc --labels "$T/truth.tif" ||
+    fail "mkcells"
+ok "roi" "$CAIMG" roi -v "$T/m.h5" -o "$T/r.h5"
+grep -q "not motion corrected" "$T/err" && fail "a movie with /mc was called uncorrected"
+n=$(nrois "$T/r.h5")
+[ -n "$n" ] && [ "$n" -gt 3 ] || fail "roi: expected several ROIs, got '$n'"
+for ds in /roi/F /roi/Fneu /roi/iscell /roi/labels /roi/pix_index /roi/pix_weight \
+          /roi/pix_start /roi/pix_overlap /roi/np_index /roi/np_start /roi/mean /roi/max \
+          /roi/std /roi/corr /roi/enhanced /roi/stats/npix /roi/stats/prob /movie /mc/valid; do
+    h5dump -H -d "$ds" "$T/r.h5" >/dev/null 2>&1 || fail "roi output lacks $ds"
+done
+# The documented exports work: label image, traces, statistics.
+ok "export labels" "$CAIMG" export "$T/r.h5" -d /roi/labels -o "$T/labels.tif"
+[ "$(infoval "$T/labels.tif" dtype)" = int32 ] || fail "labels.tif: $(infoval "$T/labels.tif" dtype)"
+ok "export F" "$CAIMG" export "$T/r.h5" -d /roi/F -o "$T/F.tsv"
+[ "$(wc -l < "$T/F.tsv")" -eq "$n" ] || fail "F.tsv: $(wc -l < "$T/F.tsv") lines for $n ROIs"
+[ "$(head -1 "$T/F.tsv" | awk -F'\t' '{print NF}')" -eq 900 ] || fail "F.tsv: not 900 frames per line"
+ok "export stats" "$CAIMG" export "$T/r.h5" -d /roi/stats -o "$T/stats.tsv"
+head -1 "$T/stats.tsv" | grep -q "npix" || fail "stats.tsv header: $(head -1 "$T/stats.tsv")"
+[ "$(wc -l < "$T/stats.tsv")" -eq $((n + 1)) ] || fail "stats.tsv rows"
+ok "export mean image" "$CAIMG" export "$T/r.h5" -d /roi/mean -o "$T/mean.tif"
+"$CAIMG" info -v "$T/r.h5" | grep -q "diameter = 12" || fail "parameters not in provenance"
+
+# --- no cells at all: zero ROIs and a valid file -------------------------------
+"$MKCELLS" -o "$T/blank.h5" -Y 64 -X 80 -T 600 --blank --mc || fail "mkcells blank"
+ok "blank movie" "$CAIMG" roi "$T/blank.h5" -o "$T/rb.h5"
+[ "$(nrois "$T/rb.h5")" = 0 ] || fail "blank movie: $(nrois "$T/rb.h5") ROIs found"
+h5dump -H -d /roi/F "$T/rb.h5" | grep -q "( 0, 600 )" || fail "blank movie: /roi/F is not 0 x 600"
+ok "blank export" "$CAIMG" export "$T/rb.h5" -d /roi/labels -o "$T/rbl.tif"
+
+# --- a movie without motion correction: a warning, not an error ----------------
+"$MKCELLS" -o "$T/nomc.h5" -Y 64 -X 64 -T 300 --seed 4 || fail "mkcells nomc"
+ok "no /mc" "$CAIMG" roi "$T/nomc.h5" -o "$T/rn.h5"
+grep -q "nomc.h5: movie is not motion corrected" "$T/err" || fail "no /mc: no warning ($(cat "$T/err"))"
+# /mc/valid restricts detection and neuropil to the valid box.
+"$MKCELLS" -o "$T/v.h5" -Y 96 -X 96 -T 900 --photons 6 --seed 3 --valid 10,80,20,90 || fail "mkcells valid"
+ok "valid box" "$CAIMG" roi "$T/v.h5" -o "$T/rv.h5"
+"$CAIMG" export -q "$T/rv.h5" -d /roi/np_index -o "$T/np.tsv"
+awk '$1 < 10 || $1 >= 80 || $2 < 20 || $2 >= 90 {bad=1} END {exit bad}' "$T/np.tsv" ||
+    fail "neuropil pixels outside /mc/valid"
+
+# --- user masks: label TIFF and ImageJ ROIs -------------------------------------
+ok "seeded labels" "$CAIMG" roi --masks "$T/truth.tif" "$T/m.h5" -o "$T/rs.h5"
+tn=$(nrois "$T/rs.h5")
+[ "${tn:-0}" -gt 3 ] || fail "seeded: $tn ROIs"
+h5dump -a /roi/method "$T/rs.h5" | grep -q '"seeded"' || fail "seeded: method attribute"
+"$MKCELLS" -Y 96 -X 96 -T 10 --overlap-labels "$T/two.tif" || fail "mkcells overlap labels"
+ok "overlapping labels" "$CAIMG" roi --masks "$T/two.tif" "$T/m.h5" -o "$T/ro.h5"
+grep -q "two.tif: .* pixels are in more than one ROI" "$T/err" || fail "overlap: no warning ($(cat "$T/err"))"
+"$CAIMG" export -q "$T/ro.h5" -d /roi/pix_overlap -o "$T/ov.tsv"
+[ "$(grep -c '^1$' "$T/ov.tsv")" -gt 0 ] || fail "overlap: no pixel flagged"
+ok "sima import" "$CAIMG" import -q "$TESTDATA/real/sima/example.tif" -o "$T/sima.h5"
+ok "sima seeded" "$CAIMG" roi --masks "$TESTDATA/real/sima/imageJ_ROIs.zip" "$T/sima.h5" -o "$T/rsima.h5"
+[ "$(nrois "$T/rsima.h5")" = 2 ] || fail "sima: $(nrois "$T/rsima.h5") ROIs, expected 2"
+ok "sima activity" "$CAIMG" roi "$T/sima.h5" -o "$T/rsima2.h5"
+ok "tiff input" "$CAIMG" roi "$TESTDATA/real/sima/example.tif" -o "$T/rtif.h5"
+grep -q "not motion corrected" "$T/err" || fail "tiff input: no warning"
+
+# --- against caimg simulate's ground truth, scored by caimg eval --------------------
+# Fields of 192 x 192 pixels, 1500 frames at 30 Hz, seed 41 (used by no
+# tuning), still (no motion, so no caimg mc needed).  The floors guard
+# against regressions at the accuracy measured when this was written
+# (typical F1 0.944, hard 0.685; see bench/roi.sh for the full-size fields):
+# the issue's targets (0.95 and 0.92) are not all met, and the report says so.
+sim() {
+    "$CAIMG" simulate -q --preset "$1" --size 192x192 --frames 1500 --seed 41 --motion-sd 0 \
+        --jitter 0 --jump-rate 0 -o "$T/sim_$1.h5" --truth "$T/truth_$1.h5"
+}
+evalv() { "$CAIMG" eval --tsv --truth "$1" "$2" | awk -F'\t' -v k="$3" '$2 == k {print $3}'; }
+for preset in typical hard; do
+    ok "simulate $preset" sim $preset || continue
+    ok "roi $preset" "$CAIMG" roi "$T/sim_$preset.h5" -o "$T/rsim_$preset.h5" || continue
+    f1=$(evalv "$T/truth_$preset.h5" "$T/rsim_$preset.h5" f1)
+    floor=0.90
+    [ $preset = hard ] && floor=0.62
+    awk -v f="$f1" -v m="$floor" 'BEGIN {exit !(f >= m)}' || fail "$preset: F1 $f1 < $floor"
+    # Traces: nearly as good as the true masks' on the same neurons (the
+    # noise sets the ceiling of the correlation with the true calcium); in
+    # the crowded hard field shared pixels are left out of our traces and
+    # neighbours leak in, measured 91 % of the true masks' there, 97 % in
+    # the typical one.
+    "$CAIMG" export -q "$T/truth_$preset.h5" -d /truth/labels --dtype int32 -o "$T/tl_$preset.tif"
+    ok "roi on the true masks" "$CAIMG" roi -q --masks "$T/tl_$preset.tif" "$T/sim_$preset.h5" -o "$T/rtrue_$preset.h5"
+    "$CAIMG" eval -q --truth "$T/truth_$preset.h5" "$T/rsim_$preset.h5" --per-neuron "$T/pn_mine.tsv" >/dev/null
+    "$CAIMG" eval -q --truth "$T/truth_$preset.h5" "$T/rtrue_$preset.h5" --per-neuron "$T/pn_true.tsv" >/dev/null
+    r=$(paste "$T/pn_mine.tsv" "$T/pn_true.tsv" | awk -F'\t' 'NR > 1 && $5 != "nan" && $12 != "nan" {
+        a += $5; b += $12; n++ } END {if (n) printf "%.4f %.4f %d", a / n, b / n, n}')
+    # shellcheck disable=SC2086
+    set -- $r
+    [ "${3:-0}" -gt 10 ] || fail "$preset: too few matched neurons to compare traces ($r)"
+    tol=0.95
+    [ $preset = hard ] && tol=0.88
+    awk -v a="$1" -v b="$2" -v t="$tol" 'BEGIN {exit !(a >= t * b)}' ||
+        fail "$preset: trace correlation $1, true masks $2"
+    echo "$preset: F1 $f1, trace correlation $1 (true masks $2, $3 neurons)" >&2
+done
+
+# --- bad inputs: exit 1, one line naming the file, nothing left --------------------
+bad 1 "nothere.h5" "$T/x.h5" "missing input" "$CAIMG" roi "$T/nothere.h5" -o "$T/x.h5"
+"$MKCELLS" -Y 50 -X 60 -T 10 --labels "$T/small.tif" || fail "mkcells small labels"
+bad 1 "small.tif: label image is 50x60, the movie is 96x96" "$T/x.h5" "mask of the wrong size" \
+    "$CAIMG" roi --masks "$T/small.tif" "$T/m.h5" -o "$T/x.h5"
+bad 1 "nomask.tif: cannot open" "$T/x.h5" "missing mask" \
+    "$CAIMG" roi --masks "$T/nomask.tif" "$T/m.h5" -o "$T/x.h5"
+"$MKCELLS" -o "$T/tiny.h5" -Y 10 -X 10 -T 20 --blank || fail "mkcells tiny"
+bad 1 "rois.zip: ROI '03' spans rows .* outside the 10x10 movie" "$T/x.h5" "imagej ROI outside the movie" \
+    "$CAIMG" roi --masks "$TESTDATA/real/fissa/rois.zip" "$T/tiny.h5" -o "$T/x.h5"
+head -c 300 "$TESTDATA/real/sima/imageJ_ROIs.zip" > "$T/cut.zip"
+bad 1 "cut.zip: not a zip archive or truncated" "$T/x.h5" "truncated zip" \
+    "$CAIMG" roi --masks "$T/cut.zip" "$T/m.h5" -o "$T/x.h5"
+printf 'not a mask' > "$T/junk.txt"
+bad 1 "junk.txt: neither a label TIFF nor an ImageJ" "$T/x.h5" "junk mask" \
+    "$CAIMG" roi --masks "$T/junk.txt" "$T/m.h5" -o "$T/x.h5"
+"$MKTIFF" -o "$T/flt.tif" -w 96 -h 96 -n 1 -t float32 || fail "mktiff"
+bad 1 "flt.tif: page 1, pixel .* has label 0.5" "$T/x.h5" "fractional labels" \
+    "$CAIMG" roi --masks "$T/flt.tif" "$T/m.h5" -o "$T/x.h5"
+bad 1 "junk.txt" "$T/x.h5" "not a movie" "$CAIMG" roi "$T/junk.txt" -o "$T/x.h5"
+
+# --- usage errors: exit 2 ------------------------------------------------------
+bad 2 "--method: 'cnmf' is not activity or seeded" "$T/x.h5" "unknown method" \
+    "$CAIMG" roi --method cnmf "$T/m.h5" -o "$T/x.h5"
+bad 2 "--method seeded needs --masks" "$T/x.h5" "seeded without masks" \
+    "$CAIMG" roi --method seeded "$T/m.h5" -o "$T/x.h5"
+bad 2 "--masks is only used by --method seeded" "$T/x.h5" "masks with activity" \
+    "$CAIMG" roi --method activity --masks "$T/truth.tif" "$T/m.h5" -o "$T/x.h5"
+bad 2 "--diameter" "$T/x.h5" "bad diameter" "$CAIMG" roi --diameter 0.5 "$T/m.h5" -o "$T/x.h5"
+bad 2 "no output file" "" "no -o" "$CAIMG" roi "$T/m.h5"
+bad 2 "no input file" "" "no input" "$CAIMG" roi -o "$T/x.h5"
+bad 2 "output would overwrite an input" "" "overwrite input" "$CAIMG" roi "$T/m.h5" -o "$T/m.h5"
+[ -s "$T/m.h5" ] && "$CAIMG" info "$T/m.h5" >/dev/null || fail "input damaged by refused overwrite"
+finish

@@ -656,6 +656,7 @@ caimg_ann *caimg_ann_create(const char *arch, size_t channels, size_t height,
     m->seed = seed;
     m->in_mean = 0.0;
     m->in_sd = 1.0;
+    m->in_lo = m->in_hi = NAN;
     ann_layer *parsed;
     size_t np;
     if (parse_arch(arch, &parsed, &np)) { free(m); return NULL; }
@@ -958,6 +959,26 @@ void caimg_ann_get_input_norm(const caimg_ann *m, double *mean, double *sd)
 {
     if (mean) *mean = m->in_mean;
     if (sd) *sd = m->in_sd;
+}
+
+int caimg_ann_set_input_range(caimg_ann *m, double lo, double hi)
+{
+    if (isnan(lo) && isnan(hi)) {
+        m->in_lo = m->in_hi = NAN;
+        return 0;
+    }
+    if (!isfinite(lo) || !isfinite(hi) || !(hi > lo))
+        return caimg_error(CAIMG_EINVAL, "input range needs finite lo < hi (got %g, %g)", lo, hi);
+    m->in_lo = lo;
+    m->in_hi = hi;
+    return 0;
+}
+
+int caimg_ann_get_input_range(const caimg_ann *m, double *lo, double *hi)
+{
+    if (lo) *lo = m->in_lo;
+    if (hi) *hi = m->in_hi;
+    return isnan(m->in_lo) ? -1 : 0;
 }
 
 /* ---- noise settings ------------------------------------------------------------- */

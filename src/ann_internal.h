@@ -66,6 +66,7 @@ struct caimg_ann {
     size_t nout;
     uint64_t seed;
     double in_mean, in_sd;
+    double in_lo, in_hi;      /* valid pixel range; NaN when unknown */
     size_t readout;           /* index of the readout layer */
     float *out_scale, *out_offset;   /* [nout] output affine */
     caimg_ann_prep prep;

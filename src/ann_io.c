@@ -126,6 +126,8 @@ int caimg_ann_save(const caimg_ann *m, caimg_h5 *f, const char *group)
     if (!st) st = caimg_h5_set_attr_long(f, group, "nneurons", (long)m->nout);
     if (!st) st = caimg_h5_set_attr_double(f, group, "input_mean", m->in_mean);
     if (!st) st = caimg_h5_set_attr_double(f, group, "input_sd", m->in_sd);
+    if (!st && !isnan(m->in_lo)) st = caimg_h5_set_attr_double(f, group, "input_min", m->in_lo);
+    if (!st && !isnan(m->in_hi)) st = caimg_h5_set_attr_double(f, group, "input_max", m->in_hi);
     if (!st) st = caimg_h5_set_attr_long(f, group, "image_height", (long)m->prep.src_h);
     if (!st) st = caimg_h5_set_attr_long(f, group, "image_width", (long)m->prep.src_w);
     if (!st) st = caimg_h5_set_attr_long(f, group, "crop_y", (long)m->prep.crop_y);
@@ -198,7 +200,14 @@ caimg_ann *caimg_ann_load(caimg_h5 *f, const char *group)
         caimg_error_prefix(msg);
         goto fail;
     }
-    if (caimg_ann_set_input_norm(m, mean, sd) || caimg_ann_set_prep(m, &p)) {
+    /* The pixel range is optional: models written before it was recorded
+     * lack it, and attacks then need it from the user. */
+    double lo = NAN, hi = NAN;
+    if (caimg_h5_get_attr_double(f, group, "input_min", &lo) ||
+        caimg_h5_get_attr_double(f, group, "input_max", &hi))
+        lo = hi = NAN;
+    if (caimg_ann_set_input_norm(m, mean, sd) || caimg_ann_set_prep(m, &p) ||
+        caimg_ann_set_input_range(m, lo, hi)) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s: %s", path, group);
         caimg_error_prefix(msg);

@@ -248,8 +248,16 @@ static void axes(caimg_str *b, const frame *f, const char *xlabel, const char *y
     }
 }
 
-static void open_svg(caimg_str *b, int w, int h, const char *title)
+/* A chart opens as an HTML <figure> holding an <svg> (the title is its
+ * caption), or, when `at` gives a position, as a bare <svg> placed there
+ * inside a standalone document, whose composer writes the titles. */
+static void open_svg(caimg_str *b, const double *at, int w, int h, const char *title)
 {
+    if (at) {
+        caimg_str_printf(b, "<svg x='%.1f' y='%.1f' width='%d' height='%d' viewBox='0 0 %d %d'>\n",
+                         at[0], at[1], w, h, w, h);
+        return;
+    }
     caimg_str_printf(b, "<figure><svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
                      "viewBox='0 0 %d %d' role='img'>\n", w, h, w, h);
     if (title) {
@@ -259,15 +267,41 @@ static void open_svg(caimg_str *b, int w, int h, const char *title)
     }
 }
 
-static void close_svg(caimg_str *b, const char *title)
+static void close_svg(caimg_str *b, const double *at, const char *title)
 {
     caimg_str_printf(b, "</svg>");
+    if (at) {
+        caimg_str_printf(b, "\n");
+        return;
+    }
     if (title) {
         caimg_str_printf(b, "<figcaption>");
         caimg_str_escape(b, title);
         caimg_str_printf(b, "</figcaption>");
     }
     caimg_str_printf(b, "</figure>\n");
+}
+
+void caimg_svg_document_begin(caimg_str *b, int width, int height, const char *title)
+{
+    caimg_str_printf(b, "<?xml version='1.0' encoding='UTF-8'?>\n"
+                     "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
+                     "viewBox='0 0 %d %d' font-family='sans-serif'>\n"
+                     "<style>.tick{font-size:10px;fill:#555}.lab{font-size:11px;fill:#333}"
+                     ".head{font-size:14px;fill:#111}</style>\n"
+                     "<rect width='100%%' height='100%%' fill='white'/>\n", width, height, width, height);
+    if (title) {
+        caimg_str_printf(b, "<title>");
+        caimg_str_escape(b, title);
+        caimg_str_printf(b, "</title>\n<text x='12' y='20' class='head'>");
+        caimg_str_escape(b, title);
+        caimg_str_printf(b, "</text>\n");
+    }
+}
+
+void caimg_svg_document_end(caimg_str *b)
+{
+    caimg_str_printf(b, "</svg>\n");
 }
 
 static double sx_at(const caimg_series *s, size_t i)
@@ -313,13 +347,14 @@ static void range_of(const caimg_series *s, size_t ns, double *x0, double *x1, d
     widen(y0, y1);
 }
 
-void caimg_svg_lines(caimg_str *b, const caimg_plot_opts *o, const caimg_series *s, size_t ns)
+static void svg_lines(caimg_str *b, const caimg_plot_opts *o, const caimg_series *s, size_t ns,
+                      const double *at)
 {
     int W = o->width ? o->width : 640;
     int panel = o->height ? o->height : 220;
     size_t np = o->stacked ? ns : 1;
     int H = o->stacked ? (int)(np * (size_t)(panel * 0.6)) + 40 : panel;
-    open_svg(b, W, H, o->title);
+    open_svg(b, at, W, H, o->title);
     double gx0, gx1, gy0, gy1;
     range_of(s, ns, &gx0, &gx1, &gy0, &gy1, o->logx);
     for (size_t p = 0; p < np; p++) {
@@ -362,7 +397,19 @@ void caimg_svg_lines(caimg_str *b, const caimg_plot_opts *o, const caimg_series 
             x += 24 + 7.0 * (double)strlen(s[k].label ? s[k].label : "");
         }
     }
-    close_svg(b, o->title);
+    close_svg(b, at, o->title);
+}
+
+void caimg_svg_lines(caimg_str *b, const caimg_plot_opts *o, const caimg_series *s, size_t ns)
+{
+    svg_lines(b, o, s, ns, NULL);
+}
+
+void caimg_svg_lines_at(caimg_str *b, const caimg_plot_opts *o, const caimg_series *s, size_t ns,
+                        double x, double y)
+{
+    const double at[2] = {x, y};
+    svg_lines(b, o, s, ns, at);
 }
 
 void caimg_svg_histogram(caimg_str *b, const caimg_plot_opts *o, const double *v, size_t n,
@@ -385,7 +432,7 @@ void caimg_svg_histogram(caimg_str *b, const caimg_plot_opts *o, const double *v
         if (k < 0) k = 0;
         if (++cnt[k] > top) top = cnt[k];
     }
-    open_svg(b, W, H, o->title);
+    open_svg(b, NULL, W, H, o->title);
     frame f = {lo, hi, 0, (double)top * 1.05, 48, W - 10.0, 8, H - 40.0, 0};
     axes(b, &f, o->xlabel, o->ylabel ? o->ylabel : "count", 1);
     for (int k = 0; k < nbins; k++) {
@@ -395,7 +442,7 @@ void caimg_svg_histogram(caimg_str *b, const caimg_plot_opts *o, const double *v
                          fy(&f, 0) - fy(&f, (double)cnt[k]), color ? color : palette[0]);
     }
     free(cnt);
-    close_svg(b, o->title);
+    close_svg(b, NULL, o->title);
 }
 
 void caimg_svg_scatter(caimg_str *b, const caimg_plot_opts *o, const double *x,
@@ -410,7 +457,7 @@ void caimg_svg_scatter(caimg_str *b, const caimg_plot_opts *o, const double *x,
         x0 = y0 = lo;
         x1 = y1 = hi;
     }
-    open_svg(b, W, H, o->title);
+    open_svg(b, NULL, W, H, o->title);
     frame f = {x0, x1, y0, y1, 48, W - 10.0, 8, H - 40.0, 0};
     axes(b, &f, o->xlabel, o->ylabel, 1);
     if (o->diagonal)
@@ -420,7 +467,7 @@ void caimg_svg_scatter(caimg_str *b, const caimg_plot_opts *o, const double *x,
         if (isfinite(x[i]) && isfinite(y[i]))
             caimg_str_printf(b, "<circle cx='%.1f' cy='%.1f' r='2' fill='%s' fill-opacity='0.6'/>\n",
                              fx(&f, x[i]), fy(&f, y[i]), color ? color : palette[0]);
-    close_svg(b, o->title);
+    close_svg(b, NULL, o->title);
 }
 
 static int cmp_float(const void *a, const void *b)
@@ -457,7 +504,7 @@ void caimg_svg_image(caimg_str *b, const char *title, const float *img, size_t h
     if (!png) { b->failed = 1; return; }
     double scale = (double)width / (double)w;
     int H = (int)((double)h * scale + 0.5);
-    open_svg(b, width, H, title);
+    open_svg(b, NULL, width, H, title);
     caimg_str_printf(b, "<image width='%d' height='%d' preserveAspectRatio='none' "
                      "style='image-rendering:pixelated' href='data:image/png;base64,", width, H);
     caimg_str_base64(b, png, pn);
@@ -505,5 +552,5 @@ void caimg_svg_image(caimg_str *b, const char *title, const float *img, size_t h
         }
         free(box);
     }
-    close_svg(b, title);
+    close_svg(b, NULL, title);
 }

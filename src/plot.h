@@ -51,6 +51,18 @@ typedef struct {
  * points per panel by min/max decimation, which keeps every spike visible. */
 void caimg_svg_lines(caimg_str *b, const caimg_plot_opts *o, const caimg_series *s, size_t ns);
 
+/* The same chart as a bare <svg> placed at (x, y) inside a document made
+ * with caimg_svg_document_begin(), instead of an HTML <figure>; the title
+ * is not drawn (the composer places it). */
+void caimg_svg_lines_at(caimg_str *b, const caimg_plot_opts *o, const caimg_series *s, size_t ns,
+                        double x, double y);
+
+/* A standalone SVG document of width x height pixels (with the styles the
+ * charts use and a heading `title`, may be NULL) to hold nested charts;
+ * close it with caimg_svg_document_end(). */
+void caimg_svg_document_begin(caimg_str *b, int width, int height, const char *title);
+void caimg_svg_document_end(caimg_str *b);
+
 /* Histogram of the finite values of v with `nbins` bins (0 = automatic). */
 void caimg_svg_histogram(caimg_str *b, const caimg_plot_opts *o, const double *v, size_t n,
                          int nbins, const char *color);

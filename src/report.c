@@ -468,7 +468,8 @@ static void robustness_section(report *r)
     }
     section(r, "robustness", "Robustness to adversarial stimuli");
     static const char *const types[] = {"linf", "l2", "feature"};
-    static const char *const xlab[] = {"L-infinity budget (pixel units)", "L2 budget (pixel units)",
+    static const char *const xlab[] = {"L-infinity budget (fraction of the pixel range)",
+                                       "L2 budget (RMS per pixel, fraction of the range)",
                                        "feature budget (relative L2 of the layer)"};
     static const struct { const char *ds, *label; } metrics[] = {
         {"rel_change", "response change / natural s.d."},

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,4 +377,42 @@ caimg_resp *caimg_resp_read(const char *path)
     fclose(fp);
     if (got == sizeof head && !memcmp(head, sig, sizeof sig)) return read_h5(path);
     return read_tsv(path);
+}
+
+int caimg_resp_means(const float *r, const size_t *row, size_t P, size_t N, size_t S, float *mean,
+                     float *reps)
+{
+    double *sum = caimg_calloc(caimg_mul(S, N), sizeof *sum, "response sums");
+    size_t *cnt = caimg_calloc(caimg_mul(S, N), sizeof *cnt, "response counts");
+    if (!sum || !cnt) {
+        free(sum);
+        free(cnt);
+        return CAIMG_ENOMEM;
+    }
+    for (size_t p = 0; p < P; p++) {
+        if (row[p] == SIZE_MAX) continue;
+        if (row[p] >= S) {
+            free(sum);
+            free(cnt);
+            return caimg_error(CAIMG_EINVAL, "presentation %zu maps to row %zu of %zu", p, row[p], S);
+        }
+        for (size_t k = 0; k < N; k++) {
+            float v = r[p * N + k];
+            if (isnan(v)) continue;
+            sum[row[p] * N + k] += v;
+            cnt[row[p] * N + k]++;
+        }
+    }
+    for (size_t s = 0; s < S; s++) {
+        size_t most = 0;
+        for (size_t k = 0; k < N; k++) {
+            size_t c = cnt[s * N + k];
+            mean[s * N + k] = c ? (float)(sum[s * N + k] / (double)c) : NAN;
+            if (c > most) most = c;
+        }
+        if (reps) reps[s] = (float)most;
+    }
+    free(sum);
+    free(cnt);
+    return 0;
 }

@@ -171,6 +171,15 @@ int caimg_ann_set_output_affine(caimg_ann *m, const float *scale, const float *o
 int caimg_ann_set_input_norm(caimg_ann *m, double mean, double sd);
 void caimg_ann_get_input_norm(const caimg_ann *m, double *mean, double *sd);
 
+/* The valid range of input pixels (caller's units), e.g. the smallest and
+ * largest pixel of the training images: attacks keep perturbed images
+ * inside it.  NaN, NaN clears it (the default: unknown); otherwise lo < hi,
+ * both finite.  Saved as the attributes input_min and input_max.
+ * caimg_ann_get_input_range() returns 0, or -1 when the range is unknown
+ * (then *lo and *hi are NaN). */
+int caimg_ann_set_input_range(caimg_ann *m, double lo, double hi);
+int caimg_ann_get_input_range(const caimg_ann *m, double *lo, double *hi);
+
 /* ---- image preprocessing ---------------------------------------------------- */
 
 /* How stimulus images become model inputs: crop a box out of each
@@ -365,6 +374,20 @@ void caimg_ann_history_clear(caimg_ann_history *h);
 int caimg_ann_train(caimg_ann *m, const float *x, const float *y,
                     const float *weights, size_t n,
                     const caimg_ann_train_opts *opts, caimg_ann_history *h);
+
+/* Set the data-dependent scales a model is trained with, from its n
+ * training images x [n][C][H][W] and targets y [n][N] (NaN = missing), as
+ * caimg fit does before caimg_ann_train():
+ *   input normalisation: the mean and sd of all training pixels;
+ *   input range: their smallest and largest value;
+ *   output scale: each neuron's sd of y across stimuli (1 if it has none);
+ *   output offset: its most negative target (0 if none is negative);
+ *   neuron_weights [N] (may be NULL): 1/sd^2 for MSE, 1/sd for Poisson,
+ *   so that every neuron shapes the shared layers alike.
+ * Returns 0, CAIMG_EFORMAT when the images are one flat grey, or
+ * CAIMG_ENOMEM. */
+int caimg_ann_fit_scales(caimg_ann *m, const float *x, const float *y, size_t n,
+                         caimg_ann_loss_type loss, float *neuron_weights);
 
 /* ---- evaluation ---------------------------------------------------------- */
 

@@ -26,5 +26,6 @@
 #include "caimg/dff.h"
 #include "caimg/deconv.h"
 #include "caimg/ann.h"
+#include "caimg/attack.h"
 
 #endif

@@ -64,6 +64,15 @@ caimg_resp *caimg_resp_read(const char *path);
 
 void caimg_resp_free(caimg_resp *r);
 
+/* Trial averages per stimulus: presentation p of r [P][N] belongs to row
+ * row[p] (< S; SIZE_MAX leaves it out); mean [S][N] receives the mean of
+ * each neuron's finite responses (NaN where there is none) and reps [S]
+ * (may be NULL) the number of repeats, i.e. the largest count of finite
+ * responses of any neuron, the weight a stimulus gets in training.
+ * Returns 0, CAIMG_EINVAL for a row out of range, or CAIMG_ENOMEM. */
+int caimg_resp_means(const float *r, const size_t *row, size_t P, size_t N, size_t S, float *mean,
+                     float *reps);
+
 #ifdef __cplusplus
 }
 #endif

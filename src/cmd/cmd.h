@@ -125,5 +125,7 @@ int main_dff(int argc, char **argv);
 int main_deconv(int argc, char **argv);
 int main_fit(int argc, char **argv);
 int main_predict(int argc, char **argv);
+int main_attack(int argc, char **argv);
+int main_robustness(int argc, char **argv);
 
 #endif

@@ -439,44 +439,13 @@ static int run(cmd_ctx *c, const fit_opts *o)
         }
     }
     if (st) goto done;
-    double s1 = 0, s2 = 0;
-    for (size_t i = 0; i < Str * H * W; i++) { s1 += x[i]; s2 += (double)x[i] * x[i]; }
-    double pmean = s1 / (double)(Str * H * W);
-    double psd = sqrt(fmax(0.0, s2 / (double)(Str * H * W) - pmean * pmean));
-    if (!(psd > 0)) {
-        st = caimg_error(CAIMG_EFORMAT, "%s: the training images are all one flat grey (pixel sd 0)",
-                         o->stimuli);
-        goto done;
-    }
-    caimg_ann_set_input_norm(m, pmean, psd);
-
-    /* Output scale and offset: the network predicts responses of unit
-     * spread for every neuron, and loss weights make each neuron count
-     * alike in the shared layers whatever its response amplitude. */
-    float *scale = malloc(Nk * sizeof *scale), *offset = malloc(Nk * sizeof *offset);
+    /* Normalisation, pixel range, output scales and neuron weights from
+     * the training set (the library's rules, shared with the robustness
+     * experiment). */
     float *nw = malloc(Nk * sizeof *nw);
-    if (!scale || !offset || !nw) {
-        free(scale); free(offset); free(nw);
-        st = caimg_error(CAIMG_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t j = 0; j < Nk; j++) {
-        double a = 0, b = 0, lo = INFINITY;
-        size_t n = 0;
-        for (size_t r = 0; r < Str; r++) {
-            float v = y[r * Nk + j];
-            if (isnan(v)) continue;
-            a += v; b += (double)v * v; n++;
-            if (v < lo) lo = v;
-        }
-        double sd = sqrt(fmax(0.0, (b - a * a / (double)n) / (double)(n > 1 ? n - 1 : 1)));
-        scale[j] = (float)(sd > 0 ? sd : 1.0);
-        offset[j] = (float)(lo < 0 ? lo : 0.0);
-        nw[j] = (float)(loss == CAIMG_ANN_MSE ? 1.0 / (sd * sd) : 1.0 / sd);
-    }
-    st = caimg_ann_set_output_affine(m, scale, offset);
-    free(scale);
-    free(offset);
+    if (!nw) { st = caimg_error(CAIMG_ENOMEM, "out of memory"); goto done; }
+    st = caimg_ann_fit_scales(m, x, y, Str, loss, nw);
+    if (st == CAIMG_EFORMAT) caimg_error_prefix(o->stimuli);
     if (st) { free(nw); goto done; }
 
     caimg_ann_train_opts to;

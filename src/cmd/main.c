@@ -32,6 +32,8 @@ static const command commands[] = {
     {"eval",     main_eval,     "Ground truth", "score any stage's output against the truth"},
     {"fit",     main_fit,     "Models", "train a noisy network predicting responses to images"},
     {"predict", main_predict, "Models", "predict responses to images with a fitted model"},
+    {"attack",  main_attack,  "Models", "adversarial attacks on a fitted model: robustness curves"},
+    {"robustness", main_robustness, "Models", "noise-placement experiment: retrain, match, attack"},
     {NULL, NULL, NULL, NULL}
 };
 

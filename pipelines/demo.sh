@@ -1,31 +1,54 @@
 #!/bin/sh
-# demo.sh -- run caimg on the bundled demo data; results go to DIR [./demo].
-# Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+# demo.sh -- the whole caimg pipeline on bundled demo data; results in DIR
+# [./demo].  Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
+#
+#  1. a simulated stimulus-driven recording of mouse V1 (with its ground
+#     truth), through import, mc, roi, dff, deconv, fit and attack, scored
+#     stage by stage against the truth, with a report;
+#  2. a real two-photon recording (the SIMA example, hippocampal CA1)
+#     through import, mc and roi, with a report.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-demo}
-caimg=${CAIMG:-$top/caimg}
-mkdir -p "$out"
-echo "== import: a real hippocampal two-photon recording (SIMA example, 20 frames)"
-"$caimg" import "$top/testdata/real/sima/example.tif" -o "$out/raw.h5"
-"$caimg" info "$out/raw.h5"
+CAIMG=${CAIMG:-$top/caimg}
+export CAIMG
+mkdir -p "$out/data"
+
+echo "== 1. simulate: 96x96 pixels of V1, 300 natural-like images shown twice (15 Hz, 8 min)"
+"$CAIMG" simulate -q --size 96x96 --stim pink --stim-n 300 --repeats 2 \
+    --stim-duration 0.5 --stim-isi 0.25 --frames 0 --fs 15 --seed 1 \
+    -o "$out/data/v1.tif" --truth "$out/v1-truth.h5" \
+    --stim-out "$out/data/v1.stimuli.tif" --schedule "$out/data/v1.schedule.tsv"
+cat > "$out/demo.conf" <<'CONF'
+# One file holds the parameters of every stage (see caimg(1), --config).
+[fit]
+# Gaussian noise after the first hidden layer (h1 of the conv2 preset),
+# with a standard deviation equal to each unit's own, during training.
+noise = h1=1
+[attack]
+images = 12
+steps = 10
+feature-layer = h1
+CONF
+sh "$top/pipelines/caimg-pipeline.sh" -c "$out/demo.conf" \
+    -s "$out/data/v1.schedule.tsv" -i "$out/data/v1.stimuli.tif" -o "$out/v1" "$out/data/v1.tif"
+"$CAIMG" predict -q "$out/v1/model.h5" "$out/data/v1.stimuli.tif" -o "$out/v1/pred.h5"
 echo
-echo "== mc: motion correction"
-"$caimg" mc -v "$out/raw.h5" -o "$out/mc.h5"
-"$caimg" info "$out/mc.h5"
+echo "== every stage against the ground truth (caimg eval)"
+"$CAIMG" eval --truth "$out/v1-truth.h5" "$out/v1/mc.h5" "$out/v1/roi.h5" \
+    "$out/v1/spikes.h5" "$out/v1/pred.h5" | tee "$out/v1/eval.txt"
+
 echo
-echo "== roi: cells from activity and the mean image, neuropil masks, traces F and Fneu"
-"$caimg" roi -v --diameter 14 "$out/mc.h5" -o "$out/roi.h5"
-"$caimg" export "$out/roi.h5" -d /roi/labels -o "$out/labels.tif"
-"$caimg" export "$out/roi.h5" -d /roi/mean -o "$out/mean.tif"
-"$caimg" export "$out/roi.h5" -d /roi/F -o "$out/F.tsv"
-"$caimg" export "$out/roi.h5" -d /roi/stats -o "$out/stats.tsv"
+echo "== 2. a real recording: the SIMA example (20 frames of 128x256, hippocampal CA1)"
+mkdir -p "$out/sima"
+"$CAIMG" import -q "$top/testdata/real/sima/example.tif" -o "$out/sima/raw.h5"
+"$CAIMG" mc -q "$out/sima/raw.h5" -o "$out/sima/mc.h5"
+"$CAIMG" roi -q "$out/sima/mc.h5" -o "$out/sima/roi.h5"
+"$CAIMG" report -q "$out/sima/roi.h5" -o "$out/sima/report.html"
+
 echo
-echo "== roi with the ImageJ ROIs drawn by the SIMA authors (traces only)"
-"$caimg" roi --masks "$top/testdata/real/sima/imageJ_ROIs.zip" "$out/mc.h5" -o "$out/roi_imagej.h5"
-"$caimg" export "$out/roi_imagej.h5" -d /roi/F -o "$out/F_imagej.tsv"
-echo
-"$caimg" report "$out/roi.h5" -o "$out/report.html"
-echo "Report: $out/report.html"
-echo "Results are in $out/: labels.tif and mean.tif open in ImageJ, F.tsv and"
-echo "stats.tsv in a spreadsheet; the HDF5 files with h5py, HDFView or 'caimg export'."
+echo "Results are in $out/:"
+echo "  $out/v1/report.html     the simulated V1 recording: images, motion, traces, model, robustness"
+echo "  $out/v1/eval.txt        every stage scored against the ground truth"
+echo "  $out/sima/report.html   the real SIMA recording"
+echo "Open the .h5 files with h5py, HDFView or 'caimg export'; 'caimg info FILE' summarises one."

@@ -177,7 +177,7 @@ static void images_section(report *r)
     if (labels)
         caimg_str_printf(r->b, "<p>ROI outlines: <span class='cell'>cells</span>, "
                                "<span class='notcell'>rejected ROIs</span>; hover for the ROI index.</p>\n");
-    int width = w >= 256 ? 512 : (int)(w * (512 / w));
+    int width = w >= 240 ? 480 : (int)(w * (480 / w));
     if (width < 256) width = 256;
     char title[128];
     snprintf(title, sizeof title, "%c%s", what[0] - 32, what + 1);

@@ -23,8 +23,10 @@ fail() {
 ok() {
     desc=$1; shift
     ntests=$((ntests + 1))
-    if ! "$@" >"$T/out" 2>"$T/err"; then
-        fail "$desc: '$*' exited $? ($(head -c 300 "$T/err"))"
+    "$@" >"$T/out" 2>"$T/err"
+    _st=$?
+    if [ "$_st" -ne 0 ]; then
+        fail "$desc: '$*' exited $_st ($(head -c 300 "$T/err"))"
         return 1
     fi
     return 0

@@ -5,10 +5,11 @@
 # Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
 #
 # The simulated responses are the true spike counts of the simulation
-# (/truth/spikes) read through the stimulus schedule: the full chain
-# simulate -> import -> mc -> roi -> dff -> deconv -> fit needs mc and roi,
-# which are not in caimg yet; when they are, fit the deconvolved spikes
-# instead.
+# (/truth/spikes) read through the stimulus schedule, on purpose: the
+# question is how the model's noise placement changes its robustness, and
+# fitting the truth keeps errors of motion correction, ROI extraction and
+# deconvolution out of that comparison.  The whole chain, with a noisy fit
+# of deconvolved spikes and its attack, is what pipelines/demo.sh runs.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-robustness}

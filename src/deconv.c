@@ -553,18 +553,18 @@ static void prepare_kernel(caimg_deconv_ws *ws, int p, const double g[2], size_t
             a += h11[k] * h11[k];
             b += h11[k] * h12[k];
             double hn = k + 1 < K ? h11[k + 1] : 0, hn2 = k + 1 < K ? h12[k + 1] : 0;
-            double *e = kt + 6 * k;
-            e[0] = f / a;
-            e[1] = b / a;
-            e[2] = hn * f / a;
-            e[3] = hn2 - hn * b / a;
+            double *e = kt + 6 * k, ia = 1 / a;
+            e[0] = f * ia;
+            e[1] = b * ia;
+            e[2] = hn * e[0];
+            e[3] = hn2 - hn * e[1];
             e[4] = h11[k];
             e[5] = h12[k];
         }
         for (size_t k = K; k < K + 2; k++) {
             double *e = kt + 6 * k;
-            e[0] = f / a;
-            e[1] = b / a;
+            e[0] = f * (1 / a);
+            e[1] = b * (1 / a);
             e[2] = 0;
             e[3] = 0;
             e[4] = 0;
@@ -845,6 +845,12 @@ static inline double ar2_push(const ar2_ctx *x, const ar2_cur *c, ar2_pool *q)
  * next frame merges back; that next frame is handled right there, so the
  * processor predicts its branches apart from those of ordinary frames,
  * which almost never merge. */
+/* GCC's straight-line vectorizer packs pairs of the running sums into
+ * vector registers and unpacks them on every frame, which lengthens the
+ * chains the branches wait on; the pass is 25% faster without it. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-slp-vectorize")))
+#endif
 static void ar2_pools(caimg_deconv_ws *ws, const double *z, size_t T, const double g[2],
                       double smin)
 {
@@ -1139,8 +1145,10 @@ static void run_once(solver *S, double b, double lam, asums *A)
          * for the thresholded problem, defines the model the b update
          * uses).  Later exact solves of the same trace start from the
          * previous solution instead, which is closer. */
-        memset(ws->spk, 0, T);
-        for (size_t i = 0; i < ws->npool; i++) ws->spk[ws->pt[i]] = 1;
+        if (S->exact || S->need_sums) {
+            memset(ws->spk, 0, T);
+            for (size_t i = 0; i < ws->npool; i++) ws->spk[ws->pt[i]] = 1;
+        }
     }
     if (S->exact) {
         if (ar2_polish(ws, T, S->g, z, ws->c, ws->s, 1e-12 * S->scale)) S->noconv = 1;
@@ -1648,20 +1656,16 @@ static double residual_mode_near(const double *y, const double *c, size_t T, dou
     return mode_on_grid(y, c, T, 1, b0 - 6 * sn, b0 + 6 * sn, h, work);
 }
 
-static double residual_mode(const double *y, const double *c, size_t T, double sn, double *work)
+/* The mode of y[0..T), whose smallest and largest values are lo and hi. */
+static double residual_mode(const double *y, size_t T, double lo, double hi, double sn,
+                            double *work)
 {
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t t = 0; t < T; t++) {
-        double v = c ? y[t] - c[t] : y[t];
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-    }
     if (!(hi > lo)) return lo;
     double h = 0.9 * sn * pow((double)T, -0.2);
     if (!(h > 0)) h = (hi - lo) / 100;
     /* The coarse stage only needs to land near the mode: every 4th frame. */
-    double m = mode_on_grid(y, c, T, T > 4000 ? 4 : 1, lo, hi, fmax(h, (hi - lo) / 128), work);
-    return mode_on_grid(y, c, T, 1, fmax(lo, m - 4 * sn - 4 * h), fmin(hi, m + 4 * sn + 4 * h),
+    double m = mode_on_grid(y, NULL, T, T > 4000 ? 4 : 1, lo, hi, fmax(h, (hi - lo) / 128), work);
+    return mode_on_grid(y, NULL, T, 1, fmax(lo, m - 4 * sn - 4 * h), fmin(hi, m + 4 * sn + 4 * h),
                         h, work);
 }
 
@@ -1795,7 +1799,9 @@ int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
          * largest pools would then be biased towards ones that start on a
          * positive noise excursion, i.e. decay too fast).  Pass 2 solves
          * the chosen problem with b = the mode of pass 1's residual. */
-        b = residual_mode(y, NULL, T, sn, ws->work);
+        /* Subtracting the offset preserves order, so the range of the
+         * centred trace is the centred range. */
+        b = residual_mode(y, T, lo - off, hi - off, sn, ws->work);
         smin = pp->smin > 0 ? pp->smin : zfloor;
         inf.flags |= solve_given_g(plan, ws, y, T, p, g, CAIMG_DECONV_THRESHOLDED,
                                    CAIMG_DECONV_B_FIXED, 0, sn, smin, scale, &b, NULL, cc, ss);

@@ -1154,8 +1154,10 @@ static void run_once(solver *S, double b, double lam, asums *A)
         if (ar2_polish(ws, T, S->g, z, ws->c, ws->s, 1e-12 * S->scale)) S->noconv = 1;
         S->warm = 1;
     } else {
-        ar2_output_greedy(ws, T, S->g, ws->c, ws->s);
+        /* Without sums nothing reads c and s before final_output(), which
+         * then writes them straight to their destination. */
         if (!S->need_sums) return;
+        ar2_output_greedy(ws, T, S->g, ws->c, ws->s);
         ar2_factor(ws, T, S->g);
     }
     if (!S->need_sums) return;
@@ -1288,6 +1290,8 @@ static void final_output(solver *S, double *c, double *s)
     caimg_deconv_ws *ws = S->ws;
     if (S->p == 1) {
         ar1_output(ws, S->T, S->g[0], c, s);
+    } else if (!S->exact && !S->need_sums) {
+        ar2_output_greedy(ws, S->T, S->g, c, s);
     } else {
         memcpy(c, ws->c, S->T * sizeof *c);
         memcpy(s, ws->s, S->T * sizeof *s);
@@ -1612,31 +1616,31 @@ static double fit_amplitude(const double *s, size_t T, double floor, double *wor
  * for Gaussian noise of sd sn: 0.9 sn T^-1/5), in two stages so that a
  * trace with large transients costs no more than a quiet one: a coarse
  * grid over the whole range, then a fine one within 4 sn of the coarse
- * mode.  `work` holds 5 * 512 + 4 doubles. */
+ * mode.  `work` holds 2 * 512 doubles. */
 static double mode_on_grid(const double *y, const double *c, size_t T, size_t step,
                            double lo, double hi, double h, double *work)
 {
-    enum { NB = 512, NS = NB + 1 };
-    double *hist = work, *dens = work + 4 * NS;
+    enum { NB = 512 };
+    double *hist = work, *dens = work + NB;
     double dx = (hi - lo) / (NB - 1);
     if (dx < h / 4) dx = h / 4;
     size_t nb = (size_t)((hi - lo) / dx) + 2;
     if (nb > NB) nb = NB;
-    /* Four interleaved histograms: consecutive samples often fall in the
-     * same bin, and one histogram would make each increment wait for the
-     * previous one.  Samples off the grid go to a spare bin at the end of
-     * each (index NB) instead of being skipped, which spares a branch that
-     * is hard to predict where transients leave the grid. */
-    memset(hist, 0, 4 * NS * sizeof *hist);
-    double inv = 1 / dx, top = (double)nb, off = NB;
+    /* Four interleaved histograms of integer counts: consecutive samples
+     * often fall in the same bin, and one histogram would make each
+     * increment wait for the previous one (an integer increment waits
+     * less than a floating-point one). */
+    uint32_t cnt[4][NB];
+    memset(cnt, 0, sizeof cnt);
+    double inv = 1 / dx, top = (double)nb;
     size_t i = 0;
     for (size_t t = 0; t < T; t += step, i++) {
         double v = c ? y[t] - c[t] : y[t];
         double q = (v - lo) * inv + 0.5;
-        q = q >= 0 && q < top ? q : off;
-        hist[(i & 3) * NS + (size_t)(long)q] += 1;
+        if (q >= 0 && q < top) cnt[i & 3][(size_t)(long)q]++;
     }
-    for (size_t k = 0; k < nb; k++) hist[k] += hist[NS + k] + hist[2 * NS + k] + hist[3 * NS + k];
+    for (size_t k = 0; k < nb; k++)
+        hist[k] = (double)cnt[0][k] + (double)cnt[1][k] + (double)cnt[2][k] + (double)cnt[3][k];
     double sig = h / dx;
     size_t rad = (size_t)(3 * sig + 1);
     if (rad >= nb) rad = nb - 1;
@@ -1917,18 +1921,23 @@ int caimg_deconv_traces(const caimg_deconv_plan *plan, size_t n, const float *Y,
             for (size_t t = 0; t < T; t++) yb[t] = yi[t];
             caimg_deconv_info inf;
             caimg_deconv_execute(plan, ws[tid], yb, cb, sb, &inf, first + i);
-            if (c) {
-                float *o = c + i * T;
-                for (size_t t = 0; t < T; t++) o[t] = (float)cb[t];
-            }
-            if (s) {
-                float *o = s + i * T;
-                for (size_t t = 0; t < T; t++) o[t] = (float)sb[t];
-            }
-            if (spikes) {
-                float *o = spikes + i * T;
-                double inv = inf.amplitude > 0 ? 1 / inf.amplitude : 0;
-                for (size_t t = 0; t < T; t++) o[t] = (float)(sb[t] * inv);
+            double inv = inf.amplitude > 0 ? 1 / inf.amplitude : 0;
+            float *oc = c ? c + i * T : NULL, *os = s ? s + i * T : NULL;
+            float *ok = spikes ? spikes + i * T : NULL;
+            if (oc && os && ok) {
+                /* The usual case in one sweep over the results. */
+                for (size_t t = 0; t < T; t++) {
+                    oc[t] = (float)cb[t];
+                    os[t] = (float)sb[t];
+                    ok[t] = (float)(sb[t] * inv);
+                }
+            } else {
+                if (oc)
+                    for (size_t t = 0; t < T; t++) oc[t] = (float)cb[t];
+                if (os)
+                    for (size_t t = 0; t < T; t++) os[t] = (float)sb[t];
+                if (ok)
+                    for (size_t t = 0; t < T; t++) ok[t] = (float)(sb[t] * inv);
             }
             if (info) info[i] = inf;
         }

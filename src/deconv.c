@@ -320,12 +320,14 @@ struct caimg_deconv_plan {
 
 /* An OASIS pool: frames [t, t+l) share one impulse response of value v at
  * the start.  AR(1) needs the weight w = sum g^2k and g^l; AR(2) the
- * calcium just before the pool (cp), the pool's last two calcium values
- * (the next pool's initial conditions) and two sums of the data (see
- * ar2_pools).  Pools are stored as separate arrays (structure of arrays):
- * the passes read a pool right after writing it, and scalar arrays keep
- * those loads from being merged into wide loads that stall on store
- * forwarding. */
+ * calcium just before the pool (cp), the calcium it predicts for the next
+ * frame and two sums of the data (see ar2_pools).  AR(1) pools are stored
+ * as separate arrays (structure of arrays): the pass reads a pool right
+ * after writing it, and scalar arrays keep those loads from being merged
+ * into wide loads that stall on store forwarding.  The AR(2) pass keeps a
+ * record per pool during the pass (its fields are all read and written
+ * one at a time) and leaves value, cp, start and length in pv, qcp, pt
+ * and pl. */
 
 
 struct caimg_deconv_ws {
@@ -844,19 +846,22 @@ static inline double ar2_push(const ar2_ctx *x, const ar2_cur *c, ar2_pool *q)
  * chain of arithmetic.  Most frames that start a pool are noise that the
  * next frame merges back; that next frame is handled right there, so the
  * processor predicts its branches apart from those of ordinary frames,
- * which almost never merge. */
-/* GCC's straight-line vectorizer packs pairs of the running sums into
+ * which almost never merge.  Branch mispredictions are what the pass
+ * costs: with distinct traces it runs ~2.5 times slower than on one trace
+ * repeated (whose branches the predictor learns), and AR(2) costs more
+ * than AR(1) because its lower spike threshold starts (and merges back) a
+ * pool on ~20% of noise frames, against ~8% for AR(1).
+ *
+ * GCC's straight-line vectorizer packs pairs of the running sums into
  * vector registers and unpacks them on every frame, which lengthens the
  * chains the branches wait on; the pass is 25% faster without it. */
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("no-tree-slp-vectorize")))
 #endif
-static void ar2_pools(caimg_deconv_ws *ws, const double *z, size_t T, const double g[2],
-                      double smin)
+static void ar2_pools(caimg_deconv_ws *ws, const double *z, size_t T, double smin)
 {
     ar2_pool *P = ws->rec;
     const ar2_ctx x = {z, ws->kt, ws->h11, ws->K, ws->K + 1, ws->rd, ws->rr, ws->geo};
-    (void)g;
     size_t n = 0, zend = 0;
     int have = 0;
     ar2_cur c = {0, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -1140,7 +1145,7 @@ static void run_once(solver *S, double b, double lam, asums *A)
     double *z = ws->z;
     ar2_z(S->y, T, S->g, b, lam, z);
     if (!S->exact || !S->warm) {
-        ar2_pools(ws, z, T, S->g, S->smin);
+        ar2_pools(ws, z, T, S->smin);
         /* The active set of the greedy pass seeds the exact solution (or,
          * for the thresholded problem, defines the model the b update
          * uses).  Later exact solves of the same trace start from the

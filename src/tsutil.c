@@ -62,6 +62,33 @@ double caimg_ts_quantile(double *a, size_t n, double q)
     return lo + frac * (hi - lo);
 }
 
+/* The index of the lower order statistic caimg_ts_quantile() uses. */
+static size_t quantile_index(size_t n, double q)
+{
+    size_t k = (size_t)floor(q * (double)(n - 1));
+    return k < n - 1 ? k : n - 1;
+}
+
+/* caimg_ts_quantile(a, n, q) when a is already partitioned so that
+ * a[0..lo) <= a[lo..hi) <= a[hi..n) and the order statistic lies in
+ * [lo, hi): the same value, selecting only within [lo, hi). */
+static double quantile_within(double *a, size_t n, size_t lo, size_t hi, double q)
+{
+    double pos = q * (double)(n - 1);
+    size_t k = (size_t)floor(pos);
+    if (k >= n - 1) return caimg_ts_select(a + lo, n - lo, n - 1 - lo);
+    double frac = pos - (double)k;
+    double v = caimg_ts_select(a + lo, hi - lo, k - lo);
+    if (frac == 0) return v;
+    /* The next order statistic: the minimum above k, which lies below hi
+     * unless k is the last index of the part. */
+    size_t end = k + 1 < hi ? hi : n;
+    double w = a[k + 1];
+    for (size_t i = k + 2; i < end; i++)
+        if (a[i] < w) w = a[i];
+    return v + frac * (w - v);
+}
+
 double caimg_ts_median(double *a, size_t n)
 {
     return caimg_ts_quantile(a, n, 0.5);
@@ -142,10 +169,15 @@ double caimg_ts_kde_mode(const double *x, size_t n, double *work, int first)
     }
     double sd = sqrt(m2 / (double)(n - 1));
     memcpy(s, x, n * sizeof *s);
-    double q25 = caimg_ts_quantile(s, n, 0.25);
-    double q75 = caimg_ts_quantile(s, n, 0.75);
-    double lo = caimg_ts_quantile(s, n, 0.005);
-    double hi = caimg_ts_quantile(s, n, 0.995);
+    /* Each selection leaves s partitioned around its index (and only
+     * permutes the part it searched), so the next one only searches the
+     * part that holds its order statistic. */
+    size_t k25 = quantile_index(n, 0.25), k75 = quantile_index(n, 0.75);
+    double q25 = quantile_within(s, n, 0, n, 0.25);
+    double q75 = quantile_within(s, n, k25, n, 0.75);
+    double lo = quantile_index(n, 0.005) < k25 ? quantile_within(s, n, 0, k25, 0.005)
+                                                : caimg_ts_quantile(s, n, 0.005);
+    double hi = quantile_within(s, n, k75, n, 0.995);
     double scale = sd;
     if (q75 - q25 > 0 && (q75 - q25) / 1.349 < scale) scale = (q75 - q25) / 1.349;
     if (!(hi > lo) || !(scale > 0)) return caimg_ts_median(s, n);

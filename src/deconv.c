@@ -1434,7 +1434,38 @@ typedef struct {
     const double *y;
     double b, fs;
     size_t t[REFINE_MAX], l[REFINE_MAX], n;
+    /* Filled by refine_prepare(): the stretches' data minus b (stretch j
+     * from v + off[j]), their sums of squares and sums, the longest
+     * length, and scratch for 7 tables of that length. */
+    double *v, uu[REFINE_MAX], u1[REFINE_MAX], *tab;
+    size_t off[REFINE_MAX], lmax;
 } refine_set;
+
+/* What the objective needs of the data that does not depend on the time
+ * constants, computed once.  `work` holds at least sum(l) + 7 max(l)
+ * doubles. */
+static void refine_prepare(refine_set *R, double *work)
+{
+    size_t o = 0;
+    R->lmax = 0;
+    R->v = work;
+    for (size_t j = 0; j < R->n; j++) {
+        const double *yy = R->y + R->t[j];
+        size_t L = R->l[j];
+        double *v = R->v + o, uu = 0, u1 = 0;
+        for (size_t k = 0; k < L; k++) {
+            v[k] = yy[k] - R->b;
+            uu += v[k] * v[k];
+            u1 += v[k];
+        }
+        R->off[j] = o;
+        R->uu[j] = uu;
+        R->u1[j] = u1;
+        o += L;
+        if (L > R->lmax) R->lmax = L;
+    }
+    R->tab = work + o;
+}
 
 static double refine_objective_d(const refine_set *R, double tau_d, double tau_r, double *delta)
 {
@@ -1445,26 +1476,37 @@ static double refine_objective_d(const refine_set *R, double tau_d, double tau_r
      * + delta^2 S11.  Fitting delta too makes the decay estimate immune to
      * an error in b, which otherwise bends the tails (a b that is too high
      * makes decays look faster). */
-    double Suu = 0, Su1 = 0, S11 = 0;
-    for (size_t j = 0; j < R->n; j++) {
-        const double *yy = R->y + R->t[j];
-        size_t L = R->l[j];
-        double dk = 1, rk = 1, add = 0, adr = 0, arr = 0, ady = 0, ary = 0;
-        double ad1 = 0, ar1 = 0, uu = 0, u1 = 0;
-        for (size_t k = 0; k < L; k++) {
-            double v = yy[k] - R->b;
-            add += dk * dk;
-            adr += dk * rk;
-            arr += rk * rk;
-            ady += dk * v;
-            ary += rk * v;
-            ad1 += dk;
-            ar1 += rk;
-            uu += v * v;
-            u1 += v;
+    /* The sums over the model terms alone are the same for every
+     * stretch up to its length: tabulated once (in the order a stretch
+     * would add them up, so the values are the same). */
+    size_t M = R->lmax;
+    double *DK = R->tab, *RK = DK + M, *Pdd = RK + M, *Pdr = Pdd + M, *Prr = Pdr + M,
+           *Pd1 = Prr + M, *Pr1 = Pd1 + M;
+    {
+        double dk = 1, rk = 1, add = 0, adr = 0, arr = 0, ad1 = 0, ar1 = 0;
+        for (size_t k = 0; k < M; k++) {
+            DK[k] = dk;
+            RK[k] = rk;
+            Pdd[k] = add += dk * dk;
+            Pdr[k] = adr += dk * rk;
+            Prr[k] = arr += rk * rk;
+            Pd1[k] = ad1 += dk;
+            Pr1[k] = ar1 += rk;
             dk *= d;
             rk *= r;
         }
+    }
+    double Suu = 0, Su1 = 0, S11 = 0;
+    for (size_t j = 0; j < R->n; j++) {
+        const double *v = R->v + R->off[j];
+        size_t L = R->l[j];
+        double ady = 0, ary = 0;
+        for (size_t k = 0; k < L; k++) {
+            ady += DK[k] * v[k];
+            ary += RK[k] * v[k];
+        }
+        double add = Pdd[L - 1], adr = Pdr[L - 1], arr = Prr[L - 1];
+        double ad1 = Pd1[L - 1], ar1 = Pr1[L - 1], uu = R->uu[j], u1 = R->u1[j];
         /* Project onto {A d^k + B r^k : B <= 0}.  After a spike the
          * r-component can only subtract (it is the rise: for an impulse
          * B/A = -r/d, and calcium left from earlier spikes makes B less
@@ -1566,6 +1608,7 @@ static int refine_kinetics(const caimg_deconv_plan *plan, caimg_deconv_ws *ws, c
         R.l[k] = l < lcap ? l : lcap;
     }
     if (R.n < 3) return 0;
+    refine_prepare(&R, ws->work);
     double td = refine_search(&R, 0, pp->tau_min, pp->tau_max, pe == 2 ? tau_r : 0);
     double tr = 0;
     /* The rise stays at the autocovariance estimate (the decay search

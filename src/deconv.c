@@ -181,18 +181,51 @@ int caimg_ar_estimate(const double *y, size_t T, int p, double sn, int lags,
     double tot = 0;
     for (size_t t = 0; t < T; t++) tot += y[t];
     double mean = tot / (double)T;
+    /* Lags are taken in pairs, which reads y half as often and gives the
+     * adder eight independent chains; each accumulator still sums the
+     * same products in the same order as one lag at a time would. */
+    double acc[16][4];
+    for (size_t k = 0; k <= L; k += 2) {
+        int two = k + 1 <= L;
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+        size_t t = 0;
+        const double *u = y + k;
+        if (two) {
+            /* Both lags have all of these blocks (T - k - 1 >= t + 4). */
+            for (; t + 5 <= T - k; t += 4) {
+                double y0 = y[t], y1 = y[t + 1], y2 = y[t + 2], y3 = y[t + 3];
+                a0 += y0 * u[t];
+                a1 += y1 * u[t + 1];
+                a2 += y2 * u[t + 2];
+                a3 += y3 * u[t + 3];
+                b0 += y0 * u[t + 1];
+                b1 += y1 * u[t + 2];
+                b2 += y2 * u[t + 3];
+                b3 += y3 * u[t + 4];
+            }
+        }
+        acc[k][0] = a0; acc[k][1] = a1; acc[k][2] = a2; acc[k][3] = a3;
+        if (two) {
+            acc[k + 1][0] = b0; acc[k + 1][1] = b1; acc[k + 1][2] = b2; acc[k + 1][3] = b3;
+        }
+        /* The rest of each lag on its own. */
+        for (size_t j = k; j <= k + (size_t)two; j++) {
+            size_t n = T - j, tt = t;
+            const double *v = y + j;
+            double *a = acc[j];
+            for (; tt + 4 <= n; tt += 4) {
+                a[0] += y[tt] * v[tt];
+                a[1] += y[tt + 1] * v[tt + 1];
+                a[2] += y[tt + 2] * v[tt + 2];
+                a[3] += y[tt + 3] * v[tt + 3];
+            }
+            for (; tt < n; tt++) a[0] += y[tt] * v[tt];
+        }
+    }
     double head = 0, tail = 0;   /* sums of the first and last k samples */
     for (size_t k = 0; k <= L; k++) {
-        double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        size_t n = T - k, t = 0;
-        const double *u = y + k;
-        for (; t + 4 <= n; t += 4) {
-            a0 += y[t] * u[t];
-            a1 += y[t + 1] * u[t + 1];
-            a2 += y[t + 2] * u[t + 2];
-            a3 += y[t + 3] * u[t + 3];
-        }
-        for (; t < n; t++) a0 += y[t] * u[t];
+        size_t n = T - k;
+        double a0 = acc[k][0], a1 = acc[k][1], a2 = acc[k][2], a3 = acc[k][3];
         if (k > 0) {
             head += y[k - 1];
             tail += y[T - k];
@@ -287,12 +320,14 @@ struct caimg_deconv_plan {
 
 /* An OASIS pool: frames [t, t+l) share one impulse response of value v at
  * the start.  AR(1) needs the weight w = sum g^2k and g^l; AR(2) the
- * calcium just before the pool (cp), the pool's last two calcium values
- * (the next pool's initial conditions) and two sums of the data (see
- * ar2_pools).  Pools are stored as separate arrays (structure of arrays):
- * the passes read a pool right after writing it, and scalar arrays keep
- * those loads from being merged into wide loads that stall on store
- * forwarding. */
+ * calcium just before the pool (cp), the calcium it predicts for the next
+ * frame and two sums of the data (see ar2_pools).  AR(1) pools are stored
+ * as separate arrays (structure of arrays): the pass reads a pool right
+ * after writing it, and scalar arrays keep those loads from being merged
+ * into wide loads that stall on store forwarding.  The AR(2) pass keeps a
+ * record per pool during the pass (its fields are all read and written
+ * one at a time) and leaves value, cp, start and length in pv, qcp, pt
+ * and pl. */
 
 
 struct caimg_deconv_ws {
@@ -302,13 +337,15 @@ struct caimg_deconv_ws {
     double *gp;         /* AR(1): g^k, k = 0..T */
     double g_cached[2];
     int p_cached;
-    double *h11, *h12, *H11, *H12;   /* AR(2) impulse responses and cumulative products */
+    double *h11, *h12;  /* AR(2) impulse responses, nonzero below K */
+    size_t K;
     double rd, rr;      /* AR(2) roots, rd > rr */
     int geo;            /* roots distinct enough for O(1) merges */
     double *pv, *pw, *pgl;          /* AR(1) pools: value, weight, g^l */
     uint32_t *pt, *pl;              /* start and length (both orders) */
-    double *qcp, *qce, *qce2, *qnd, *qnr, *qdl, *qrl;   /* AR(2) pools (value in pv) */
-    double *kt;                     /* AR(2) per lag k: h11, h12, 1/H11, H12 */
+    double *qcp;                    /* AR(2) pools: value in pv, calcium before */
+    void *rec;                      /* AR(2) pools during the pass (ar2_pool) */
+    double *kt;                     /* AR(2) per pool length: see prepare_kernel() */
     size_t npool, zend;
     /* AR(2) exact polish. */
     unsigned char *spk; /* 1 where a spike is allowed (the active set's complement) */
@@ -404,6 +441,7 @@ void caimg_deconv_ws_free(caimg_deconv_ws *ws)
 {
     if (!ws) return;
     free(ws->y);
+    free(ws->rec);
     free(ws->pt);
     free(ws->spk);
     free(ws->aidx);
@@ -418,13 +456,14 @@ caimg_deconv_ws *caimg_deconv_ws_alloc(const caimg_deconv_plan *plan)
     if (!ws) return NULL;
     ws->T = T;
     /* One block of doubles for everything of length ~T. */
-    size_t nd = 37 * (T + 2) + 5 * 512 + CAIMG_TS_KDE_BINS;
+    size_t nd = 31 * (T + 2) + 5 * 512 + CAIMG_TS_KDE_BINS;
     ws->y = caimg_malloc(nd, sizeof(double), "deconvolution scratch");
     ws->pt = caimg_malloc(2 * (T + 1), sizeof(uint32_t), "OASIS pools");
     ws->spk = caimg_malloc(T + 1, 1, "OASIS active set");
     ws->aidx = caimg_malloc(T + 1, sizeof(uint32_t), "OASIS active set");
+    ws->rec = caimg_malloc(T + 1, 9 * sizeof(double), "OASIS pools");
     ws->nwork = caimg_noise_work_alloc(plan->noise);
-    if (!ws->y || !ws->pt || !ws->spk || !ws->aidx || !ws->nwork) {
+    if (!ws->y || !ws->pt || !ws->spk || !ws->aidx || !ws->rec || !ws->nwork) {
         caimg_deconv_ws_free(ws);
         return NULL;
     }
@@ -434,8 +473,6 @@ caimg_deconv_ws *caimg_deconv_ws_alloc(const caimg_deconv_plan *plan)
     ws->gp = q; q += T + 2;
     ws->h11 = q; q += T + 2;
     ws->h12 = q; q += T + 2;
-    ws->H11 = q; q += T + 2;
-    ws->H12 = q; q += T + 2;
     ws->D = q; q += T + 2;
     ws->L1 = q; q += T + 2;
     ws->L2 = q; q += T + 2;
@@ -453,15 +490,9 @@ caimg_deconv_ws *caimg_deconv_ws_alloc(const caimg_deconv_plan *plan)
     ws->pw = q; q += T + 2;
     ws->pgl = q; q += T + 2;
     ws->qcp = q; q += T + 2;
-    ws->qce = q; q += T + 2;
-    ws->qce2 = q; q += T + 2;
-    ws->qnd = q; q += T + 2;
-    ws->qnr = q; q += T + 2;
-    ws->qdl = q; q += T + 2;
-    ws->qrl = q; q += T + 2;
-    ws->kt = q; q += 4 * (T + 2);
+    ws->kt = q; q += 6 * (T + 2);
     ws->pl = ws->pt + (T + 1);
-    ws->work = q;   /* 2 (T + 2) + KDE bins */
+    ws->work = q;   /* 2 (T + 2) + 5 * 512 + KDE bins */
     ws->p_cached = 0;
     return ws;
 }
@@ -481,7 +512,7 @@ static void prepare_kernel(caimg_deconv_ws *ws, int p, const double g[2], size_t
         for (size_t k = 4; k <= T; k++) gp[k] = gp[k - 4] * g4;
     } else {
         double g1 = g[0], g2 = g[1];
-        double *h11 = ws->h11, *h12 = ws->h12, *H11 = ws->H11, *H12 = ws->H12;
+        double *h11 = ws->h11, *h12 = ws->h12;
         h11[0] = 1;
         h12[0] = 0;
         if (T > 1) {
@@ -489,9 +520,11 @@ static void prepare_kernel(caimg_deconv_ws *ws, int p, const double g[2], size_t
             h12[1] = g2;
         }
         /* Past the point where both responses are below 1e-17 of their
-         * peak they no longer change any sum in double precision: the
-         * tables are filled with zeros and constant sums from there on,
-         * which saves most of the work (and divisions) for long traces. */
+         * peak they no longer change any sum in double precision: from
+         * there on the responses are zero and the cumulative sums
+         * constant, so the tables stop at K and every index past it reads
+         * the entry at K + 1 (see kt_at()).  Long traces then cost no
+         * more than short ones to prepare. */
         size_t K = T;
         double peak = 1;
         for (size_t k = 2; k < T; k++) {
@@ -504,35 +537,42 @@ static void prepare_kernel(caimg_deconv_ws *ws, int p, const double g[2], size_t
                 break;
             }
         }
-        if (K < T) {
-            memset(h11 + K, 0, (T - K) * sizeof *h11);
-            memset(h12 + K, 0, (T - K) * sizeof *h12);
-        }
-        double a = 0, b = 0, *kt = ws->kt;
-        for (size_t k = 0; k < K; k++) {
-            a += h11[k] * h11[k];
-            b += h11[k] * h12[k];
-            H11[k] = a;
-            H12[k] = b;
-            kt[4 * k] = h11[k];
-            kt[4 * k + 1] = h12[k];
-            kt[4 * k + 2] = 1 / a;
-            kt[4 * k + 3] = b;
-        }
-        double ia = 1 / a;
-        for (size_t k = K; k < T; k++) {
-            H11[k] = a;
-            H12[k] = b;
-            kt[4 * k] = 0;
-            kt[4 * k + 1] = 0;
-            kt[4 * k + 2] = ia;
-            kt[4 * k + 3] = b;
-        }
         double disc = g1 * g1 + 4 * g2;
         disc = disc > 0 ? sqrt(disc) : 0;
         ws->rd = (g1 + disc) / 2;
         ws->rr = (g1 - disc) / 2;
         ws->geo = ws->rd - ws->rr > 1e-3;
+        /* For a pool of length l = k + 1 with data correlation num and
+         * calcium cp before it, the value is v = (num - cp B) / A (A, B the
+         * cumulative sums of h11^2 and h11 h12 to k), and the calcium it
+         * predicts for the next frame is v h11[l] + cp h12[l].  Both are
+         * tabulated as linear forms in (u, cp), where u = num, or, with
+         * distinct roots, u = d Nd - r Nr = (d - r) num: then the pass
+         * gets from its running sums to its decisions in two steps. */
+        double f = ws->geo ? 1 / (ws->rd - ws->rr) : 1;
+        double a = 0, b = 0, *kt = ws->kt;
+        for (size_t k = 0; k < K; k++) {
+            a += h11[k] * h11[k];
+            b += h11[k] * h12[k];
+            double hn = k + 1 < K ? h11[k + 1] : 0, hn2 = k + 1 < K ? h12[k + 1] : 0;
+            double *e = kt + 6 * k, ia = 1 / a;
+            e[0] = f * ia;
+            e[1] = b * ia;
+            e[2] = hn * e[0];
+            e[3] = hn2 - hn * e[1];
+            e[4] = h11[k];
+            e[5] = h12[k];
+        }
+        for (size_t k = K; k < K + 2; k++) {
+            double *e = kt + 6 * k;
+            e[0] = f * (1 / a);
+            e[1] = b * (1 / a);
+            e[2] = 0;
+            e[3] = 0;
+            e[4] = 0;
+            e[5] = 0;
+        }
+        ws->K = K;
     }
     ws->p_cached = p;
     ws->g_cached[0] = g[0];
@@ -694,101 +734,187 @@ static inline double z_at(const double *y, int p, const double g[2], size_t t, s
  * formula cancels badly and the correlation is recomputed over the merged
  * frames instead.  As in the AR(1) pass, the newest pool lives in
  * registers. */
-static void ar2_pools(caimg_deconv_ws *ws, const double *y, size_t T, const double g[2],
-                      double b, double lam, double smin)
+static inline double ar2_num(const double *z, const double *h11, size_t t0, size_t l, size_t K)
 {
-    double *pv = ws->pv, *qcp = ws->qcp, *qce = ws->qce, *qce2 = ws->qce2;
-    double *qnd = ws->qnd, *qnr = ws->qnr, *qdl = ws->qdl, *qrl = ws->qrl;
-    uint32_t *pt = ws->pt, *pl = ws->pl;
-    const double *kt = ws->kt, *h11 = ws->h11;
-    const double d = ws->rd, r = ws->rr, idr = ws->geo ? 1 / (d - r) : 0;
-    const double g1 = g[0], g2 = g[1];
-    const int geo = ws->geo;
+    double num = 0;
+    for (size_t k = 0; k < l && k < K; k++) num += h11[k] * z[t0 + k];
+    return num;
+}
+
+/* One pool of the AR(2) pass, kept together so that the pass needs one
+ * pointer for the stack of pools; every field is written and read as a
+ * scalar, so loads right after stores are forwarded. */
+typedef struct {
+    double v, cp, pred;      /* value, calcium before, calcium predicted after */
+    double nd, nr, dl, rl;   /* sum d^k z, sum r^k z, d^l, r^l */
+    uint32_t t, l;
+} ar2_pool;
+
+/* z = y - b - lambda w, the data the pass fits. */
+static void ar2_z(const double *y, size_t T, const double g[2], double b, double lam, double *z)
+{
+    /* z_at() with the weight of the interior frames hoisted. */
+    size_t t = 0;
+    if (T > 2) {
+        double lw = lam * wvec(2, g, 0, T);
+        for (; t < T - 2; t++) z[t] = y[t] - b - lw;
+    }
+    for (; t < T; t++) z[t] = z_at(y, 2, g, t, T, b, lam);
+}
+
+/* The newest pool of the AR(2) pass, which lives in registers. */
+typedef struct {
+    double v, cp, pred, nd, nr, dl, rl;
+    uint32_t t, l;
+} ar2_cur;
+
+typedef struct {
+    const double *z, *kt, *h11;
+    size_t K, K1;
+    double d, r;
+    int geo;
+} ar2_ctx;
+
+/* Value and prediction of pool c from its sum u (see prepare_kernel()). */
+static inline void ar2_finish(const ar2_ctx *x, ar2_cur *c, double u)
+{
+    const double *e = x->kt + 6 * (c->l - 1 < x->K1 ? c->l - 1 : x->K1);
+    c->v = u * e[0] - c->cp * e[1];
+    c->pred = u * e[2] + c->cp * e[3];
+}
+
+/* A pool of the single frame t after calcium cp. */
+static inline void ar2_fresh(const ar2_ctx *x, ar2_cur *c, double zt, size_t t, double cp)
+{
+    c->cp = cp;
+    c->v = zt;
+    c->nd = zt; c->nr = zt; c->dl = x->d; c->rl = x->r;
+    c->t = (uint32_t)t; c->l = 1;
+    c->pred = (x->geo ? x->d * zt - x->r * zt : zt) * x->kt[2] + cp * x->kt[3];
+}
+
+/* Frame zt joins pool c. */
+static inline void ar2_grow(const ar2_ctx *x, ar2_cur *c, double zt)
+{
+    c->l++;
+    double u;
+    if (x->geo) {
+        c->nd += c->dl * zt;
+        c->nr += c->rl * zt;
+        c->dl *= x->d;
+        c->rl *= x->r;
+        u = x->d * c->nd - x->r * c->nr;
+    } else {
+        u = ar2_num(x->z, x->h11, c->t, c->l, x->K);
+    }
+    ar2_finish(x, c, u);
+}
+
+/* Pool c joins the stored pool q before it. */
+static inline void ar2_join(const ar2_ctx *x, ar2_cur *c, const ar2_pool *q)
+{
+    double u;
+    c->l += q->l;
+    if (x->geo) {
+        c->nd = q->nd + q->dl * c->nd;
+        c->nr = q->nr + q->rl * c->nr;
+        c->dl *= q->dl;
+        c->rl *= q->rl;
+        u = x->d * c->nd - x->r * c->nr;
+    } else {
+        u = ar2_num(x->z, x->h11, q->t, c->l, x->K);
+    }
+    c->cp = q->cp;
+    c->t = q->t;
+    ar2_finish(x, c, u);
+}
+
+/* Store pool c as q and return the calcium at its last frame. */
+static inline double ar2_push(const ar2_ctx *x, const ar2_cur *c, ar2_pool *q)
+{
+    q->v = c->v; q->cp = c->cp; q->pred = c->pred;
+    q->nd = c->nd; q->nr = c->nr; q->dl = c->dl; q->rl = c->rl;
+    q->t = c->t; q->l = c->l;
+    const double *e = x->kt + 6 * (c->l - 1 < x->K1 ? c->l - 1 : x->K1);
+    return c->v * e[4] + c->cp * e[5];
+}
+
+/* The pass decides with the tables of prepare_kernel(): the current
+ * pool's value and the calcium it predicts for the next frame (the
+ * baseline a new spike must exceed by smin) are both two multiplications
+ * away from its running sums, so a mispredicted branch waits for a short
+ * chain of arithmetic.  Most frames that start a pool are noise that the
+ * next frame merges back; that next frame is handled right there, so the
+ * processor predicts its branches apart from those of ordinary frames,
+ * which almost never merge.  Branch mispredictions are what the pass
+ * costs: with distinct traces it runs ~2.5 times slower than on one trace
+ * repeated (whose branches the predictor learns), and AR(2) costs more
+ * than AR(1) because its lower spike threshold starts (and merges back) a
+ * pool on ~20% of noise frames, against ~8% for AR(1).
+ *
+ * GCC's straight-line vectorizer packs pairs of the running sums into
+ * vector registers and unpacks them on every frame, which lengthens the
+ * chains the branches wait on; the pass is 25% faster without it. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-slp-vectorize")))
+#endif
+static void ar2_pools(caimg_deconv_ws *ws, const double *z, size_t T, double smin)
+{
+    ar2_pool *P = ws->rec;
+    const ar2_ctx x = {z, ws->kt, ws->h11, ws->K, ws->K + 1, ws->rd, ws->rr, ws->geo};
     size_t n = 0, zend = 0;
     int have = 0;
-    double cv = 0, ccp = 0, cce = 0, cce2 = 0, cnd = 0, cnr = 0, cdl = 0, crl = 0;
-    uint32_t ct = 0, cl = 0;
+    ar2_cur c = {0, 0, 0, 0, 0, 0, 0, 0, 0};
     for (size_t t = 0; t < T; t++) {
-        double z = z_at(y, 2, g, t, T, b, lam);
-        if (have) {
-            /* The frame's own pool would start at value z after the current
-             * pool's last two values: keep it if that jump is large enough,
-             * else the frame joins the current pool. */
-            if (z - g1 * cce - g2 * cce2 >= smin) {
-                pv[n] = cv; qcp[n] = ccp; qce[n] = cce; qce2[n] = cce2;
-                qnd[n] = cnd; qnr[n] = cnr; qdl[n] = cdl; qrl[n] = crl;
-                pt[n] = ct; pl[n] = cl;
+        double zt = z[t];
+        if (!have) {
+            ar2_fresh(&x, &c, zt, t, 0);
+            have = 1;
+        } else if (zt - c.pred >= smin) {
+            /* The frame's own pool would start with a jump of z over the
+             * current pool's prediction, large enough: keep it. */
+            double ce = ar2_push(&x, &c, P + n);
+            n++;
+            ar2_fresh(&x, &c, zt, t, ce);
+            if (t + 1 >= T) continue;
+            zt = z[++t];
+            if (zt - c.pred >= smin) {
+                ce = ar2_push(&x, &c, P + n);
                 n++;
-                ccp = cce;
-                cce2 = cce;
-                cv = z; cce = z;
-                cnd = z; cnr = z; cdl = d; crl = r;
-                ct = (uint32_t)t; cl = 1;
+                ar2_fresh(&x, &c, zt, t, ce);
                 continue;
             }
-            size_t l = cl + 1;
-            double num;
-            if (geo) {
-                cnd += cdl * z;
-                cnr += crl * z;
-                cdl *= d;
-                crl *= r;
-                num = (d * cnd - r * cnr) * idr;
-            } else {
-                num = 0;
-                for (size_t k = 0; k < l; k++) num += h11[k] * z_at(y, 2, g, ct + k, T, b, lam);
-            }
-            cl = (uint32_t)l;
-            const double *e = kt + 4 * (l - 1);
-            cv = (num - ccp * e[3]) * e[2];
-            cce = cv * e[0] + ccp * e[1];
-            cce2 = cv * e[-4] + ccp * e[-3];
+            ar2_grow(&x, &c, zt);
+            if (c.v - P[n - 1].pred >= smin) continue;
+            ar2_join(&x, &c, P + n - 1);
+            n--;
         } else {
-            ccp = 0; cce2 = 0;
-            cv = z; cce = z;
-            cnd = z; cnr = z; cdl = d; crl = r;
-            ct = (uint32_t)t; cl = 1;
-            have = 1;
+            ar2_grow(&x, &c, zt);
         }
         for (;;) {
             if (n == 0) {
-                if (cv < smin) {
-                    zend = ct + cl;
+                if (c.v < smin) {
+                    zend = c.t + c.l;
                     have = 0;
                 }
                 break;
             }
-            size_t a = n - 1;
-            double sp = cv - g1 * qce[a] - g2 * qce2[a];
-            if (sp >= smin) break;
-            size_t l = pl[a] + cl;
-            double num;
-            if (geo) {
-                cnd = qnd[a] + qdl[a] * cnd;
-                cnr = qnr[a] + qrl[a] * cnr;
-                cdl *= qdl[a];
-                crl *= qrl[a];
-                num = (d * cnd - r * cnr) * idr;
-            } else {
-                num = 0;
-                for (size_t k = 0; k < l; k++)
-                    num += h11[k] * z_at(y, 2, g, pt[a] + k, T, b, lam);
-            }
-            ccp = qcp[a];
-            ct = pt[a];
-            cl = (uint32_t)l;
-            const double *e = kt + 4 * (l - 1);
-            cv = (num - ccp * e[3]) * e[2];
-            cce = cv * e[0] + ccp * e[1];
-            cce2 = l >= 2 ? cv * e[-4] + ccp * e[-3] : ccp;
+            const ar2_pool *q = P + n - 1;
+            if (c.v - q->pred >= smin) break;
+            ar2_join(&x, &c, q);
             n--;
         }
     }
     if (have) {
-        pv[n] = cv; qcp[n] = ccp; qce[n] = cce; qce2[n] = cce2;
-        qnd[n] = cnd; qnr[n] = cnr; qdl[n] = cdl; qrl[n] = crl;
-        pt[n] = ct; pl[n] = cl;
+        ar2_push(&x, &c, P + n);
         n++;
+    }
+    /* What the rest of the code reads of the pools. */
+    for (size_t i = 0; i < n; i++) {
+        ws->pv[i] = P[i].v;
+        ws->qcp[i] = P[i].cp;
+        ws->pt[i] = P[i].t;
+        ws->pl[i] = P[i].l;
     }
     ws->npool = n;
     ws->zend = zend;
@@ -803,7 +929,9 @@ static void ar2_output_greedy(caimg_deconv_ws *ws, size_t T, const double g[2],
     for (size_t i = 0; i < ws->npool; i++) {
         size_t t = ws->pt[i], l = ws->pl[i];
         double v = ws->pv[i], cp = ws->qcp[i];
-        for (size_t k = 0; k < l; k++) c[t + k] = v * h11[k] + cp * h12[k];
+        size_t lk = l < ws->K ? l : ws->K;
+        for (size_t k = 0; k < lk; k++) c[t + k] = v * h11[k] + cp * h12[k];
+        if (lk < l) memset(c + t + lk, 0, (l - lk) * sizeof *c);
         double c1 = t >= 1 ? c[t - 1] : 0, c2 = t >= 2 ? c[t - 2] : 0;
         double sv = c[t] - g[0] * c1 - g[1] * c2;
         s[t] = sv > 0 ? sv : 0;
@@ -1015,23 +1143,26 @@ static void run_once(solver *S, double b, double lam, asums *A)
         return;
     }
     double *z = ws->z;
-    if (S->exact || S->need_sums)
-        for (size_t t = 0; t < T; t++) z[t] = z_at(S->y, 2, S->g, t, T, b, lam);
+    ar2_z(S->y, T, S->g, b, lam, z);
     if (!S->exact || !S->warm) {
-        ar2_pools(ws, S->y, T, S->g, b, lam, S->smin);
+        ar2_pools(ws, z, T, S->smin);
         /* The active set of the greedy pass seeds the exact solution (or,
          * for the thresholded problem, defines the model the b update
          * uses).  Later exact solves of the same trace start from the
          * previous solution instead, which is closer. */
-        memset(ws->spk, 0, T);
-        for (size_t i = 0; i < ws->npool; i++) ws->spk[ws->pt[i]] = 1;
+        if (S->exact || S->need_sums) {
+            memset(ws->spk, 0, T);
+            for (size_t i = 0; i < ws->npool; i++) ws->spk[ws->pt[i]] = 1;
+        }
     }
     if (S->exact) {
         if (ar2_polish(ws, T, S->g, z, ws->c, ws->s, 1e-12 * S->scale)) S->noconv = 1;
         S->warm = 1;
     } else {
-        ar2_output_greedy(ws, T, S->g, ws->c, ws->s);
+        /* Without sums nothing reads c and s before final_output(), which
+         * then writes them straight to their destination. */
         if (!S->need_sums) return;
+        ar2_output_greedy(ws, T, S->g, ws->c, ws->s);
         ar2_factor(ws, T, S->g);
     }
     if (!S->need_sums) return;
@@ -1164,6 +1295,8 @@ static void final_output(solver *S, double *c, double *s)
     caimg_deconv_ws *ws = S->ws;
     if (S->p == 1) {
         ar1_output(ws, S->T, S->g[0], c, s);
+    } else if (!S->exact && !S->need_sums) {
+        ar2_output_greedy(ws, S->T, S->g, c, s);
     } else {
         memcpy(c, ws->c, S->T * sizeof *c);
         memcpy(s, ws->s, S->T * sizeof *s);
@@ -1301,7 +1434,38 @@ typedef struct {
     const double *y;
     double b, fs;
     size_t t[REFINE_MAX], l[REFINE_MAX], n;
+    /* Filled by refine_prepare(): the stretches' data minus b (stretch j
+     * from v + off[j]), their sums of squares and sums, the longest
+     * length, and scratch for 7 tables of that length. */
+    double *v, uu[REFINE_MAX], u1[REFINE_MAX], *tab;
+    size_t off[REFINE_MAX], lmax;
 } refine_set;
+
+/* What the objective needs of the data that does not depend on the time
+ * constants, computed once.  `work` holds at least sum(l) + 7 max(l)
+ * doubles. */
+static void refine_prepare(refine_set *R, double *work)
+{
+    size_t o = 0;
+    R->lmax = 0;
+    R->v = work;
+    for (size_t j = 0; j < R->n; j++) {
+        const double *yy = R->y + R->t[j];
+        size_t L = R->l[j];
+        double *v = R->v + o, uu = 0, u1 = 0;
+        for (size_t k = 0; k < L; k++) {
+            v[k] = yy[k] - R->b;
+            uu += v[k] * v[k];
+            u1 += v[k];
+        }
+        R->off[j] = o;
+        R->uu[j] = uu;
+        R->u1[j] = u1;
+        o += L;
+        if (L > R->lmax) R->lmax = L;
+    }
+    R->tab = work + o;
+}
 
 static double refine_objective_d(const refine_set *R, double tau_d, double tau_r, double *delta)
 {
@@ -1312,26 +1476,37 @@ static double refine_objective_d(const refine_set *R, double tau_d, double tau_r
      * + delta^2 S11.  Fitting delta too makes the decay estimate immune to
      * an error in b, which otherwise bends the tails (a b that is too high
      * makes decays look faster). */
-    double Suu = 0, Su1 = 0, S11 = 0;
-    for (size_t j = 0; j < R->n; j++) {
-        const double *yy = R->y + R->t[j];
-        size_t L = R->l[j];
-        double dk = 1, rk = 1, add = 0, adr = 0, arr = 0, ady = 0, ary = 0;
-        double ad1 = 0, ar1 = 0, uu = 0, u1 = 0;
-        for (size_t k = 0; k < L; k++) {
-            double v = yy[k] - R->b;
-            add += dk * dk;
-            adr += dk * rk;
-            arr += rk * rk;
-            ady += dk * v;
-            ary += rk * v;
-            ad1 += dk;
-            ar1 += rk;
-            uu += v * v;
-            u1 += v;
+    /* The sums over the model terms alone are the same for every
+     * stretch up to its length: tabulated once (in the order a stretch
+     * would add them up, so the values are the same). */
+    size_t M = R->lmax;
+    double *DK = R->tab, *RK = DK + M, *Pdd = RK + M, *Pdr = Pdd + M, *Prr = Pdr + M,
+           *Pd1 = Prr + M, *Pr1 = Pd1 + M;
+    {
+        double dk = 1, rk = 1, add = 0, adr = 0, arr = 0, ad1 = 0, ar1 = 0;
+        for (size_t k = 0; k < M; k++) {
+            DK[k] = dk;
+            RK[k] = rk;
+            Pdd[k] = add += dk * dk;
+            Pdr[k] = adr += dk * rk;
+            Prr[k] = arr += rk * rk;
+            Pd1[k] = ad1 += dk;
+            Pr1[k] = ar1 += rk;
             dk *= d;
             rk *= r;
         }
+    }
+    double Suu = 0, Su1 = 0, S11 = 0;
+    for (size_t j = 0; j < R->n; j++) {
+        const double *v = R->v + R->off[j];
+        size_t L = R->l[j];
+        double ady = 0, ary = 0;
+        for (size_t k = 0; k < L; k++) {
+            ady += DK[k] * v[k];
+            ary += RK[k] * v[k];
+        }
+        double add = Pdd[L - 1], adr = Pdr[L - 1], arr = Prr[L - 1];
+        double ad1 = Pd1[L - 1], ar1 = Pr1[L - 1], uu = R->uu[j], u1 = R->u1[j];
         /* Project onto {A d^k + B r^k : B <= 0}.  After a spike the
          * r-component can only subtract (it is the rise: for an impulse
          * B/A = -r/d, and calcium left from earlier spikes makes B less
@@ -1433,6 +1608,7 @@ static int refine_kinetics(const caimg_deconv_plan *plan, caimg_deconv_ws *ws, c
         R.l[k] = l < lcap ? l : lcap;
     }
     if (R.n < 3) return 0;
+    refine_prepare(&R, ws->work);
     double td = refine_search(&R, 0, pp->tau_min, pp->tau_max, pe == 2 ? tau_r : 0);
     double tr = 0;
     /* The rise stays at the autocovariance estimate (the decay search
@@ -1488,41 +1664,37 @@ static double fit_amplitude(const double *s, size_t T, double floor, double *wor
  * for Gaussian noise of sd sn: 0.9 sn T^-1/5), in two stages so that a
  * trace with large transients costs no more than a quiet one: a coarse
  * grid over the whole range, then a fine one within 4 sn of the coarse
- * mode.  `work` holds 5 * 512 doubles. */
+ * mode.  `work` holds 2 * 512 doubles. */
 static double mode_on_grid(const double *y, const double *c, size_t T, size_t step,
                            double lo, double hi, double h, double *work)
 {
     enum { NB = 512 };
-    double *hist = work, *dens = work + 4 * NB;
+    double *hist = work, *dens = work + NB;
     double dx = (hi - lo) / (NB - 1);
     if (dx < h / 4) dx = h / 4;
     size_t nb = (size_t)((hi - lo) / dx) + 2;
     if (nb > NB) nb = NB;
-    /* Four interleaved histograms: consecutive samples often fall in the
-     * same bin, and one histogram would make each increment wait for the
-     * previous one. */
-    memset(hist, 0, 4 * NB * sizeof *hist);
+    /* Four interleaved histograms of integer counts: consecutive samples
+     * often fall in the same bin, and one histogram would make each
+     * increment wait for the previous one (an integer increment waits
+     * less than a floating-point one). */
+    uint32_t cnt[4][NB];
+    memset(cnt, 0, sizeof cnt);
     double inv = 1 / dx, top = (double)nb;
-    for (size_t t = 0; t < T; t += step) {
+    size_t i = 0;
+    for (size_t t = 0; t < T; t += step, i++) {
         double v = c ? y[t] - c[t] : y[t];
         double q = (v - lo) * inv + 0.5;
-        if (q >= 0 && q < top) hist[(t & 3) * NB + (size_t)q] += 1;
+        if (q >= 0 && q < top) cnt[i & 3][(size_t)(long)q]++;
     }
-    for (size_t k = 0; k < nb; k++) hist[k] += hist[NB + k] + hist[2 * NB + k] + hist[3 * NB + k];
+    for (size_t k = 0; k < nb; k++)
+        hist[k] = (double)cnt[0][k] + (double)cnt[1][k] + (double)cnt[2][k] + (double)cnt[3][k];
     double sig = h / dx;
     size_t rad = (size_t)(3 * sig + 1);
     if (rad >= nb) rad = nb - 1;
     double kern[NB];
     for (size_t j = 0; j <= rad; j++) kern[j] = exp(-0.5 * ((double)j / sig) * ((double)j / sig));
-    size_t best = 0;
-    for (size_t k = 0; k < nb; k++) {
-        size_t j0 = k > rad ? k - rad : 0, j1 = k + rad < nb ? k + rad : nb - 1;
-        double d = 0;
-        for (size_t j = j0; j <= j1; j++) d += hist[j] * kern[j > k ? j - k : k - j];
-        dens[k] = d;
-        if (d > dens[best]) best = k;
-    }
-    return lo + dx * (double)best;
+    return lo + dx * (double)caimg_ts_smooth_argmax(hist, nb, kern, rad, dens);
 }
 
 /* The same, when the mode is known to lie near `b0` (after a pass with
@@ -1536,20 +1708,16 @@ static double residual_mode_near(const double *y, const double *c, size_t T, dou
     return mode_on_grid(y, c, T, 1, b0 - 6 * sn, b0 + 6 * sn, h, work);
 }
 
-static double residual_mode(const double *y, const double *c, size_t T, double sn, double *work)
+/* The mode of y[0..T), whose smallest and largest values are lo and hi. */
+static double residual_mode(const double *y, size_t T, double lo, double hi, double sn,
+                            double *work)
 {
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t t = 0; t < T; t++) {
-        double v = c ? y[t] - c[t] : y[t];
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-    }
     if (!(hi > lo)) return lo;
     double h = 0.9 * sn * pow((double)T, -0.2);
     if (!(h > 0)) h = (hi - lo) / 100;
     /* The coarse stage only needs to land near the mode: every 4th frame. */
-    double m = mode_on_grid(y, c, T, T > 4000 ? 4 : 1, lo, hi, fmax(h, (hi - lo) / 128), work);
-    return mode_on_grid(y, c, T, 1, fmax(lo, m - 4 * sn - 4 * h), fmin(hi, m + 4 * sn + 4 * h),
+    double m = mode_on_grid(y, NULL, T, T > 4000 ? 4 : 1, lo, hi, fmax(h, (hi - lo) / 128), work);
+    return mode_on_grid(y, NULL, T, 1, fmax(lo, m - 4 * sn - 4 * h), fmin(hi, m + 4 * sn + 4 * h),
                         h, work);
 }
 
@@ -1683,7 +1851,9 @@ int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
          * largest pools would then be biased towards ones that start on a
          * positive noise excursion, i.e. decay too fast).  Pass 2 solves
          * the chosen problem with b = the mode of pass 1's residual. */
-        b = residual_mode(y, NULL, T, sn, ws->work);
+        /* Subtracting the offset preserves order, so the range of the
+         * centred trace is the centred range. */
+        b = residual_mode(y, T, lo - off, hi - off, sn, ws->work);
         smin = pp->smin > 0 ? pp->smin : zfloor;
         inf.flags |= solve_given_g(plan, ws, y, T, p, g, CAIMG_DECONV_THRESHOLDED,
                                    CAIMG_DECONV_B_FIXED, 0, sn, smin, scale, &b, NULL, cc, ss);
@@ -1799,18 +1969,23 @@ int caimg_deconv_traces(const caimg_deconv_plan *plan, size_t n, const float *Y,
             for (size_t t = 0; t < T; t++) yb[t] = yi[t];
             caimg_deconv_info inf;
             caimg_deconv_execute(plan, ws[tid], yb, cb, sb, &inf, first + i);
-            if (c) {
-                float *o = c + i * T;
-                for (size_t t = 0; t < T; t++) o[t] = (float)cb[t];
-            }
-            if (s) {
-                float *o = s + i * T;
-                for (size_t t = 0; t < T; t++) o[t] = (float)sb[t];
-            }
-            if (spikes) {
-                float *o = spikes + i * T;
-                double inv = inf.amplitude > 0 ? 1 / inf.amplitude : 0;
-                for (size_t t = 0; t < T; t++) o[t] = (float)(sb[t] * inv);
+            double inv = inf.amplitude > 0 ? 1 / inf.amplitude : 0;
+            float *oc = c ? c + i * T : NULL, *os = s ? s + i * T : NULL;
+            float *ok = spikes ? spikes + i * T : NULL;
+            if (oc && os && ok) {
+                /* The usual case in one sweep over the results. */
+                for (size_t t = 0; t < T; t++) {
+                    oc[t] = (float)cb[t];
+                    os[t] = (float)sb[t];
+                    ok[t] = (float)(sb[t] * inv);
+                }
+            } else {
+                if (oc)
+                    for (size_t t = 0; t < T; t++) oc[t] = (float)cb[t];
+                if (os)
+                    for (size_t t = 0; t < T; t++) os[t] = (float)sb[t];
+                if (ok)
+                    for (size_t t = 0; t < T; t++) ok[t] = (float)(sb[t] * inv);
             }
             if (info) info[i] = inf;
         }

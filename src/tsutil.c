@@ -62,6 +62,33 @@ double caimg_ts_quantile(double *a, size_t n, double q)
     return lo + frac * (hi - lo);
 }
 
+/* The index of the lower order statistic caimg_ts_quantile() uses. */
+static size_t quantile_index(size_t n, double q)
+{
+    size_t k = (size_t)floor(q * (double)(n - 1));
+    return k < n - 1 ? k : n - 1;
+}
+
+/* caimg_ts_quantile(a, n, q) when a is already partitioned so that
+ * a[0..lo) <= a[lo..hi) <= a[hi..n) and the order statistic lies in
+ * [lo, hi): the same value, selecting only within [lo, hi). */
+static double quantile_within(double *a, size_t n, size_t lo, size_t hi, double q)
+{
+    double pos = q * (double)(n - 1);
+    size_t k = (size_t)floor(pos);
+    if (k >= n - 1) return caimg_ts_select(a + lo, n - lo, n - 1 - lo);
+    double frac = pos - (double)k;
+    double v = caimg_ts_select(a + lo, hi - lo, k - lo);
+    if (frac == 0) return v;
+    /* The next order statistic: the minimum above k, which lies below hi
+     * unless k is the last index of the part. */
+    size_t end = k + 1 < hi ? hi : n;
+    double w = a[k + 1];
+    for (size_t i = k + 2; i < end; i++)
+        if (a[i] < w) w = a[i];
+    return v + frac * (w - v);
+}
+
 double caimg_ts_median(double *a, size_t n)
 {
     return caimg_ts_quantile(a, n, 0.5);
@@ -92,6 +119,44 @@ size_t caimg_ts_fill_nonfinite(double *x, size_t n)
     return bad;
 }
 
+/* Each dens[k] is one chain of dependent additions, so in the interior of
+ * the grid four of them are run side by side (each still summed in the
+ * same order, so the result does not depend on the blocking). */
+static double smooth_at(const double *hist, size_t nb, const double *kern, size_t rad, size_t k)
+{
+    size_t j0 = k > rad ? k - rad : 0, j1 = k + rad < nb ? k + rad : nb - 1;
+    double d = 0;
+    for (size_t j = j0; j <= j1; j++) d += hist[j] * kern[j > k ? j - k : k - j];
+    return d;
+}
+
+size_t caimg_ts_smooth_argmax(const double *hist, size_t nb, const double *kern, size_t rad,
+                              double *dens)
+{
+    size_t k = 0;
+    for (; k < nb && k < rad; k++) dens[k] = smooth_at(hist, nb, kern, rad, k);
+    for (; k + 3 < nb && k + 3 + rad < nb; k += 4) {
+        const double *h = hist + (k - rad);
+        double d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+        for (size_t j = 0; j <= 2 * rad; j++) {
+            double w = kern[j > rad ? j - rad : rad - j];
+            d0 += h[j] * w;
+            d1 += h[j + 1] * w;
+            d2 += h[j + 2] * w;
+            d3 += h[j + 3] * w;
+        }
+        dens[k] = d0;
+        dens[k + 1] = d1;
+        dens[k + 2] = d2;
+        dens[k + 3] = d3;
+    }
+    for (; k < nb; k++) dens[k] = smooth_at(hist, nb, kern, rad, k);
+    size_t best = 0;
+    for (k = 1; k < nb; k++)
+        if (dens[k] > dens[best]) best = k;
+    return best;
+}
+
 double caimg_ts_kde_mode(const double *x, size_t n, double *work, int first)
 {
     if (n < 2) return n ? x[0] : 0.0;
@@ -104,10 +169,15 @@ double caimg_ts_kde_mode(const double *x, size_t n, double *work, int first)
     }
     double sd = sqrt(m2 / (double)(n - 1));
     memcpy(s, x, n * sizeof *s);
-    double q25 = caimg_ts_quantile(s, n, 0.25);
-    double q75 = caimg_ts_quantile(s, n, 0.75);
-    double lo = caimg_ts_quantile(s, n, 0.005);
-    double hi = caimg_ts_quantile(s, n, 0.995);
+    /* Each selection leaves s partitioned around its index (and only
+     * permutes the part it searched), so the next one only searches the
+     * part that holds its order statistic. */
+    size_t k25 = quantile_index(n, 0.25), k75 = quantile_index(n, 0.75);
+    double q25 = quantile_within(s, n, 0, n, 0.25);
+    double q75 = quantile_within(s, n, k25, n, 0.75);
+    double lo = quantile_index(n, 0.005) < k25 ? quantile_within(s, n, 0, k25, 0.005)
+                                                : caimg_ts_quantile(s, n, 0.005);
+    double hi = quantile_within(s, n, k75, n, 0.995);
     double scale = sd;
     if (q75 - q25 > 0 && (q75 - q25) / 1.349 < scale) scale = (q75 - q25) / 1.349;
     if (!(hi > lo) || !(scale > 0)) return caimg_ts_median(s, n);
@@ -139,15 +209,7 @@ double caimg_ts_kde_mode(const double *x, size_t n, double *work, int first)
         double u = (double)j / sig;
         kern[j] = exp(-0.5 * u * u);
     }
-    size_t best = 0;
-    for (size_t k = 0; k < nb; k++) {
-        size_t j0 = k > rad ? k - rad : 0, j1 = k + rad < nb ? k + rad : nb - 1;
-        double d = 0;
-        for (size_t j = j0; j <= j1; j++)
-            d += hist[j] * kern[j > k ? j - k : k - j];
-        dens[k] = d;
-        if (d > dens[best]) best = k;
-    }
+    size_t best = caimg_ts_smooth_argmax(hist, nb, kern, rad, dens);
     if (first) {
         /* Split the density at its local minima into basins and take the
          * peak of the basin holding the most samples: a narrow cluster

@@ -42,4 +42,11 @@ size_t caimg_ts_fill_nonfinite(double *x, size_t n);
 #define CAIMG_TS_KDE_BINS 512
 double caimg_ts_kde_mode(const double *x, size_t n, double *work, int first);
 
+/* Smooth a histogram hist[0..nb) with a symmetric kernel kern[0..rad]
+ * (kern[j] the weight at distance j, truncated at the ends of the grid):
+ * dens[k] = sum over j of hist[j] kern[|j - k|], j ascending.  Returns the
+ * first k of the largest dens[k]. */
+size_t caimg_ts_smooth_argmax(const double *hist, size_t nb, const double *kern, size_t rad,
+                              double *dens);
+
 #endif

@@ -41,6 +41,12 @@
  *
  * The footprint weights are converted back to raw units (multiplied by each
  * pixel's noise s.d.) for the traces.
+ *
+ * Method activity then refines the cells of both sources jointly, with the
+ * mean image as a second view of their footprints (roi_refine.c); method
+ * activity-classic stops here.  Every candidate, kept or not, is recorded
+ * with what was subtracted for it, so the refinement starts from the
+ * movie's residual.
  */
 #include <config.h>
 
@@ -532,8 +538,8 @@ static size_t grow(const det *D, grow_ws *G, size_t sy, size_t sx)
     return npix;
 }
 
-static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s,
-                           caimg_roi_binned *b, caimg_roiset **out)
+static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
+                       caimg_roi_binned *b, caimg_roiset **out, int refine)
 {
     *out = NULL;
     if (!b)
@@ -591,9 +597,12 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
     G.stack = caimg_malloc(wmax, sizeof *G.stack, "a footprint");
     int32_t *yx = caimg_malloc(2 * wmax, sizeof *yx, "a footprint");
     float *wt = caimg_malloc(wmax, sizeof *wt, "a footprint");
+    size_t *cpix = caimg_malloc(wmax, sizeof *cpix, "a footprint");
+    float *cax = caimg_malloc(wmax, sizeof *cax, "a footprint");
+    roi_comps *comps = refine ? roi_comps_alloc(D.nb, D.h, D.w) : NULL;
     int rc = 0;
     if (!D.sig || !D.rel || !D.S || !D.ny || !D.nx || !owner || !G.c || !G.cs || !G.act || !G.f || !G.fs || !G.tmp
-        || !G.mask || !G.keep || !G.stack || !yx || !wt) {
+        || !G.mask || !G.keep || !G.stack || !yx || !wt || !cpix || !cax || (refine && !comps)) {
         rc = CAIMG_ENOMEM;
         goto out;
     }
@@ -666,6 +675,7 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
                 m++;
             }
         }
+        int added = 0;
         if (npix > 0 && (double)npix >= 0.1 * area0 && (double)npix <= MAX_AREA * area0
             && 2 * shared < npix && G.ring < RING_MAX) {
             rc = caimg_roiset_add(r, m, yx, wt, bs, 1);
@@ -673,6 +683,7 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
             else if (rc) goto out;
             else {
                 found++;
+                added = 1;
                 for (size_t j = 0; j < G.wn; j++)
                     if (G.mask[j]) owner[(G.wy + j / G.ww) * D.w + G.wx + j % G.ww] = 1;
             }
@@ -682,6 +693,19 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
              * subtract the cell (or the remains of one) from the movie. */
             project(&D, &G, 1);
             float invw = (float)(1.0 / ww);
+            if (comps) {
+                /* Recorded for the refinement, which starts from what
+                 * was subtracted here. */
+                size_t mc = 0;
+                for (size_t j = 0; j < G.wn; j++) {
+                    if (!G.mask[j]) continue;
+                    cpix[mc] = (G.wy + j / G.ww) * D.w + G.wx + j % G.ww;
+                    cax[mc++] = G.fs[j];
+                }
+                for (size_t k = 0; k < D.nb; k++) G.cs[k] = G.c[k] * invw;
+                rc = roi_comps_add(comps, mc, cpix, cax, D.sig, G.cs, added, 0, added ? r->n - 1 : 0);
+                if (rc) goto out;
+            }
 #pragma omp parallel for schedule(static)
             for (size_t k = 0; k < D.nb; k++) {
                 float a = G.c[k] * invw;
@@ -727,6 +751,25 @@ static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s
         for (size_t i = n0; i < r->n; i++)
             r->stats[i * CAIMG_ROI_NSTATS + CAIMG_ROI_SCORE] =
                 roi_score(&D, r, i, b->y0, b->x0, G.c, G.cs);
+        if (comps) {
+            /* The somata of the mean image join the refinement with no
+             * activity yet and their fitted footprint held fixed (it is in
+             * raw units; see roi_refine.c). */
+            for (size_t i = n0; i < r->n; i++) {
+                size_t mc = 0;
+                for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1] && mc < wmax; k++) {
+                    size_t y = (size_t)r->pix_index[2 * k] - b->y0;
+                    size_t x = (size_t)r->pix_index[2 * k + 1] - b->x0;
+                    cpix[mc] = y * D.w + x;
+                    float sg = D.sig[cpix[mc]];
+                    cax[mc++] = sg > 0 ? r->pix_weight[k] / sg : 0.0f;
+                }
+                rc = roi_comps_add(comps, mc, cpix, cax, D.sig, NULL, 1, 1, i);
+                if (rc) goto out;
+            }
+            rc = roi_refine(p, s, b->y0, b->x0, D.x, D.sig, comps, &r);
+            if (rc) goto out;
+        }
     }
     *out = r;
     r = NULL;
@@ -749,17 +792,39 @@ out:
     free(G.stack);
     free(yx);
     free(wt);
+    free(cpix);
+    free(cax);
+    roi_comps_free(comps);
     return rc;
 }
 
+static int activity_detect(const caimg_roi_params *p, const caimg_roi_summary *s,
+                           caimg_roi_binned *b, caimg_roiset **out)
+{
+    return detect_impl(p, s, b, out, 1);
+}
+
+static int classic_detect(const caimg_roi_params *p, const caimg_roi_summary *s,
+                          caimg_roi_binned *b, caimg_roiset **out)
+{
+    return detect_impl(p, s, b, out, 0);
+}
+
 static const caimg_roi_type activity_type = {
-    "activity", "cells found from their activity in the binned movie (default)", 1,
+    "activity", "from activity and the mean image, refined jointly (default)", 1,
     activity_detect
 };
 const caimg_roi_type *const caimg_roi_activity = &activity_type;
 
+static const caimg_roi_type classic_type = {
+    "activity-classic", "the same candidates, not refined", 1,
+    classic_detect
+};
+const caimg_roi_type *const caimg_roi_activity_classic = &classic_type;
+
 /* The method table: the default first. */
-static const caimg_roi_type *const all_types[] = {&activity_type, &roi_seeded_type, NULL};
+static const caimg_roi_type *const all_types[] = {&activity_type, &classic_type,
+                                                  &roi_seeded_type, NULL};
 
 const caimg_roi_type *const *caimg_roi_types(void)
 {

@@ -67,6 +67,36 @@ size_t roi_component(uint8_t *mask, size_t h, size_t w, size_t seed, int32_t *st
 int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
                 caimg_roiset *r, int add, const float *act);
 
+/* Candidate cells for the refinement (roi_refine.c): each a footprint on
+ * a window of the detector's crop (h x w) and a trace over its nb bins. */
+typedef struct roi_comps roi_comps;
+
+roi_comps *roi_comps_alloc(size_t nb, size_t h, size_t w);
+void roi_comps_free(roi_comps *C);
+
+/* Add a candidate of n crop pixels pix[] (index y*w+x) with footprint
+ * ax[] in the units of the prepared movie (raw units divided by sig, the
+ * per-pixel noise s.d. [h*w]) and trace c[nb] (NULL = zeros): ax c is what
+ * has been subtracted from the prepared movie for it.  keep = 0 marks a
+ * rejected candidate, to be added back to the movie by roi_refine; `roi`
+ * is the index of the ROI it stands for in the set given to roi_refine.
+ * fixed = 1 holds the footprint fixed (only the trace and brightness are
+ * fitted) and keeps that ROI's mask and weights as they are.  A footprint
+ * without a positive value is ignored unless it is fixed.  Returns 0 or
+ * CAIMG_ENOMEM. */
+int roi_comps_add(roi_comps *C, size_t n, const size_t *pix, const float *ax, const float *sig,
+                  const float *c, int keep, int fixed, size_t roi);
+
+/* Refine the candidates jointly (a non-negative factorisation of the
+ * prepared binned movie x, which holds the residual with every candidate
+ * of C subtracted, and of the mean image of s) and replace *r by the set of
+ * refined ROIs, carrying over each candidate's score, source, contrast and
+ * fit; candidates whose free footprint vanished are dropped.  y0, x0: the crop's
+ * place in the frame.  x is modified.  Returns 0, CAIMG_ENOMEM, or the
+ * status of an interrupted progress report. */
+int roi_refine(const caimg_roi_params *p, const caimg_roi_summary *s, size_t y0, size_t x0,
+               float *x, const float *sig, roi_comps *C, caimg_roiset **r);
+
 /* The seeded method's type (roi_masks.c), for the method table. */
 extern const caimg_roi_type roi_seeded_type;
 

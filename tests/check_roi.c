@@ -223,6 +223,70 @@ START_TEST(detect_typical_field)
 }
 END_TEST
 
+/* Mean IoU of the matched ROIs found from activity (source 1) and F1 of
+ * all ROIs flagged as cells, for one method on one movie. */
+static void score_masks(const char *mv, const char *out, const rm_masks *mt,
+                        const caimg_roi_type *type, double *iou, size_t *nmatch, double *f1)
+{
+    caimg_roi_params p;
+    caimg_roi_params_init(&p);
+    caimg_h5 *f;
+    caimg_roiset *r = run_stage(mv, out, &p, type, &f);
+    rm_masks mr = roi_masks(r);
+    rm_result all = rm_match(mt, &mr, NULL), cells = rm_match(mt, &mr, r->iscell);
+    double acc = 0;
+    size_t n = 0;
+    for (size_t j = 0; j < r->n; j++)
+        if (all.match_of_roi[j] >= 0
+            && r->stats[j * CAIMG_ROI_NSTATS + CAIMG_ROI_SOURCE] == 1) {
+            acc += all.iou_of_roi[j];
+            n++;
+        }
+    *iou = n ? acc / (double)n : 0;
+    *nmatch = n;
+    *f1 = cells.f1;
+    rm_free(&all);
+    rm_free(&cells);
+    masks_free(&mr);
+    caimg_h5_close(f);
+    caimg_roiset_free(r);
+}
+
+/* The joint refinement of method activity outlines the cells found from
+ * their activity more closely than the candidates it starts from
+ * (activity-classic), without losing any: measured on caimg simulate's
+ * typical fields the mean IoU of those ROIs with their true somata rises
+ * by 0.03-0.05, here by 0.02 (0.853 to 0.874); the test asks for half of
+ * that.  Seed 13 is used by no tuning. */
+START_TEST(refinement_sharpens)
+{
+    synth_params sp;
+    synth_defaults(&sp);
+    sp.Y = sp.X = 160;
+    sp.T = 1500;
+    sp.np_photons = 3;
+    sp.seed = 13;
+    char *d = tu_tmpdir();
+    synth *s = synth_new(&sp);
+    const char *mv = tu_path(d, "m.h5");
+    write_movie(mv, s, 1);
+    rm_masks mt = truth_masks(s);
+    double iou_r, iou_c, f1_r, f1_c;
+    size_t n_r, n_c;
+    score_masks(mv, tu_path(d, "r.h5"), &mt, caimg_roi_activity, &iou_r, &n_r, &f1_r);
+    score_masks(mv, tu_path(d, "c.h5"), &mt, caimg_roi_activity_classic, &iou_c, &n_c, &f1_c);
+    fprintf(stderr, "refined: IoU %.3f of %zu, F1 %.3f; classic: IoU %.3f of %zu, F1 %.3f\n",
+            iou_r, n_r, f1_r, iou_c, n_c, f1_c);
+    ck_assert_uint_ge(n_c, 10);
+    ck_assert_uint_ge(n_r, n_c);
+    ck_assert_double_ge(iou_r, iou_c + 0.01);
+    ck_assert_double_ge(f1_r, f1_c);
+    masks_free(&mt);
+    synth_free(s);
+    tu_rmdir(d);
+}
+END_TEST
+
 /* Many photons: every cell is clear, and traces follow the calcium as far
  * as neuropil contamination allows (the true masks do no better). */
 START_TEST(detect_bright_field)
@@ -835,6 +899,7 @@ static Suite *roi_suite(void)
     tcase_add_test(td, blank_movie);
     tcase_add_loop_test(td, detect_typical_field, 0, 2);
     tcase_add_test(td, detect_bright_field);
+    tcase_add_test(td, refinement_sharpens);
     suite_add_tcase(s, td);
     return s;
 }

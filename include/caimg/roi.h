@@ -223,9 +223,13 @@ typedef struct caimg_roi_type {
                   caimg_roi_binned *binned, caimg_roiset **out);
 } caimg_roi_type;
 
-/* activity: cells found from their activity in the binned movie (default);
- * see src/roi_detect.c and caimg-roi(1). */
+/* activity: cells found from their activity in the binned movie and in the
+ * mean image, then refined jointly (default); see src/roi_detect.c,
+ * src/roi_refine.c and caimg-roi(1). */
 extern const caimg_roi_type *const caimg_roi_activity;
+/* activity-classic: the same candidates without the joint refinement (the
+ * default before it was added; see src/roi_refine.c). */
+extern const caimg_roi_type *const caimg_roi_activity_classic;
 /* seeded: the masks of params->masks; only traces are extracted. */
 extern const caimg_roi_type *const caimg_roi_seeded;
 

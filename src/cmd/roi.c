@@ -53,9 +53,10 @@ static void usage(FILE *fp)
 "\n"
 "Options:\n"
 "  -o, --output FILE        output caimg HDF5 file (required)\n"
-"      --method NAME        activity or seeded [activity; seeded with --masks]\n");
+"      --method NAME        activity, activity-classic or seeded\n"
+"                           [activity; seeded with --masks]:\n");
     for (const caimg_roi_type *const *t = caimg_roi_types(); *t; t++)
-        fprintf(fp, "                             %-9s %s\n", (*t)->name, (*t)->description);
+        fprintf(fp, "                             %s: %s\n", (*t)->name, (*t)->description);
     fprintf(fp,
 "      --masks FILE         user masks for seeded: label TIFF, ImageJ .roi or\n"
 "                           RoiSet .zip\n"
@@ -153,7 +154,8 @@ int main_roi(int argc, char **argv)
     if (!c.output) { rc = cmd_usage_error(&c, "no output file (use -o FILE)"); goto done; }
     if (!method) method = p.masks ? "seeded" : "activity";
     const caimg_roi_type *type = caimg_roi_type_find(method);
-    if (!type) { rc = cmd_usage_error(&c, "--method: '%s' is not activity or seeded", method); goto done; }
+    if (!type) { rc = cmd_usage_error(&c, "--method: '%s' is not activity, activity-classic or seeded",
+                                      method); goto done; }
     if (type == caimg_roi_seeded && !p.masks) {
         rc = cmd_usage_error(&c, "--method seeded needs --masks FILE");
         goto done;

@@ -673,12 +673,41 @@ int caimg_h5_read(caimg_h5 *f, const char *name, caimg_dtype dt, int expect_rank
     return rc;
 }
 
+/* A dataset access list without a chunk cache.  Rows are read and written
+ * once each, in order, so a cache gains nothing for unfiltered chunks, and
+ * bypassing it saves a copy of every chunk through it (HDF5 then moves the
+ * data between the file and the caller's buffer directly). */
+static hid_t no_chunk_cache(void)
+{
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    if (dapl >= 0) H5Pset_chunk_cache(dapl, 0, 0, H5D_CHUNK_CACHE_W0_DEFAULT);
+    return dapl;
+}
+
+/* Reopen an unfiltered chunked dataset without its chunk cache (filtered
+ * chunks keep it: they must be decoded whole anyway).  Returns d itself if
+ * nothing changes or the reopening fails. */
+static hid_t reopen_uncached(caimg_h5 *f, const char *name, hid_t d)
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    int plain = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_nfilters(dcpl) == 0;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (!plain) return d;
+    hid_t dapl = no_chunk_cache();
+    hid_t e = dapl >= 0 ? H5Dopen2(f->fid, name, dapl) : H5I_INVALID_HID;
+    if (dapl >= 0) H5Pclose(dapl);
+    if (e < 0) return d;
+    H5Dclose(d);
+    return e;
+}
+
 int caimg_h5_read_rows(caimg_h5 *f, const char *name, caimg_dtype dt, size_t r0,
                        size_t n, void *buf)
 {
     int rc = 0;
     hid_t d = open_dataset(f, name, &rc);
     if (d < 0) return rc;
+    d = reopen_uncached(f, name, d);
     hid_t sp = H5Dget_space(d);
     int rank = H5Sget_simple_extent_ndims(sp);
     hsize_t dims[CAIMG_H5_MAXRANK], start[CAIMG_H5_MAXRANK] = {0}, count[CAIMG_H5_MAXRANK];
@@ -755,9 +784,19 @@ caimg_h5_stream *caimg_h5_stream_create(caimg_h5 *f, const char *name,
         H5Pset_shuffle(dcpl);
         H5Pset_deflate(dcpl, (unsigned)(deflate > 9 ? 9 : deflate));
     }
+    /* Chunks of one row are always written whole: without fill values and
+     * without a chunk cache, HDF5 writes them straight from the caller's
+     * buffer instead of copying each through its cache. */
+    hid_t dapl = H5P_DEFAULT;
+    if (deflate <= 0 && chunk[0] == 1) {
+        H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+        dapl = no_chunk_cache();
+        if (dapl < 0) dapl = H5P_DEFAULT;
+    }
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    s->dset = H5Dcreate2(f->fid, name, file_type(store), sp, lcpl, dcpl, H5P_DEFAULT);
+    s->dset = H5Dcreate2(f->fid, name, file_type(store), sp, lcpl, dcpl, dapl);
+    if (dapl != H5P_DEFAULT) H5Pclose(dapl);
     H5Pclose(lcpl);
     H5Pclose(dcpl);
     H5Sclose(sp);

@@ -76,6 +76,29 @@ static int read_template(const char *path, size_t ny, size_t nx, float *tmpl)
     return rc;
 }
 
+/* Reading the template sample: ns frames spread evenly over the movie,
+ * in its own sample type, in a thread of its own. */
+typedef struct {
+    caimg_movie *m;
+    void *buf;
+    size_t ns, T, fbytes;
+    int rc;
+    char msg[1024];
+} sample_job;
+
+static void *sample_reader(void *arg)
+{
+    sample_job *j = arg;
+    int rc = 0;
+    for (size_t i = 0; i < j->ns && !rc; i++) {
+        size_t t = (size_t)(((double)i + 0.5) * (double)j->T / (double)j->ns);
+        rc = caimg_movie_read_raw(j->m, t < j->T ? t : j->T - 1, 1, (char *)j->buf + i * j->fbytes);
+    }
+    if (rc) snprintf(j->msg, sizeof j->msg, "%s", caimg_errmsg());
+    j->rc = rc;
+    return NULL;
+}
+
 /* The registration loop overlaps I/O with computation: an I/O thread reads
  * chunk k+1 and writes chunk k-1 while the OpenMP workers register chunk k.
  * HDF5 is not thread-safe, so while the loop runs only the I/O thread calls
@@ -159,7 +182,8 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     caimg_mc_plan *plan = NULL;
     caimg_h5 *out = NULL;
     caimg_h5_stream *s_movie = NULL, *s_shift = NULL, *s_corr = NULL, *s_patch = NULL;
-    float *sample = NULL, *tmpl = NULL;
+    void *sample = NULL;
+    float *tmpl = NULL;
 
     if (opts->template_frames < 1)
         return caimg_error(CAIMG_EINVAL, "template frames must be at least 1");
@@ -185,30 +209,41 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
         rc = caimg_error(CAIMG_EFORMAT, "%s: the movie has no frames", src);
         goto done;
     }
-    plan = caimg_mc_plan_create(ny, nx, &opts->mc);
-    if (!plan) {
-        rc = caimg_errmsg()[0] ? CAIMG_EINVAL : CAIMG_ENOMEM;
-        caimg_error_prefix(src);
-        goto done;
-    }
-
     /* Template: a sample spread evenly over the movie (frames differ most
      * between the start and the end of a recording). */
     size_t ns = opts->template_frames < T ? opts->template_frames : T;
-    /* The sample is held in memory as float: at most 256 MB of it (200
-     * frames of 512 x 512 fit; 2048 x 2048 frames are limited to 16). */
+    /* At most 256 MB of the sample as float (200 frames of 512 x 512 fit;
+     * 2048 x 2048 frames are limited to 16); it is held in the movie's own
+     * type, which is smaller for integer movies. */
     size_t cap = (256u << 20) / (npix * sizeof(float));
     if (cap < CAIMG_MC_MIN_TEMPLATE_FRAMES) cap = CAIMG_MC_MIN_TEMPLATE_FRAMES;
     if (ns > cap) ns = cap;
-    sample = caimg_malloc(ns, npix * sizeof(float), "template sample");
+    size_t fbytes = npix * caimg_dtype_size(in_dt);
+    sample = caimg_malloc(ns, fbytes, "template sample");
     tmpl = caimg_malloc(npix, sizeof(float), "template");
     if (!sample || !tmpl) { rc = CAIMG_ENOMEM; goto done; }
-    for (size_t i = 0; i < ns && !rc; i++) {
-        size_t t = (size_t)(((double)i + 0.5) * (double)T / (double)ns);
-        rc = caimg_movie_read(m, t < T ? t : T - 1, 1, sample + i * npix);
-        if (!rc && (i + 1) % 16 == 0) rc = caimg_progress("reading sample", (double)(i + 1), (double)ns);
+    {
+        /* FFTW's planning (a few tenths of a second) needs no file and the
+         * sample needs no FFTW: a second thread reads while this one plans.
+         * Only the reader calls HDF5. */
+        sample_job sj = {m, sample, ns, T, fbytes, 0, ""};
+        pthread_t rd;
+        int started = pthread_create(&rd, NULL, sample_reader, &sj) == 0;
+        if (!started) sample_reader(&sj);
+        plan = caimg_mc_plan_create(ny, nx, &opts->mc);
+        int prc = plan ? 0 : caimg_errmsg()[0] ? CAIMG_EINVAL : CAIMG_ENOMEM;
+        if (started) pthread_join(rd, NULL);
+        if (prc) {
+            rc = prc;
+            caimg_error_prefix(src);
+            goto done;
+        }
+        if (sj.rc) {
+            rc = caimg_error(sj.rc, "%s", sj.msg);
+            goto done;
+        }
+        if ((rc = caimg_progress("reading sample", (double)ns, (double)ns))) goto done;
     }
-    if (rc) goto done;
     if (opts->template_path) {
         if ((rc = read_template(opts->template_path, ny, nx, tmpl))) goto done;
         if ((rc = caimg_mc_set_template(plan, tmpl))) {
@@ -223,7 +258,8 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
             if (!acc) { rc = CAIMG_ENOMEM; goto done; }
             size_t used = 0;
             for (size_t i = 0; i < ns; i++) {
-                const float *f = sample + i * npix;
+                float *f = tmpl;
+                caimg_to_float((const char *)sample + i * fbytes, in_dt, f, npix);
                 int ok = 1;
                 for (size_t k = 0; k < npix && ok; k++) ok = isfinite(f[k]);
                 if (!ok) continue;
@@ -239,7 +275,7 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
             caimg_mc_set_bidi(plan, b);
         }
     } else {
-        rc = caimg_mc_make_template(plan, sample, ns);
+        rc = caimg_mc_make_template_raw(plan, sample, in_dt, ns);
         if (rc) {
             caimg_error_prefix(src);
             goto done;

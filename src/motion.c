@@ -382,6 +382,7 @@ void mc_template_spectrum(const fftwf_complex *G, const float *filt, size_t n, i
 /* Tapered, mean-free copy of a frame: the input of every transform.  The
  * mean is removed before tapering so that the taper itself, which does not
  * move with the scene, carries no signal. */
+MC_SIMD_CLONES
 static void taper_frame(const caimg_mc_plan *p, const float *f, float mean, float *out)
 {
     size_t nx = p->nx;
@@ -397,24 +398,31 @@ static void taper_frame(const caimg_mc_plan *p, const float *f, float mean, floa
 
 /* Spectrum of the B x B binned frame (sums), mean removed and tapered,
  * into w->bspec. */
+MC_SIMD_CLONES
 static void coarse_transform(const caimg_mc_plan *p, mc_work *w, const float *f, float mean)
 {
     size_t B = (size_t)p->B, nx = p->nx, bnx = p->bnx;
     float bm = mean * (float)(B * B);
+    /* The B rows are summed first (contiguous, so it vectorises), then
+     * groups of B columns of that sum; w->wrow has room for a row. */
+    float *rs = w->wrow;
     for (size_t u = 0; u < p->bny; u++) {
         float *o = w->bre + u * bnx;
-        for (size_t v = 0; v < bnx; v++) o[v] = 0;
-        for (size_t a = 0; a < B; a++) {
-            const float *r = f + (u * B + a) * nx;
-            if (B == 1) {
+        const float *r0 = f + u * B * nx;
 #pragma omp simd
-                for (size_t v = 0; v < bnx; v++) o[v] += r[v];
-            } else {
-                for (size_t v = 0; v < bnx; v++) {
-                    float t = 0;
-                    for (size_t b = 0; b < B; b++) t += r[v * B + b];
-                    o[v] += t;
-                }
+        for (size_t x = 0; x < nx; x++) rs[x] = r0[x];
+        for (size_t a = 1; a < B; a++) {
+            const float *r = r0 + a * nx;
+#pragma omp simd
+            for (size_t x = 0; x < nx; x++) rs[x] += r[x];
+        }
+        if (B == 1) {
+            for (size_t v = 0; v < bnx; v++) o[v] = rs[v];
+        } else {
+            for (size_t v = 0; v < bnx; v++) {
+                float t = 0;
+                for (size_t b = 0; b < B; b++) t += rs[v * B + b];
+                o[v] = t;
             }
         }
         float wy = p->bwy[u];
@@ -540,6 +548,7 @@ int mc_estimate_noise(caimg_mc_plan *p, const void *frames, caimg_dtype dt, cons
 /* Convert a frame to float and decide whether it can be registered.
  * Returns 1 with the mean of the finite pixels in *mean (non-finite pixels
  * replaced by it), or 0 for an unusable frame. */
+MC_SIMD_CLONES
 int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst, float *mean)
 {
     size_t n = p->npix, nx = p->nx, bad = 0;
@@ -670,6 +679,7 @@ void mc_subpixel(const float *c, size_t ny, size_t nx, long iy, long ix, double 
 
 /* Whitened cross-power spectrum, in place: X <- X T / |X|, T being the
  * pre-whitened filtered conjugate template spectrum. */
+MC_SIMD_CLONES
 void mc_cross(const fftwf_complex *F, const fftwf_complex *restrict T,
                          fftwf_complex *X, size_t n, int whiten)
 {
@@ -776,6 +786,7 @@ void mc_rigid_coarse(const caimg_mc_plan *p, mc_work *w, const float *f, float m
     e->flags = (labs(cy) >= p->bS || labs(cx) >= p->bS) ? CAIMG_MC_CLIPPED : 0;
 }
 
+MC_SIMD_CLONES
 void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc_est *e)
 {
     long ny = (long)p->ny, nx = (long)p->nx;
@@ -830,8 +841,9 @@ static inline long clampl(long v, long hi)
  * row, then a vertical one, with constant weights.  Taps outside the frame
  * take the nearest edge pixel; then, with border NAN or ZERO, pixels whose
  * source lies outside the frame are overwritten. */
+MC_SIMD_CLONES
 void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *dst,
-                   double dy, double dx, int border)
+                   double dy, double dx, int border, mc_rows *sink)
 {
     long ny = (long)p->ny, nx = (long)p->nx;
     long iy0 = (long)floor(dy), ix0 = (long)floor(dx);
@@ -876,7 +888,11 @@ void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *
             t[x] = v;
         }
     }
-    /* Vertical pass. */
+    /* Vertical pass; each row is finished (border policy applied) and
+     * handed to the sink while it is still in the cache. */
+    float fill = border == CAIMG_MC_BORDER_NAN ? NAN : 0.0f;
+    long ya = (long)ceil(-dy), yb = (long)floor((double)(ny - 1) - dy);
+    long xc = (long)ceil(-dx), xd = (long)floor((double)(nx - 1) - dx);
     for (long y = 0; y < ny; y++) {
         const float *restrict t0 = tmp + clampl(y + iy0 - 1, ny - 1) * nx;
         const float *restrict t1 = tmp + clampl(y + iy0, ny - 1) * nx;
@@ -886,20 +902,15 @@ void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *
         float w0 = wy[0], w1 = wy[1], w2 = wy[2], w3 = wy[3];
 #pragma omp simd
         for (long x = 0; x < nx; x++) o[x] = w0 * t0[x] + w1 * t1[x] + w2 * t2[x] + w3 * t3[x];
-    }
-    if (border != CAIMG_MC_BORDER_NEAREST) {
-        float fill = border == CAIMG_MC_BORDER_NAN ? NAN : 0.0f;
-        long ya = (long)ceil(-dy), yb = (long)floor((double)(ny - 1) - dy);
-        long xc = (long)ceil(-dx), xd = (long)floor((double)(nx - 1) - dx);
-        for (long y = 0; y < ny; y++) {
-            float *o = dst + y * nx;
+        if (border != CAIMG_MC_BORDER_NEAREST) {
             if (y < ya || y > yb) {
                 for (long x = 0; x < nx; x++) o[x] = fill;
-                continue;
+            } else {
+                for (long x = 0; x < nx && x < xc; x++) o[x] = fill;
+                for (long x = xd + 1 < 0 ? 0 : xd + 1; x < nx; x++) o[x] = fill;
             }
-            for (long x = 0; x < nx && x < xc; x++) o[x] = fill;
-            for (long x = xd + 1 < 0 ? 0 : xd + 1; x < nx; x++) o[x] = fill;
         }
+        if (sink) mc_rows_take(sink, (size_t)y, o);
     }
 }
 
@@ -923,24 +934,41 @@ void mc_valid_box(const caimg_mc_plan *p, double ymin, double ymax, double xmin,
 
 /* Pearson correlation of a frame with the template over a box; NaN if the
  * box is empty or either has no variance there. */
+/* One row's share of the sums of mc_corr_box: frame row a, template row b. */
+static inline void corr_row(const float *a, const float *b, const int box[4], double *sa,
+                            double *saa, double *sab)
+{
+    float ra = 0, raa = 0, rab = 0;
+#pragma omp simd reduction(+ : ra, raa, rab)
+    for (int x = box[2]; x < box[3]; x++) {
+        ra += a[x];
+        raa += a[x] * a[x];
+        rab += a[x] * b[x];
+    }
+    *sa += ra;
+    *saa += raa;
+    *sab += rab;
+}
+
+static double corr_finish(const caimg_mc_plan *p, const int box[4], double sa, double saa,
+                          double sab);
+
 double mc_corr_box(const caimg_mc_plan *p, const float *f, const int box[4])
 {
-    size_t nx = p->nx, w1 = nx + 1;
+    size_t nx = p->nx;
     if (box[0] >= box[1] || box[2] >= box[3]) return NAN;
     double sa = 0, saa = 0, sab = 0;
-    for (int y = box[0]; y < box[1]; y++) {
-        const float *a = f + (size_t)y * nx, *b = p->tmpl + (size_t)y * nx;
-        float ra = 0, raa = 0, rab = 0;
-#pragma omp simd reduction(+ : ra, raa, rab)
-        for (int x = box[2]; x < box[3]; x++) {
-            ra += a[x];
-            raa += a[x] * a[x];
-            rab += a[x] * b[x];
-        }
-        sa += ra;
-        saa += raa;
-        sab += rab;
-    }
+    for (int y = box[0]; y < box[1]; y++)
+        corr_row(f + (size_t)y * nx, p->tmpl + (size_t)y * nx, box, &sa, &saa, &sab);
+    return corr_finish(p, box, sa, saa, sab);
+}
+
+/* The correlation from the sums over the box of the frame (sa), its square
+ * (saa) and its product with the template (sab). */
+static double corr_finish(const caimg_mc_plan *p, const int box[4], double sa, double saa,
+                          double sab)
+{
+    size_t w1 = p->nx + 1;
     size_t y0 = (size_t)box[0], y1 = (size_t)box[1], x0 = (size_t)box[2], x1 = (size_t)box[3];
     double sb = p->sat[y1 * w1 + x1] - p->sat[y0 * w1 + x1] - p->sat[y1 * w1 + x0] + p->sat[y0 * w1 + x0];
     double sbb = p->sat2[y1 * w1 + x1] - p->sat2[y0 * w1 + x1] - p->sat2[y1 * w1 + x0] + p->sat2[y0 * w1 + x0];
@@ -955,6 +983,7 @@ double mc_corr_box(const caimg_mc_plan *p, const float *f, const int box[4])
 /* Float to the output type with rounding and clamping.  The common integer
  * types get a fast vectorisable path (caimg_from_float rounds with lround,
  * which is a library call per sample). */
+MC_SIMD_CLONES
 static size_t store(const float *src, void *dst, caimg_dtype dt, size_t n)
 {
     size_t bad = 0;
@@ -1018,6 +1047,35 @@ static void box_and(int *acc, const int *b)
     if (b[3] < acc[3]) acc[3] = b[3];
 }
 
+/* What happens to each corrected row: added to the running mean, its
+ * share of the correlation with the template, converted to the output
+ * type.  Doing all of it row by row, right after the row is resampled,
+ * reads each corrected frame once from the cache instead of three times
+ * from memory. */
+struct mc_rows {
+    const caimg_mc_plan *p;
+    float *acc;            /* running sum of corrected frames, or NULL */
+    const int *box;        /* correlation box, or NULL for no correlation */
+    double sa, saa, sab;
+    char *out;             /* converted output, or NULL */
+    caimg_dtype dt;
+    size_t clamped;
+};
+
+MC_SIMD_CLONES
+void mc_rows_take(mc_rows *r, size_t y, const float *row)
+{
+    size_t nx = r->p->nx;
+    if (r->acc) {
+        float *restrict acc = r->acc + y * nx;
+#pragma omp simd
+        for (size_t x = 0; x < nx; x++) acc[x] += row[x];
+    }
+    if (r->box && (int)y >= r->box[0] && (int)y < r->box[1])
+        corr_row(row, r->p->tmpl + y * nx, r->box, &r->sa, &r->saa, &r->sab);
+    if (r->out) r->clamped += store(row, r->out + y * nx * caimg_dtype_size(r->dt), r->dt, nx);
+}
+
 /* Correct one frame whose shifts are known (w->pshift for piecewise plans)
  * into `out` (type out_dt); returns the number of clamped samples. */
 static size_t correct_frame(const caimg_mc_plan *p, mc_work *w, const float *f, float dy,
@@ -1026,22 +1084,32 @@ static size_t correct_frame(const caimg_mc_plan *p, mc_work *w, const float *f, 
 {
     float *dst = out && out_dt == CAIMG_DT_F32 ? out : w->outf;
     int border = p->par.border;
+    mc_rows rows = {p, accumulate ? w->acc_out : NULL, corr ? box : NULL, 0, 0, 0,
+                    out && dst != out ? out : NULL, out_dt, 0};
     if (p->par.piecewise) {
         float ext[4];
         mc_warp_field(p, w, f, dst, border, ext);
         mc_valid_box(p, ext[0], ext[1], ext[2], ext[3], box);
+        for (size_t y = 0; y < p->ny; y++) mc_rows_take(&rows, y, dst + y * p->nx);
     } else {
-        mc_warp_rigid(p, w, f, dst, dy, dx, border);
+        /* The box depends only on the shift, so it is known before the
+         * rows are. */
         mc_valid_box(p, dy, dy, dx, dx, box);
+        mc_warp_rigid(p, w, f, dst, dy, dx, border, &rows);
     }
-    if (corr) *corr = (float)mc_corr_box(p, dst, box);
-    if (accumulate) {
-        float *acc = w->acc_out;
+    if (corr)
+        *corr = box[0] >= box[1] || box[2] >= box[3]
+                    ? NAN : (float)corr_finish(p, box, rows.sa, rows.saa, rows.sab);
+    if (accumulate) w->n_out++;
+    return rows.clamped;
+}
+
+/* acc += f over n pixels. */
+MC_SIMD_CLONES
+static void add_frame(float *restrict acc, const float *restrict f, size_t n)
+{
 #pragma omp simd
-        for (size_t i = 0; i < p->npix; i++) acc[i] += dst[i];
-        w->n_out++;
-    }
-    return !out || dst == out ? 0 : store(dst, out, out_dt, p->npix);
+    for (size_t k = 0; k < n; k++) acc[k] += f[k];
 }
 
 int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *out,
@@ -1089,13 +1157,8 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
             fl[i] = CAIMG_MC_UNUSABLE;
             continue;
         }
-        {
-            float *acc = w->acc_in;
-            const float *f = w->frame;
-#pragma omp simd
-            for (size_t k = 0; k < npix; k++) acc[k] += f[k];
-            w->n_in++;
-        }
+        add_frame(w->acc_in, w->frame, npix);
+        w->n_in++;
         mc_bidi_apply(p, w->frame, w->tmp);
         mc_est e;
         mc_rigid(p, w, w->frame, mean, &e);

@@ -14,6 +14,20 @@
 
 #include "caimg/motion.h"
 
+/* The per-pixel loops of registration and resampling (conversions, tapers,
+ * the cross-power spectrum, interpolation) are simple enough for the
+ * compiler to vectorise, but the baseline x86-64 target allows only 4-lane
+ * SSE2.  Where the compiler supports it, such functions are also built for
+ * AVX2 and the better version is picked when the library is loaded. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define MC_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef MC_SIMD_CLONES
+#define MC_SIMD_CLONES
+#endif
+
 /* Work space of one thread.  All FFT arrays come from fftwf_malloc, so they
  * have the alignment the plans were made with and can be passed to the
  * new-array execute functions. */
@@ -124,8 +138,11 @@ int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst
 void mc_bidi_apply(const caimg_mc_plan *p, float *f, float *tmp);
 void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc_est *e);
 void mc_rigid_coarse(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc_est *e);
+/* Per-row consumer of corrected rows (motion.c). */
+typedef struct mc_rows mc_rows;
+void mc_rows_take(mc_rows *r, size_t y, const float *row);
 void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *dst,
-                   double dy, double dx, int border);
+                   double dy, double dx, int border, mc_rows *sink);
 void mc_valid_box(const caimg_mc_plan *p, double ymin, double ymax, double xmin, double xmax,
                   int box[4]);
 double mc_corr_box(const caimg_mc_plan *p, const float *f, const int box[4]);

@@ -97,11 +97,18 @@ int caimg_mc_estimate_bidi(const float *mean, size_t ny, size_t nx, double *offs
 
 /* ---- template ------------------------------------------------------------ */
 
+/* The template sample: n frames of samples of type dt, fb bytes each. */
+typedef struct {
+    const char *b;
+    caimg_dtype dt;
+    size_t fb;
+} sample_t;
+
 /* Clean frame i of the sample into w->frame (bidi-corrected); returns 0 if
  * it is unusable. */
-static int load(const caimg_mc_plan *p, mc_work *w, const float *frames, size_t i, float *mean)
+static int load(const caimg_mc_plan *p, mc_work *w, const sample_t *frames, size_t i, float *mean)
 {
-    if (!mc_clean(p, frames + i * p->npix, CAIMG_DT_F32, w->frame, mean)) return 0;
+    if (!mc_clean(p, frames->b + i * frames->fb, frames->dt, w->frame, mean)) return 0;
     mc_bidi_apply(p, w->frame, w->tmp);
     return 1;
 }
@@ -142,7 +149,15 @@ static int cmp_keyed(const void *a, const void *b)
 
 int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n)
 {
+    return caimg_mc_make_template_raw(p, frames, CAIMG_DT_F32, n);
+}
+
+int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *raw, caimg_dtype dt, size_t n)
+{
     size_t ny = p->ny, nx = p->nx, npix = p->npix;
+    size_t sz = caimg_dtype_size(dt);
+    if (!sz) return caimg_error(CAIMG_EINVAL, "template sample: unknown sample type");
+    sample_t sample = {raw, dt, npix * sz}, *frames = &sample;
     int nthr = p->nthr;
     int rc = 0;
     size_t *use = caimg_malloc(n ? n : 1, sizeof(size_t), "template sample");
@@ -259,7 +274,7 @@ int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n)
 
     /* Noise power per frequency of one frame, for weighting the
      * correlation. */
-    if ((rc = mc_estimate_noise(p, frames, CAIMG_DT_F32, use, m))) goto done;
+    if ((rc = mc_estimate_noise(p, raw, dt, use, m))) goto done;
 
     /* Refinement: register the sample to the template, then average the
      * best-matching frames (an increasing share of them), each moved to its
@@ -324,7 +339,7 @@ int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n)
                 mc_warp_field(p, w, w->frame, w->outf, CAIMG_MC_BORDER_NEAREST, ext);
             } else {
                 mc_warp_rigid(p, w, w->frame, w->outf, sh[3 * f] - cy, sh[3 * f + 1] - cx,
-                              CAIMG_MC_BORDER_NEAREST);
+                              CAIMG_MC_BORDER_NEAREST, NULL);
             }
             for (size_t t = 0; t < npix; t++) w->acc_out[t] += w->outf[t];
             w->n_out++;

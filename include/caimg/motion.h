@@ -214,6 +214,11 @@ int caimg_mc_estimate_bidi(const float *mean, size_t ny, size_t nx, double *offs
  * are usable. */
 int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n);
 
+/* caimg_mc_make_template() for a sample of any type: `frames` holds n*ny*nx
+ * samples of type dt (as read from the movie, so no float copy is needed).
+ * Fails with CAIMG_EINVAL for an unknown type. */
+int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *frames, caimg_dtype dt, size_t n);
+
 /* Per-frame results of caimg_mc_execute(); any pointer may be NULL. */
 typedef struct {
     float *shifts;          /* [n][2] rigid shift (dy, dx), px */

@@ -83,6 +83,8 @@ static void work_free(mc_work *w)
     fftwf_free(w->spec);
     fftwf_free(w->xspec);
     fftwf_free(w->corr);
+    fftwf_free(w->xrow);
+    fftwf_free(w->crow);
     fftwf_free(w->tmp);
     fftwf_free(w->outf);
     fftwf_free(w->tmp2);
@@ -112,6 +114,8 @@ static int work_alloc(caimg_mc_plan *p, mc_work *w)
     w->spec = fftwf_malloc(sizeof(fftwf_complex) * nh);
     w->xspec = fftwf_malloc(sizeof(fftwf_complex) * nh);
     w->corr = fftwf_malloc(sizeof(float) * n);
+    w->xrow = fftwf_malloc(sizeof(fftwf_complex) * (p->nx / 2 + 1));
+    w->crow = fftwf_malloc(sizeof(float) * p->nx);
     w->tmp = fftwf_malloc(sizeof(float) * n);
     w->outf = fftwf_malloc(sizeof(float) * n);
     w->tmp2 = p->par.piecewise ? fftwf_malloc(sizeof(float) * n) : NULL;
@@ -130,7 +134,7 @@ static int work_alloc(caimg_mc_plan *p, mc_work *w)
     w->wrow = caimg_calloc(12 * p->nx, sizeof(float), "shift field rows");
     w->acc_in = caimg_calloc(n, sizeof(float), "mean image");
     w->acc_out = caimg_calloc(n, sizeof(float), "mean image");
-    if (!w->frame || !w->real || !w->spec || !w->xspec || !w->corr || !w->tmp || !w->outf || (p->par.piecewise && !w->tmp2)
+    if (!w->frame || !w->real || !w->spec || !w->xspec || !w->corr || !w->xrow || !w->crow || !w->tmp || !w->outf || (p->par.piecewise && !w->tmp2)
         || !w->bre || !w->bcorr || !w->bspec || !w->swy || !w->swx
         || !w->preal || !w->pcorr || !w->pspec || !w->pshift || !w->ppnr
         || !w->pok || !w->wrow || !w->acc_in || !w->acc_out) {
@@ -269,10 +273,15 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
      * overwrites the arrays, which hold nothing yet. */
     mc_work *w = &p->work[0];
     p->fwd = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, w->real, w->spec, FFTW_MEASURE);
-    p->inv = fftwf_plan_dft_c2r_2d((int)ny, (int)nx, w->spec, w->corr, FFTW_MEASURE);
+    {
+        int n = (int)ny, h = (int)(nx / 2 + 1);
+        p->icol = fftwf_plan_many_dft(1, &n, h, w->xspec, NULL, h, 1, w->xspec, NULL, h, 1,
+                                      FFTW_BACKWARD, FFTW_MEASURE);
+        p->irow = fftwf_plan_dft_c2r_1d((int)nx, w->xrow, w->crow, FFTW_MEASURE);
+    }
     p->bfwd = fftwf_plan_dft_r2c_2d((int)p->bny, (int)p->bnx, w->bre, w->bspec, FFTW_MEASURE);
     p->binv = fftwf_plan_dft_c2r_2d((int)p->bny, (int)p->bnx, w->bspec, w->bcorr, FFTW_MEASURE);
-    if (!p->fwd || !p->inv || !p->bfwd || !p->binv) {
+    if (!p->fwd || !p->icol || !p->irow || !p->bfwd || !p->binv) {
         caimg_error(CAIMG_EFAIL, "FFTW could not plan %zux%zu transforms", ny, nx);
         goto fail;
     }
@@ -296,7 +305,8 @@ void caimg_mc_plan_destroy(caimg_mc_plan *p)
 {
     if (!p) return;
     if (p->fwd) fftwf_destroy_plan(p->fwd);
-    if (p->inv) fftwf_destroy_plan(p->inv);
+    if (p->icol) fftwf_destroy_plan(p->icol);
+    if (p->irow) fftwf_destroy_plan(p->irow);
     if (p->pfwd) fftwf_destroy_plan(p->pfwd);
     if (p->pinv) fftwf_destroy_plan(p->pinv);
     if (p->bfwd) fftwf_destroy_plan(p->bfwd);
@@ -786,6 +796,28 @@ void mc_rigid_coarse(const caimg_mc_plan *p, mc_work *w, const float *f, float m
     e->flags = (labs(cy) >= p->bS || labs(cx) >= p->bS) ? CAIMG_MC_CLIPPED : 0;
 }
 
+/* Rows yc-r .. yc+r (wrapped; all rows if that covers them) of the
+ * correlation surface w->corr from the column-transformed cross-power
+ * spectrum in w->xspec, which is left intact.  Rows go through aligned
+ * buffers: FFTW's new-array execution needs the alignment it planned for,
+ * and the row transform destroys its input. */
+static void inverse_rows(const caimg_mc_plan *p, mc_work *w, long yc, long r)
+{
+    long ny = (long)p->ny;
+    size_t nx = p->nx, nh = nx / 2 + 1;
+    long a = yc - r, b = yc + r;
+    if (2 * r + 1 >= ny) {
+        a = 0;
+        b = ny - 1;
+    }
+    for (long y = a; y <= b; y++) {
+        size_t row = (size_t)((y % ny + ny) % ny);
+        memcpy(w->xrow, w->xspec + row * nh, sizeof(fftwf_complex) * nh);
+        fftwf_execute_dft_c2r(p->irow, w->xrow, w->crow);
+        memcpy(w->corr + row * nx, w->crow, sizeof(float) * nx);
+    }
+}
+
 MC_SIMD_CLONES
 void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc_est *e)
 {
@@ -813,13 +845,19 @@ void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc
     }
     fftwf_execute_dft_r2c(p->fwd, w->real, w->spec);
     mc_cross(w->spec, p->tspec, w->xspec, (size_t)ny * (size_t)(nx / 2 + 1), p->par.whiten);
-    fftwf_execute_dft_c2r(p->inv, w->xspec, w->corr);
-    /* Search near the coarse shift; if the maximum lands on the edge of
-     * that neighbourhood, the coarse step was misled: search everything. */
+    fftwf_execute_dft(p->icol, w->xspec, w->xspec);
+    /* Search near the coarse shift, which needs only the rows within R of
+     * it (their inverse row transforms are about half the cost of the whole
+     * inverse transform).  If the maximum lands on the edge of that
+     * neighbourhood, or outside +-S, the coarse step was misled: the whole
+     * surface is made and searched. */
     long R = p->B + 2, iy, ix;
+    inverse_rows(p, w, Dy, R);
     float best = peak_search(w->corr, (size_t)ny, (size_t)nx, R, Dy, Dx, &iy, &ix);
-    if (labs(iy - Dy) == R || labs(ix - Dx) == R) best = peak_search0(w->corr, (size_t)ny, (size_t)nx, p->S, &iy, &ix);
-    if (labs(iy) > p->S || labs(ix) > p->S) best = peak_search0(w->corr, (size_t)ny, (size_t)nx, p->S, &iy, &ix);
+    if (labs(iy - Dy) == R || labs(ix - Dx) == R || labs(iy) > p->S || labs(ix) > p->S) {
+        inverse_rows(p, w, 0, ny);
+        best = peak_search0(w->corr, (size_t)ny, (size_t)nx, p->S, &iy, &ix);
+    }
     if (labs(iy) >= p->S || labs(ix) >= p->S) flags |= CAIMG_MC_CLIPPED;
     oy = ox = 0;
     mc_subpixel(w->corr, (size_t)ny, (size_t)nx, (iy + ny) % ny, (ix + nx) % nx, &oy, &ox);

@@ -37,6 +37,8 @@ typedef struct {
     fftwf_complex *spec;   /* its spectrum */
     fftwf_complex *xspec;  /* cross-power spectrum (destroyed by the inverse) */
     float *corr;           /* correlation surface */
+    fftwf_complex *xrow;   /* one row of the column-transformed xspec */
+    float *crow;           /* one row of the correlation surface */
     float *tmp;            /* warp intermediate / float output */
     float *outf;           /* corrected frame before conversion */
     float *tmp2;           /* second-pass resampled frame */
@@ -71,7 +73,11 @@ struct caimg_mc_plan {
     int nu_known;          /* nu has been estimated */
     double nu;             /* noise power per frequency of one tapered frame (0: unknown) */
 
-    fftwf_plan fwd, inv;
+    /* The inverse transform is split into its two passes, complex DFTs of
+     * the columns of the half spectrum (icol, in place) and real DFTs of the
+     * rows (irow), because the fine search needs only the few rows around
+     * the coarse shift (see mc_rigid). */
+    fftwf_plan fwd, icol, irow;
     float *wy, *wx;        /* edge tapers */
     float *filt;           /* Gaussian low-pass on the half spectrum */
     double filt_sum;       /* its sum over the full spectrum: the ideal peak */

@@ -230,7 +230,9 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
         pthread_t rd;
         int started = pthread_create(&rd, NULL, sample_reader, &sj) == 0;
         if (!started) sample_reader(&sj);
-        plan = caimg_mc_plan_create(ny, nx, &opts->mc);
+        caimg_mc_params mp = opts->mc;
+        if (!mp.frames_hint) mp.frames_hint = T;
+        plan = caimg_mc_plan_create(ny, nx, &mp);
         int prc = plan ? 0 : caimg_errmsg()[0] ? CAIMG_EINVAL : CAIMG_ENOMEM;
         if (started) pthread_join(rd, NULL);
         if (prc) {

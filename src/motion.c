@@ -983,9 +983,8 @@ void mc_valid_box(const caimg_mc_plan *p, double ymin, double ymax, double xmin,
     box[3] = (int)(x1 < 0 ? 0 : x1 > nx ? nx : x1);
 }
 
-/* Pearson correlation of a frame with the template over a box; NaN if the
- * box is empty or either has no variance there. */
-/* One row's share of the sums of mc_corr_box: frame row a, template row b. */
+/* One row's share of the sums for corr_finish: frame row a, template row
+ * b, over the columns of the box. */
 static inline void corr_row(const float *a, const float *b, const int box[4], double *sa,
                             double *saa, double *sab)
 {
@@ -1001,21 +1000,9 @@ static inline void corr_row(const float *a, const float *b, const int box[4], do
     *sab += rab;
 }
 
-static double corr_finish(const caimg_mc_plan *p, const int box[4], double sa, double saa,
-                          double sab);
-
-double mc_corr_box(const caimg_mc_plan *p, const float *f, const int box[4])
-{
-    size_t nx = p->nx;
-    if (box[0] >= box[1] || box[2] >= box[3]) return NAN;
-    double sa = 0, saa = 0, sab = 0;
-    for (int y = box[0]; y < box[1]; y++)
-        corr_row(f + (size_t)y * nx, p->tmpl + (size_t)y * nx, box, &sa, &saa, &sab);
-    return corr_finish(p, box, sa, saa, sab);
-}
-
-/* The correlation from the sums over the box of the frame (sa), its square
- * (saa) and its product with the template (sab). */
+/* Pearson correlation of a frame with the template over a (non-empty) box,
+ * from the sums over the box of the frame (sa), its square (saa) and its
+ * product with the template (sab); NaN if either has no variance there. */
 static double corr_finish(const caimg_mc_plan *p, const int box[4], double sa, double saa,
                           double sab)
 {
@@ -1100,9 +1087,8 @@ static void box_and(int *acc, const int *b)
 
 /* What happens to each corrected row: added to the running mean, its
  * share of the correlation with the template, converted to the output
- * type.  Doing all of it row by row, right after the row is resampled,
- * reads each corrected frame once from the cache instead of three times
- * from memory. */
+ * type, all right after the row is resampled, while it is in the L1 cache
+ * (rather than in three more passes over the whole frame). */
 struct mc_rows {
     const caimg_mc_plan *p;
     float *acc;            /* running sum of corrected frames, or NULL */

@@ -151,7 +151,6 @@ void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *
                    double dy, double dx, int border, mc_rows *sink);
 void mc_valid_box(const caimg_mc_plan *p, double ymin, double ymax, double xmin, double xmax,
                   int box[4]);
-double mc_corr_box(const caimg_mc_plan *p, const float *f, const int box[4]);
 void mc_subpixel(const float *c, size_t ny, size_t nx, long iy, long ix,
                  double *oy, double *ox);
 

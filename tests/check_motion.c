@@ -604,6 +604,52 @@ START_TEST(threads_agree)
 }
 END_TEST
 
+/* A template built from the movie's own uint16 samples, with quick
+ * (estimated) FFTW plans as caimg mc makes for short movies, registers the
+ * frames as the float template with measured plans does: the same shifts up
+ * to rounding, and accurate ones. */
+START_TEST(raw_template_quick_plans)
+{
+    size_t T = 40, n = 256, npix = n * n;
+    float *truth = malloc(sizeof(float) * 2 * T);
+    float *e1 = malloc(sizeof(float) * 2 * T), *e2 = malloc(sizeof(float) * 2 * T);
+    uint16_t *raw = malloc(sizeof(uint16_t) * npix * T);
+    mcsim_walk(17, T, 0.4, 0.1, 3, 10, 0, 0, truth);
+    movie m;
+    movie_make(&m, n, n, T, 6, truth, NULL, NULL, 0);
+    /* The float copy holds exactly the integer samples. */
+    for (size_t i = 0; i < npix * T; i++) {
+        float v = m.frames[i] < 0 ? 0 : m.frames[i] > 65535 ? 65535 : m.frames[i];
+        raw[i] = (uint16_t)(v + 0.5f);
+        m.frames[i] = raw[i];
+    }
+    caimg_mc_params par;
+    caimg_mc_params_init(&par);
+    caimg_mc_plan *p = register_movie(&m, &par, e1, NULL, NULL, NULL, NULL);
+    caimg_mc_plan_destroy(p);
+    par.frames_hint = T;
+    p = caimg_mc_plan_create(n, n, &par);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(caimg_mc_make_template_raw(p, raw, CAIMG_DT_U16, T), 0);
+    caimg_mc_frames r = {e2, NULL, NULL, NULL};
+    ck_assert_int_eq(caimg_mc_execute(p, raw, CAIMG_DT_U16, NULL, CAIMG_DT_U16, T, &r, NULL), 0);
+    caimg_mc_plan_destroy(p);
+    for (size_t i = 0; i < 2 * T; i++) ck_assert_float_eq_tol(e1[i], e2[i], 1e-3);
+    double off[2];
+    double rms = rms_error(e2, truth, T, off);
+    note("uint16 template, estimated plans, 256x256: RMS error %.4f px\n", rms);
+    ck_assert_msg(rms <= 0.05, "RMS error %.4f px", rms);
+    ck_assert_int_eq(caimg_mc_make_template_raw(p = caimg_mc_plan_create(n, n, &par), raw,
+                                                (caimg_dtype)999, T), CAIMG_EINVAL);
+    caimg_mc_plan_destroy(p);
+    movie_free(&m);
+    free(truth);
+    free(e1);
+    free(e2);
+    free(raw);
+}
+END_TEST
+
 START_TEST(parameters_checked)
 {
     caimg_mc_params par;
@@ -642,6 +688,7 @@ int main(void)
     tcase_add_test(tc, border_policy);
     tcase_add_test(tc, unusable_frames);
     tcase_add_test(tc, threads_agree);
+    tcase_add_test(tc, raw_template_quick_plans);
     tcase_add_test(tc, bidi_offset_exact);
     tcase_add_test(tc, large_offcentre_shifts);
     tcase_add_test(tc, template_first_frames_shifted);

@@ -44,6 +44,17 @@ double caimg_ann_corr(const float *a, size_t sa, const float *b, size_t sb, size
     return sab / sqrt(saa * sbb);
 }
 
+double caimg_ann_mean_corr(const float *p, const float *y, size_t n, size_t N)
+{
+    double s = 0.0;
+    size_t k = 0;
+    for (size_t j = 0; j < N; j++) {
+        double r = caimg_ann_corr(p + j, N, y + j, N, n);
+        if (!isnan(r)) { s += r; k++; }
+    }
+    return k ? s / (double)k : NAN;
+}
+
 void caimg_ann_eval_clear(caimg_ann_eval *ev)
 {
     if (!ev) return;

@@ -182,25 +182,6 @@ double ann_penalty(const caimg_ann *m, double l2, float *g)
 
 /* ---- helpers --------------------------------------------------------------------- */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Mean over neurons of the correlation across samples (NaN neurons skipped). */
-static double mean_corr(const float *p, const float *y, size_t n, size_t N)
-{
-    double s = 0.0;
-    size_t k = 0;
-    for (size_t j = 0; j < N; j++) {
-        double r = caimg_ann_corr(p + j, N, y + j, N, n);
-        if (!isnan(r)) { s += r; k++; }
-    }
-    return k ? s / (double)k : NAN;
-}
-
 /* The pre-activation that makes the layers after the readout output v:
  * the readout biases then start at the mean responses, which saves the
  * first epochs from learning an offset. */
@@ -393,7 +374,7 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
     memcpy(best, m->theta, m->nparam * sizeof *best);
     if (ncal) st = caimg_ann_noise_calibrate(m, xc, ncal);
     for (epoch = 1; epoch <= o->max_epochs && !st; epoch++) {
-        double t0 = now_seconds();
+        double t0 = caimg_seconds();
         for (size_t i = ntr - 1; i > 0; i--) {
             size_t j = ann_rng_below(&shuf, i + 1);
             size_t t = idx[i]; idx[i] = idx[j]; idx[j] = t;
@@ -443,9 +424,9 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
             if ((st = caimg_ann_predict(m, xv, nval, 0, 0, pv))) break;
             e->val_loss = loss_weighted(o->loss, pv, yv, NULL, o->neuron_weights, nval, N, NULL) /
                           (double)N;
-            e->val_corr = mean_corr(pv, yv, nval, N);
+            e->val_corr = caimg_ann_mean_corr(pv, yv, nval, N);
         }
-        e->seconds = now_seconds() - t0;
+        e->seconds = caimg_seconds() - t0;
         /* With no validation data, the newest weights are the best. */
         double score = nval ? (isnan(e->val_corr) ? -2.0 : e->val_corr) : (double)epoch;
         if (score > best_score) {

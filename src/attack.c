@@ -37,13 +37,6 @@
 /* Purposes of the per-image random generators. */
 enum { RNG_START = 1, RNG_BASELINE, RNG_FGSM, RNG_FEATDIR };
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- names ------------------------------------------------------------------ */
 
 static const char *const method_names[] = {"random", "fgsm", "pgd", NULL};
@@ -1073,7 +1066,7 @@ int caimg_attack_execute(const caimg_attack_plan *p, const caimg_attack_opts *o,
 {
     int st = check_opts(p, o, budget);
     if (st) return st;
-    double t0 = now_seconds();
+    double t0 = caimg_seconds();
     const size_t n = p->n, P = p->P;
     const size_t M = p->noisy ? o->eot : 1;
     /* Budget in pixel units (feature budgets stay relative). */
@@ -1120,7 +1113,7 @@ int caimg_attack_execute(const caimg_attack_plan *p, const caimg_attack_opts *o,
             st = attack_pixel_batch(&c, i0, nb, e, adv + i0 * P, xa, g, J, bestJ);
     }
     if (!st) st = caimg_attack_measure(p, o, budget, adv, r);
-    if (!st) r->seconds = now_seconds() - t0;
+    if (!st) r->seconds = caimg_seconds() - t0;
 done:
     batch_free(&c);
     free(xa); free(g); free(J); free(bestJ);

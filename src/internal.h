@@ -40,4 +40,7 @@ char *caimg_strdup(const char *s);
 /* Number of OpenMP threads a parallel region would use (1 without OpenMP). */
 int caimg_nthreads(void);
 
+/* Seconds on the monotonic clock, for timing work. */
+double caimg_seconds(void);
+
 #endif

@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -46,4 +47,11 @@ int caimg_nthreads(void)
 #else
     return 1;
 #endif
+}
+
+double caimg_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

@@ -423,6 +423,11 @@ void caimg_ann_eval_clear(caimg_ann_eval *ev);
 double caimg_ann_corr(const float *a, size_t sa, const float *b, size_t sb,
                       size_t n);
 
+/* Mean over the N neurons of the correlation across the n samples of
+ * predictions p[n][N] and responses y[n][N] (caimg_ann_corr per column;
+ * neurons whose correlation is NaN are left out; NaN if all are). */
+double caimg_ann_mean_corr(const float *p, const float *y, size_t n, size_t N);
+
 #ifdef __cplusplus
 }
 #endif

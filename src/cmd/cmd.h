@@ -104,6 +104,9 @@ int cmd_parse_double(cmd_ctx *c, const char *opt, const char *s, double lo,
  * end".  Returns 0, or -1 after printing a usage error. */
 int cmd_parse_frames(cmd_ctx *c, const char *opt, const char *s, size_t *a, size_t *b);
 
+/* Seconds on the monotonic clock, for the timings a command prints. */
+double cmd_seconds(void);
+
 /* Parse "a,b,c" into up to `max` doubles; returns the count or -1. */
 int cmd_parse_double_list(cmd_ctx *c, const char *opt, const char *s,
                           double *out, int max);

@@ -94,6 +94,13 @@ int cmd_parse_double(cmd_ctx *c, const char *opt, const char *s, double lo,
     return 0;
 }
 
+double cmd_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 int cmd_parse_double_list(cmd_ctx *c, const char *opt, const char *s,
                           double *out, int max)
 {

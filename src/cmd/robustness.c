@@ -174,13 +174,6 @@ static void data_free(rob_data *d)
     memset(d, 0, sizeof *d);
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Read the template model's architecture, preprocessing, responses and
  * split, and the images; build the training, validation and test sets. */
 static int load_data(const rob_opts *o, rob_data *d)
@@ -330,17 +323,6 @@ typedef struct {
     size_t epochs, best_epoch;
 } trained;
 
-static double mean_corr(const float *p, const float *y, size_t n, size_t N)
-{
-    double s = 0.0;
-    size_t k = 0;
-    for (size_t j = 0; j < N; j++) {
-        double r = caimg_ann_corr(p + j, N, y + j, N, n);
-        if (!isnan(r)) { s += r; k++; }
-    }
-    return k ? s / (double)k : NAN;
-}
-
 /* Train the template's architecture with the given noise and weight decay;
  * accuracy of noise-averaged predictions (K draws) on the validation and
  * test stimuli. */
@@ -351,7 +333,7 @@ static int train_one(cmd_ctx *c, const rob_opts *o, const rob_data *d, double si
     t->sig_in = sig_in;
     t->sig_hid = sig_hid;
     t->l2 = l2;
-    double t0 = now_seconds();
+    double t0 = cmd_seconds();
     caimg_ann *m = caimg_ann_create(d->arch, d->C, d->H, d->W, d->N, seed);
     if (!m) return CAIMG_EINVAL;
     int st = caimg_ann_set_prep(m, &d->prep);
@@ -391,11 +373,11 @@ static int train_one(cmd_ctx *c, const rob_opts *o, const rob_data *d, double si
     memset(&ev, 0, sizeof ev);
     if (!st) st = caimg_ann_evaluate(pt, d->nte, d->N, d->rte, d->pte, d->npte, 0.15, &ev);
     if (!st) {
-        t->val_corr = mean_corr(pv, d->yval, d->nval, d->N);
+        t->val_corr = caimg_ann_mean_corr(pv, d->yval, d->nval, d->N);
         t->test_corr = ev.mean_corr_avg;
         t->epochs = h.nepochs;
         t->best_epoch = h.best_epoch;
-        t->seconds = now_seconds() - t0;
+        t->seconds = cmd_seconds() - t0;
         t->m = m;
         m = NULL;
     }
@@ -769,10 +751,10 @@ static int run(cmd_ctx *c, rob_opts *o)
             char what[96];
             snprintf(what, sizeof what, "%s seed %zu", pl_names[p], s + 1);
             note_model(c, what, t, NAN);
-            double t0 = now_seconds();
+            double t0 = cmd_seconds();
             if ((st = attack_model(c, o, &d, t->m, nimg, &att[p * S + s]))) goto done;
             cmd_note(c, "%s seed %zu: attacks %.1f s, %zu of %zu sanity checks failed", pl_names[p], s + 1,
-                     now_seconds() - t0, att[p * S + s].nfail, att[p * S + s].nchecks);
+                     cmd_seconds() - t0, att[p * S + s].nfail, att[p * S + s].nchecks);
         }
     }
 

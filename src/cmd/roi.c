@@ -85,13 +85,6 @@ static void usage(FILE *fp)
             d.np_coeff, d.cell_threshold);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int main_roi(int argc, char **argv)
 {
     cmd_ctx c;
@@ -213,9 +206,9 @@ int main_roi(int argc, char **argv)
         caimg_h5_param(out, "bin-frames", "%zu", b);
         caimg_h5_param(out, "bins", "%zu", nb);
     }
-    double t0 = now(), t1 = t0, t2 = t0, t3 = t0;
+    double t0 = cmd_seconds(), t1 = t0, t2 = t0, t3 = t0;
     if (!rc) rc = caimg_roi_summarize(m, &p, type->wants_binned, &sum, &bin);
-    t1 = now();
+    t1 = cmd_seconds();
     if (!rc) rc = caimg_roi_detect(type, &p, sum, bin, &set);
     caimg_roi_binned_free(bin);
     bin = NULL;
@@ -229,10 +222,10 @@ int main_roi(int argc, char **argv)
                        "masks (flagged in /roi/pix_overlap) and left out of every trace",
                        p.masks, shared);
     }
-    t2 = now();
+    t2 = cmd_seconds();
     if (!rc) rc = caimg_roi_extract(m, set, out, p.fs);
     if (!rc) rc = caimg_roi_stats_compute(set, out, &p);
-    t3 = now();
+    t3 = cmd_seconds();
     if (!rc && c.verbose)
         cmd_note(&c, "times: summary pass %.1f s, detection %.1f s, traces %.1f s", t1 - t0,
                  t2 - t1, t3 - t2);

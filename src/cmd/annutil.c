@@ -111,3 +111,18 @@ char *ann_arch_arg(const char *arg)
     s[len] = '\0';
     return s;
 }
+
+int ann_commit_outputs(caimg_h5 **out, caimg_outfile **tsv, caimg_outfile **plot)
+{
+    int st = caimg_h5_commit(*out);
+    *out = NULL;
+    if (!st && *tsv) {
+        st = caimg_outfile_commit(*tsv);
+        *tsv = NULL;
+    }
+    if (!st && *plot) {
+        st = caimg_outfile_commit(*plot);
+        *plot = NULL;
+    }
+    return st;
+}

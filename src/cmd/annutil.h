@@ -28,4 +28,10 @@ int ann_parse_noise(cmd_ctx *c, caimg_ann *m, const char *spec);
  * (message set). */
 char *ann_arch_arg(const char *arg);
 
+/* Commit the HDF5 output and then the optional TSV and plot files (each
+ * may be NULL), in that order, setting each pointer to NULL once it is
+ * committed so the caller's clean-up aborts only what is left.  Stops at
+ * the first failure and returns its status. */
+int ann_commit_outputs(caimg_h5 **out, caimg_outfile **tsv, caimg_outfile **plot);
+
 #endif

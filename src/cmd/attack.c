@@ -520,18 +520,7 @@ static int run(cmd_ctx *c, attack_opts *o)
         if (!st && stim) st = caimg_h5_write(out, "/attack/stimulus", CAIMG_DT_I32, 1, &n, stim);
         if (!st) st = caimg_h5_set_attr_long(out, "/attack", "neuron", (long)neuron);
     }
-    if (!st) {
-        st = caimg_h5_commit(out);
-        out = NULL;
-    }
-    if (!st && tsvf) {
-        st = caimg_outfile_commit(tsvf);
-        tsvf = NULL;
-    }
-    if (!st && plotf) {
-        st = caimg_outfile_commit(plotf);
-        plotf = NULL;
-    }
+    if (!st) st = ann_commit_outputs(&out, &tsvf, &plotf);
     if (st) goto done;
 
     /* ---- the table and the checks ---- */

@@ -1026,18 +1026,7 @@ static int run(cmd_ctx *c, rob_opts *o)
                                        att[p * S + s].nchecks);
         }
     }
-    if (!st) {
-        st = caimg_h5_commit(out);
-        out = NULL;
-    }
-    if (!st && tsvf) {
-        st = caimg_outfile_commit(tsvf);
-        tsvf = NULL;
-    }
-    if (!st && plotf) {
-        st = caimg_outfile_commit(plotf);
-        plotf = NULL;
-    }
+    if (!st) st = ann_commit_outputs(&out, &tsvf, &plotf);
 done:
     caimg_h5_close(out);
     caimg_outfile_abort(tsvf);

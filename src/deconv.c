@@ -347,6 +347,7 @@ struct caimg_deconv_ws {
     void *rec;                      /* AR(2) pools during the pass (ar2_pool) */
     double *kt;                     /* AR(2) per pool length: see prepare_kernel() */
     size_t npool, zend;
+    int s_pools;        /* the last output's spikes lie at the pool starts pt[] */
     /* AR(2) exact polish. */
     unsigned char *spk; /* 1 where a spike is allowed (the active set's complement) */
     uint32_t *aidx;     /* frames with s = 0 enforced */
@@ -1293,6 +1294,7 @@ static void solve_constrained(solver *S, double sn, double *b, double *lam_out)
 static void final_output(solver *S, double *c, double *s)
 {
     caimg_deconv_ws *ws = S->ws;
+    ws->s_pools = 1;
     if (S->p == 1) {
         ar1_output(ws, S->T, S->g[0], c, s);
     } else if (!S->exact && !S->need_sums) {
@@ -1300,6 +1302,7 @@ static void final_output(solver *S, double *c, double *s)
     } else {
         memcpy(c, ws->c, S->T * sizeof *c);
         memcpy(s, ws->s, S->T * sizeof *s);
+        ws->s_pools = 0;
     }
 }
 
@@ -1636,12 +1639,29 @@ static int refine_kinetics(const caimg_deconv_plan *plan, caimg_deconv_ws *ws, c
  * the most events, since in sparse firing single spikes are the most
  * common events and multi-spike events pile up at multiples of it, while
  * noise events crowd narrowly just above the threshold.  With fewer than 10
- * events the median is used; with none, 0. */
-static double fit_amplitude(const double *s, size_t T, double floor, double *work,
-                            size_t *nonzero)
+ * events the median is used; with none, 0.
+ *
+ * When the solver's output came straight from its pools (`at` non-NULL),
+ * s is zero except at the na pool starts at[] (ascending), and only those
+ * frames are visited: the same events in the same order, without a pass
+ * over T frames whose branches mispredict at every spike. */
+static double fit_amplitude(const double *s, size_t T, const uint32_t *at, size_t na,
+                            double floor, double *work, size_t *nonzero)
 {
     size_t n = 0, nz = 0;
-    for (size_t t = 0; t < T;) {
+    for (size_t i = 0; at && i < na;) {
+        size_t t = at[i++];
+        if (!(s[t] > 0)) continue;
+        double sum = s[t];
+        nz++;
+        while (i < na && at[i] == t + 1 && s[t + 1] > 0) {
+            sum += s[++t];
+            i++;
+            nz++;
+        }
+        if (sum >= floor) work[n++] = sum;
+    }
+    for (size_t t = 0; !at && t < T;) {
         if (s[t] <= 0) {
             t++;
             continue;
@@ -1930,7 +1950,8 @@ int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
         caimg_warn("ROI %zu: the baseline/lambda iterations did not converge in %d steps",
                    roi, pp->max_iter);
     double amp_floor = pp->method == CAIMG_DECONV_THRESHOLDED ? smin : zfloor;
-    inf.amplitude = fit_amplitude(ss, T, amp_floor, ws->work, &inf.nspikes);
+    inf.amplitude = fit_amplitude(ss, T, ws->s_pools ? ws->pt : NULL, ws->npool, amp_floor,
+                                  ws->work, &inf.nspikes);
     inf.b = b + off;
     inf.g[0] = g[0];
     inf.g[1] = pe == 2 ? g[1] : 0;

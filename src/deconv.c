@@ -165,6 +165,63 @@ int caimg_ar_to_tau(const double g[2], int p, double fs, double *tau_decay, doub
     return CAIMG_OK;
 }
 
+/* Raw lagged products sum_t y[t] y[t+k], k = 0..L (L < 16), each in four
+ * lanes: lane m sums the products at t = m, m + 4, m + 8, ... over the
+ * blocks of four that fit, then lane 0 takes the remaining frames one by
+ * one (four independent chains per lag instead of one).  The first eight
+ * lags are computed together in 4-wide vectors, which reads y once for
+ * all of them; every lane still adds the same products in the same order
+ * (separate multiply and add, no fused rounding), so the sums do not
+ * depend on the vector width the function was built for. */
+typedef double ar_v4 __attribute__((vector_size(32)));
+/* The same vector at any double's address (an unaligned load). */
+typedef double ar_v4u __attribute__((vector_size(32), aligned(8), may_alias));
+#define ar_load4(p) (*(const ar_v4u *)(p))
+
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+__attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+static void lag_products(const double *y, size_t T, size_t L, double acc[16][4], double *sum)
+{
+    /* The sum of y too, in four lanes: one running sum would be a chain
+     * of T dependent additions, slower than all the products. */
+    ar_v4 s4 = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= T; i += 4) s4 += ar_load4(y + i);
+    double tot = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+    for (; i < T; i++) tot += y[i];
+    *sum = tot;
+    ar_v4 a[16];
+    for (size_t k = 0; k < 16; k++) a[k] = (ar_v4){0, 0, 0, 0};
+    size_t t = 0;
+    if (T >= 12) {
+        ar_v4 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5], a6 = a[6],
+              a7 = a[7];
+        for (; t + 4 <= T - 7; t += 4) {
+            ar_v4 x = ar_load4(y + t);
+            a0 += x * x;
+            a1 += x * ar_load4(y + t + 1);
+            a2 += x * ar_load4(y + t + 2);
+            a3 += x * ar_load4(y + t + 3);
+            a4 += x * ar_load4(y + t + 4);
+            a5 += x * ar_load4(y + t + 5);
+            a6 += x * ar_load4(y + t + 6);
+            a7 += x * ar_load4(y + t + 7);
+        }
+        a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+        a[4] = a4; a[5] = a5; a[6] = a6; a[7] = a7;
+    }
+    for (size_t k = 0; k <= L; k++) {
+        size_t n = T - k, tt = k < 8 ? t : 0;
+        ar_v4 ak = a[k];
+        for (; tt + 4 <= n; tt += 4) ak += ar_load4(y + tt) * ar_load4(y + tt + k);
+        for (int m = 0; m < 4; m++) acc[k][m] = ak[m];
+        for (; tt < n; tt++) acc[k][0] += y[tt] * y[tt + k];
+    }
+}
+
 int caimg_ar_estimate(const double *y, size_t T, int p, double sn, int lags,
                       double fudge, double g[2])
 {
@@ -178,50 +235,9 @@ int caimg_ar_estimate(const double *y, size_t T, int p, double sn, int lags,
      * running sum is one long chain of dependent additions), then the
      * mean is taken out: sum (y_t - m)(y_t+k - m) = sum y_t y_t+k
      * - m (sum of the two overlapping stretches) + (T - k) m^2. */
-    double tot = 0;
-    for (size_t t = 0; t < T; t++) tot += y[t];
+    double acc[16][4], tot;
+    lag_products(y, T, L, acc, &tot);
     double mean = tot / (double)T;
-    /* Lags are taken in pairs, which reads y half as often and gives the
-     * adder eight independent chains; each accumulator still sums the
-     * same products in the same order as one lag at a time would. */
-    double acc[16][4];
-    for (size_t k = 0; k <= L; k += 2) {
-        int two = k + 1 <= L;
-        double a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-        size_t t = 0;
-        const double *u = y + k;
-        if (two) {
-            /* Both lags have all of these blocks (T - k - 1 >= t + 4). */
-            for (; t + 5 <= T - k; t += 4) {
-                double y0 = y[t], y1 = y[t + 1], y2 = y[t + 2], y3 = y[t + 3];
-                a0 += y0 * u[t];
-                a1 += y1 * u[t + 1];
-                a2 += y2 * u[t + 2];
-                a3 += y3 * u[t + 3];
-                b0 += y0 * u[t + 1];
-                b1 += y1 * u[t + 2];
-                b2 += y2 * u[t + 3];
-                b3 += y3 * u[t + 4];
-            }
-        }
-        acc[k][0] = a0; acc[k][1] = a1; acc[k][2] = a2; acc[k][3] = a3;
-        if (two) {
-            acc[k + 1][0] = b0; acc[k + 1][1] = b1; acc[k + 1][2] = b2; acc[k + 1][3] = b3;
-        }
-        /* The rest of each lag on its own. */
-        for (size_t j = k; j <= k + (size_t)two; j++) {
-            size_t n = T - j, tt = t;
-            const double *v = y + j;
-            double *a = acc[j];
-            for (; tt + 4 <= n; tt += 4) {
-                a[0] += y[tt] * v[tt];
-                a[1] += y[tt + 1] * v[tt + 1];
-                a[2] += y[tt + 2] * v[tt + 2];
-                a[3] += y[tt + 3] * v[tt + 3];
-            }
-            for (; tt < n; tt++) a[0] += y[tt] * v[tt];
-        }
-    }
     double head = 0, tail = 0;   /* sums of the first and last k samples */
     for (size_t k = 0; k <= L; k++) {
         size_t n = T - k;

@@ -165,6 +165,25 @@ int caimg_ar_to_tau(const double g[2], int p, double fs, double *tau_decay, doub
     return CAIMG_OK;
 }
 
+/* The vector loops below are also built for AVX2 where the compiler can,
+ * and the better version is picked when the library is loaded; the
+ * results are the same either way (no fused multiply-adds). */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define DECONV_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef DECONV_SIMD_CLONES
+#define DECONV_SIMD_CLONES
+#endif
+
+typedef double ar_v4 __attribute__((vector_size(32)));
+/* The same vector at any double's address (an unaligned load). */
+typedef double ar_v4u __attribute__((vector_size(32), aligned(8), may_alias));
+#define ar_load4(p) (*(const ar_v4u *)(p))
+typedef int64_t ar_v4i __attribute__((vector_size(32)));   /* comparison masks */
+typedef int32_t ar_v4s __attribute__((vector_size(16)));   /* bin numbers */
+
 /* Raw lagged products sum_t y[t] y[t+k], k = 0..L (L < 16), each in four
  * lanes: lane m sums the products at t = m, m + 4, m + 8, ... over the
  * blocks of four that fit, then lane 0 takes the remaining frames one by
@@ -173,16 +192,7 @@ int caimg_ar_to_tau(const double g[2], int p, double fs, double *tau_decay, doub
  * all of them; every lane still adds the same products in the same order
  * (separate multiply and add, no fused rounding), so the sums do not
  * depend on the vector width the function was built for. */
-typedef double ar_v4 __attribute__((vector_size(32)));
-/* The same vector at any double's address (an unaligned load). */
-typedef double ar_v4u __attribute__((vector_size(32), aligned(8), may_alias));
-#define ar_load4(p) (*(const ar_v4u *)(p))
-
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-__attribute__((target_clones("avx2", "default")))
-#endif
-#endif
+DECONV_SIMD_CLONES
 static void lag_products(const double *y, size_t T, size_t L, double acc[16][4], double *sum)
 {
     /* The sum of y too, in four lanes: one running sum would be a chain
@@ -1701,6 +1711,7 @@ static double fit_amplitude(const double *s, size_t T, const uint32_t *at, size_
  * trace with large transients costs no more than a quiet one: a coarse
  * grid over the whole range, then a fine one within 4 sn of the coarse
  * mode.  `work` holds 2 * 512 doubles. */
+DECONV_SIMD_CLONES
 static double mode_on_grid(const double *y, const double *c, size_t T, size_t step,
                            double lo, double hi, double h, double *work)
 {
@@ -1713,12 +1724,29 @@ static double mode_on_grid(const double *y, const double *c, size_t T, size_t st
     /* Four interleaved histograms of integer counts: consecutive samples
      * often fall in the same bin, and one histogram would make each
      * increment wait for the previous one (an integer increment waits
-     * less than a floating-point one). */
-    uint32_t cnt[4][NB];
+     * less than a floating-point one).  The bins of four samples at a time
+     * are found in vectors, without a branch: a sample off the grid (or
+     * NaN) goes to the spare bin NB, which is not read. */
+    uint32_t cnt[4][NB + 1];
     memset(cnt, 0, sizeof cnt);
     double inv = 1 / dx, top = (double)nb;
-    size_t i = 0;
-    for (size_t t = 0; t < T; t += step, i++) {
+    const ar_v4 lo4 = {lo, lo, lo, lo}, inv4 = {inv, inv, inv, inv}, half = {0.5, 0.5, 0.5, 0.5},
+                zero = {0, 0, 0, 0}, top4 = {top, top, top, top},
+                spare = {NB, NB, NB, NB};
+    size_t i = 0, t = 0;
+    for (; t + 3 * step < T; t += 4 * step, i += 4) {
+        ar_v4 v = {y[t], y[t + step], y[t + 2 * step], y[t + 3 * step]};
+        if (c) v -= (ar_v4){c[t], c[t + step], c[t + 2 * step], c[t + 3 * step]};
+        ar_v4 q = (v - lo4) * inv4 + half;
+        ar_v4i in = (q >= zero) & (q < top4);
+        q = (ar_v4)(((ar_v4i)q & in) | ((ar_v4i)spare & ~in));
+        ar_v4s k = __builtin_convertvector(q, ar_v4s);
+        cnt[0][k[0]]++;
+        cnt[1][k[1]]++;
+        cnt[2][k[2]]++;
+        cnt[3][k[3]]++;
+    }
+    for (; t < T; t += step, i++) {
         double v = c ? y[t] - c[t] : y[t];
         double q = (v - lo) * inv + 0.5;
         if (q >= 0 && q < top) cnt[i & 3][(size_t)(long)q]++;

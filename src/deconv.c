@@ -165,6 +165,73 @@ int caimg_ar_to_tau(const double g[2], int p, double fs, double *tau_decay, doub
     return CAIMG_OK;
 }
 
+/* The vector loops below are also built for AVX2 where the compiler can,
+ * and the better version is picked when the library is loaded; the
+ * results are the same either way (no fused multiply-adds). */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define DECONV_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef DECONV_SIMD_CLONES
+#define DECONV_SIMD_CLONES
+#endif
+
+typedef double ar_v4 __attribute__((vector_size(32)));
+/* The same vector at any double's address (an unaligned load). */
+typedef double ar_v4u __attribute__((vector_size(32), aligned(8), may_alias));
+#define ar_load4(p) (*(const ar_v4u *)(p))
+typedef int64_t ar_v4i __attribute__((vector_size(32)));   /* comparison masks */
+typedef int32_t ar_v4s __attribute__((vector_size(16)));   /* bin numbers */
+
+/* Raw lagged products sum_t y[t] y[t+k], k = 0..L (L < 16), each in four
+ * lanes: lane m sums the products at t = m, m + 4, m + 8, ... over the
+ * blocks of four that fit, then lane 0 takes the remaining frames one by
+ * one (four independent chains per lag instead of one).  The first eight
+ * lags are computed together in 4-wide vectors, which reads y once for
+ * all of them; every lane still adds the same products in the same order
+ * (separate multiply and add, no fused rounding), so the sums do not
+ * depend on the vector width the function was built for. */
+DECONV_SIMD_CLONES
+static void lag_products(const double *y, size_t T, size_t L, double acc[16][4], double *sum)
+{
+    /* The sum of y too, in four lanes: one running sum would be a chain
+     * of T dependent additions, slower than all the products. */
+    ar_v4 s4 = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= T; i += 4) s4 += ar_load4(y + i);
+    double tot = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+    for (; i < T; i++) tot += y[i];
+    *sum = tot;
+    ar_v4 a[16];
+    for (size_t k = 0; k < 16; k++) a[k] = (ar_v4){0, 0, 0, 0};
+    size_t t = 0;
+    if (T >= 12) {
+        ar_v4 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5], a6 = a[6],
+              a7 = a[7];
+        for (; t + 4 <= T - 7; t += 4) {
+            ar_v4 x = ar_load4(y + t);
+            a0 += x * x;
+            a1 += x * ar_load4(y + t + 1);
+            a2 += x * ar_load4(y + t + 2);
+            a3 += x * ar_load4(y + t + 3);
+            a4 += x * ar_load4(y + t + 4);
+            a5 += x * ar_load4(y + t + 5);
+            a6 += x * ar_load4(y + t + 6);
+            a7 += x * ar_load4(y + t + 7);
+        }
+        a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+        a[4] = a4; a[5] = a5; a[6] = a6; a[7] = a7;
+    }
+    for (size_t k = 0; k <= L; k++) {
+        size_t n = T - k, tt = k < 8 ? t : 0;
+        ar_v4 ak = a[k];
+        for (; tt + 4 <= n; tt += 4) ak += ar_load4(y + tt) * ar_load4(y + tt + k);
+        for (int m = 0; m < 4; m++) acc[k][m] = ak[m];
+        for (; tt < n; tt++) acc[k][0] += y[tt] * y[tt + k];
+    }
+}
+
 int caimg_ar_estimate(const double *y, size_t T, int p, double sn, int lags,
                       double fudge, double g[2])
 {
@@ -178,50 +245,9 @@ int caimg_ar_estimate(const double *y, size_t T, int p, double sn, int lags,
      * running sum is one long chain of dependent additions), then the
      * mean is taken out: sum (y_t - m)(y_t+k - m) = sum y_t y_t+k
      * - m (sum of the two overlapping stretches) + (T - k) m^2. */
-    double tot = 0;
-    for (size_t t = 0; t < T; t++) tot += y[t];
+    double acc[16][4], tot;
+    lag_products(y, T, L, acc, &tot);
     double mean = tot / (double)T;
-    /* Lags are taken in pairs, which reads y half as often and gives the
-     * adder eight independent chains; each accumulator still sums the
-     * same products in the same order as one lag at a time would. */
-    double acc[16][4];
-    for (size_t k = 0; k <= L; k += 2) {
-        int two = k + 1 <= L;
-        double a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-        size_t t = 0;
-        const double *u = y + k;
-        if (two) {
-            /* Both lags have all of these blocks (T - k - 1 >= t + 4). */
-            for (; t + 5 <= T - k; t += 4) {
-                double y0 = y[t], y1 = y[t + 1], y2 = y[t + 2], y3 = y[t + 3];
-                a0 += y0 * u[t];
-                a1 += y1 * u[t + 1];
-                a2 += y2 * u[t + 2];
-                a3 += y3 * u[t + 3];
-                b0 += y0 * u[t + 1];
-                b1 += y1 * u[t + 2];
-                b2 += y2 * u[t + 3];
-                b3 += y3 * u[t + 4];
-            }
-        }
-        acc[k][0] = a0; acc[k][1] = a1; acc[k][2] = a2; acc[k][3] = a3;
-        if (two) {
-            acc[k + 1][0] = b0; acc[k + 1][1] = b1; acc[k + 1][2] = b2; acc[k + 1][3] = b3;
-        }
-        /* The rest of each lag on its own. */
-        for (size_t j = k; j <= k + (size_t)two; j++) {
-            size_t n = T - j, tt = t;
-            const double *v = y + j;
-            double *a = acc[j];
-            for (; tt + 4 <= n; tt += 4) {
-                a[0] += y[tt] * v[tt];
-                a[1] += y[tt + 1] * v[tt + 1];
-                a[2] += y[tt + 2] * v[tt + 2];
-                a[3] += y[tt + 3] * v[tt + 3];
-            }
-            for (; tt < n; tt++) a[0] += y[tt] * v[tt];
-        }
-    }
     double head = 0, tail = 0;   /* sums of the first and last k samples */
     for (size_t k = 0; k <= L; k++) {
         size_t n = T - k;
@@ -347,6 +373,7 @@ struct caimg_deconv_ws {
     void *rec;                      /* AR(2) pools during the pass (ar2_pool) */
     double *kt;                     /* AR(2) per pool length: see prepare_kernel() */
     size_t npool, zend;
+    int s_pools;        /* the last output's spikes lie at the pool starts pt[] */
     /* AR(2) exact polish. */
     unsigned char *spk; /* 1 where a spike is allowed (the active set's complement) */
     uint32_t *aidx;     /* frames with s = 0 enforced */
@@ -1293,6 +1320,7 @@ static void solve_constrained(solver *S, double sn, double *b, double *lam_out)
 static void final_output(solver *S, double *c, double *s)
 {
     caimg_deconv_ws *ws = S->ws;
+    ws->s_pools = 1;
     if (S->p == 1) {
         ar1_output(ws, S->T, S->g[0], c, s);
     } else if (!S->exact && !S->need_sums) {
@@ -1300,6 +1328,7 @@ static void final_output(solver *S, double *c, double *s)
     } else {
         memcpy(c, ws->c, S->T * sizeof *c);
         memcpy(s, ws->s, S->T * sizeof *s);
+        ws->s_pools = 0;
     }
 }
 
@@ -1636,12 +1665,29 @@ static int refine_kinetics(const caimg_deconv_plan *plan, caimg_deconv_ws *ws, c
  * the most events, since in sparse firing single spikes are the most
  * common events and multi-spike events pile up at multiples of it, while
  * noise events crowd narrowly just above the threshold.  With fewer than 10
- * events the median is used; with none, 0. */
-static double fit_amplitude(const double *s, size_t T, double floor, double *work,
-                            size_t *nonzero)
+ * events the median is used; with none, 0.
+ *
+ * When the solver's output came straight from its pools (`at` non-NULL),
+ * s is zero except at the na pool starts at[] (ascending), and only those
+ * frames are visited: the same events in the same order, without a pass
+ * over T frames whose branches mispredict at every spike. */
+static double fit_amplitude(const double *s, size_t T, const uint32_t *at, size_t na,
+                            double floor, double *work, size_t *nonzero)
 {
     size_t n = 0, nz = 0;
-    for (size_t t = 0; t < T;) {
+    for (size_t i = 0; at && i < na;) {
+        size_t t = at[i++];
+        if (!(s[t] > 0)) continue;
+        double sum = s[t];
+        nz++;
+        while (i < na && at[i] == t + 1 && s[t + 1] > 0) {
+            sum += s[++t];
+            i++;
+            nz++;
+        }
+        if (sum >= floor) work[n++] = sum;
+    }
+    for (size_t t = 0; !at && t < T;) {
         if (s[t] <= 0) {
             t++;
             continue;
@@ -1665,6 +1711,7 @@ static double fit_amplitude(const double *s, size_t T, double floor, double *wor
  * trace with large transients costs no more than a quiet one: a coarse
  * grid over the whole range, then a fine one within 4 sn of the coarse
  * mode.  `work` holds 2 * 512 doubles. */
+DECONV_SIMD_CLONES
 static double mode_on_grid(const double *y, const double *c, size_t T, size_t step,
                            double lo, double hi, double h, double *work)
 {
@@ -1677,12 +1724,29 @@ static double mode_on_grid(const double *y, const double *c, size_t T, size_t st
     /* Four interleaved histograms of integer counts: consecutive samples
      * often fall in the same bin, and one histogram would make each
      * increment wait for the previous one (an integer increment waits
-     * less than a floating-point one). */
-    uint32_t cnt[4][NB];
+     * less than a floating-point one).  The bins of four samples at a time
+     * are found in vectors, without a branch: a sample off the grid (or
+     * NaN) goes to the spare bin NB, which is not read. */
+    uint32_t cnt[4][NB + 1];
     memset(cnt, 0, sizeof cnt);
     double inv = 1 / dx, top = (double)nb;
-    size_t i = 0;
-    for (size_t t = 0; t < T; t += step, i++) {
+    const ar_v4 lo4 = {lo, lo, lo, lo}, inv4 = {inv, inv, inv, inv}, half = {0.5, 0.5, 0.5, 0.5},
+                zero = {0, 0, 0, 0}, top4 = {top, top, top, top},
+                spare = {NB, NB, NB, NB};
+    size_t i = 0, t = 0;
+    for (; t + 3 * step < T; t += 4 * step, i += 4) {
+        ar_v4 v = {y[t], y[t + step], y[t + 2 * step], y[t + 3 * step]};
+        if (c) v -= (ar_v4){c[t], c[t + step], c[t + 2 * step], c[t + 3 * step]};
+        ar_v4 q = (v - lo4) * inv4 + half;
+        ar_v4i in = (q >= zero) & (q < top4);
+        q = (ar_v4)(((ar_v4i)q & in) | ((ar_v4i)spare & ~in));
+        ar_v4s k = __builtin_convertvector(q, ar_v4s);
+        cnt[0][k[0]]++;
+        cnt[1][k[1]]++;
+        cnt[2][k[2]]++;
+        cnt[3][k[3]]++;
+    }
+    for (; t < T; t += step, i++) {
         double v = c ? y[t] - c[t] : y[t];
         double q = (v - lo) * inv + 0.5;
         if (q >= 0 && q < top) cnt[i & 3][(size_t)(long)q]++;
@@ -1930,7 +1994,8 @@ int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
         caimg_warn("ROI %zu: the baseline/lambda iterations did not converge in %d steps",
                    roi, pp->max_iter);
     double amp_floor = pp->method == CAIMG_DECONV_THRESHOLDED ? smin : zfloor;
-    inf.amplitude = fit_amplitude(ss, T, amp_floor, ws->work, &inf.nspikes);
+    inf.amplitude = fit_amplitude(ss, T, ws->s_pools ? ws->pt : NULL, ws->npool, amp_floor,
+                                  ws->work, &inf.nspikes);
     inf.b = b + off;
     inf.g[0] = g[0];
     inf.g[1] = pe == 2 ? g[1] : 0;

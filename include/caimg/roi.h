@@ -70,7 +70,7 @@ typedef struct {
     double np_coeff;        /* neuropil coefficient r used for the trace
                              * statistics (F - r Fneu) [0.7] */
     double cell_threshold;  /* cell probability at or above which an ROI is
-                             * flagged as a cell in iscell [0.5] */
+                             * flagged as a cell in iscell [0.4] */
     /* Region used for detection: the half-open box [y0, y1) x [x0, x1) of
      * pixels that were never out of frame (/mc/valid).  y1 = 0 means the
      * whole frame [0, 0, 0, 0]. */

@@ -19,7 +19,8 @@
 
 static const char *const stat_names[CAIMG_ROI_NSTATS] = {
     "npix", "cy", "cx", "radius", "compactness", "aspect", "skew", "snr", "score",
-    "contrast", "fit", "overlap", "np_npix", "source", "prob"
+    "contrast", "fit", "overlap", "np_npix", "source", "prob",
+    "np_slope"
 };
 
 const char *caimg_roi_stat_name(int k)

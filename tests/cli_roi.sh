@@ -70,8 +70,9 @@ grep -q "not motion corrected" "$T/err" || fail "tiff input: no warning"
 # Fields of 192 x 192 pixels, 1500 frames at 30 Hz, seed 41 (used by no
 # tuning), still (no motion, so no caimg mc needed).  The floors guard
 # against regressions at the accuracy measured when this was written
-# (typical F1 0.958, hard 0.676 as of this writing, 0.930 and 0.662 without the
-# refinement of method activity; see caimg-roi(1) for the full-size fields):
+# (typical F1 0.958, hard 0.752 as of this writing -- 0.676 before the
+# np_slope feature, 0.752-0.800 on seeds 41-43 -- and 0.930 and 0.662 without
+# the refinement of method activity; see caimg-roi(1) for the full-size fields):
 # the issue's targets (0.95 and 0.92) are not all met, and the report says so.
 sim() {
     "$CAIMG" simulate -q --preset "$1" --size 192x192 --frames 1500 --seed 41 --motion-sd 0 \
@@ -83,7 +84,7 @@ for preset in typical hard; do
     ok "roi $preset" "$CAIMG" roi "$T/sim_$preset.h5" -o "$T/rsim_$preset.h5" || continue
     f1=$(evalv "$T/truth_$preset.h5" "$T/rsim_$preset.h5" f1)
     floor=0.92
-    [ $preset = hard ] && floor=0.64
+    [ $preset = hard ] && floor=0.70
     awk -v f="$f1" -v m="$floor" 'BEGIN {exit !(f >= m)}' || fail "$preset: F1 $f1 < $floor"
     # Traces.  The issue asks for traces correlating >= 0.98 with the truth.
     # The noisy trace F - 0.7 Fneu cannot: photon noise bounds its

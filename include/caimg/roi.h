@@ -70,7 +70,7 @@ typedef struct {
     double np_coeff;        /* neuropil coefficient r used for the trace
                              * statistics (F - r Fneu) [0.7] */
     double cell_threshold;  /* cell probability at or above which an ROI is
-                             * flagged as a cell in iscell [0.5] */
+                             * flagged as a cell in iscell [0.4] */
     /* Region used for detection: the half-open box [y0, y1) x [x0, x1) of
      * pixels that were never out of frame (/mc/valid).  y1 = 0 means the
      * whole frame [0, 0, 0, 0]. */
@@ -156,6 +156,10 @@ enum {
     CAIMG_ROI_NP_NPIX,      /* pixels in the neuropil annulus */
     CAIMG_ROI_SOURCE,       /* 0 user mask, 1 activity, 2 mean-image anatomy */
     CAIMG_ROI_PROB,         /* cell probability from the classifier */
+    CAIMG_ROI_NP_SLOPE,     /* regression slope of F on Fneu over slow (seconds
+                             * to the high-pass window) changes: about the
+                             * neuropil fraction seen through a soma (0.7)
+                             * below 1, and 1 or more for a patch of neuropil */
     CAIMG_ROI_NSTATS
 };
 
@@ -256,7 +260,7 @@ int caimg_roi_detect(const caimg_roi_type *t, const caimg_roi_params *p,
 int caimg_roi_extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, double fs);
 
 /* Read /roi/F and /roi/Fneu back from `f` one ROI at a time, compute skew,
- * snr and the cell probability (prob) and set iscell = prob >=
+ * snr, np_slope and the cell probability (prob) and set iscell = prob >=
  * p->cell_threshold; user masks (source 0) are always flagged cells. */
 int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params *p);
 
@@ -270,8 +274,10 @@ double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diamet
  * compactness (clipped to 1.2), log(aspect), skew (clipped to [-2, 10]),
  * log(max(snr, 0.5)), score (clipped to [-3, 8]) and contrast (clipped to
  * [-5, 30]; NaN as 0),
- * fit (NaN as 0), overlap, and max(score / 6, contrast / 3).  Exposed so that the weights can be refitted (bench/). */
-#define CAIMG_ROI_NFEATURES 11
+ * fit (NaN as 0), overlap, max(score / 6, contrast / 3), and np_slope
+ * (clipped to [0, 2.5]; NaN as 1).  Exposed so that the weights can be
+ * refitted (bench/). */
+#define CAIMG_ROI_NFEATURES 12
 void caimg_roi_classifier_features(const double *st, double diameter, double *f);
 
 /* Write everything but the traces under /roi of `out`: pix_index,

@@ -193,7 +193,8 @@ typedef struct {
 static const keyword keywords[] = {
     {"input", ANN_INPUT}, {"conv", ANN_CONV}, {"dense", ANN_DENSE},
     {"pool", ANN_POOLMAX}, {"relu", ANN_RELU}, {"elu", ANN_ELU},
-    {"elu1", ANN_ELU1}, {"softplus", ANN_SOFTPLUS}, {"noise", ANN_NOISE},
+    {"elu1", ANN_ELU1}, {"softplus", ANN_SOFTPLUS}, {"square", ANN_SQUARE},
+    {"noise", ANN_NOISE},
     {"readout", ANN_READOUT_FACT}, {NULL, ANN_INPUT}
 };
 
@@ -211,7 +212,8 @@ static const char *type_keyword(ann_ltype t)
 
 static int is_elementwise(ann_ltype t)
 {
-    return t == ANN_RELU || t == ANN_ELU || t == ANN_ELU1 || t == ANN_SOFTPLUS || t == ANN_NOISE;
+    return t == ANN_RELU || t == ANN_ELU || t == ANN_ELU1 || t == ANN_SOFTPLUS ||
+           t == ANN_SQUARE || t == ANN_NOISE;
 }
 
 /* Context for messages: which layer of the text is being read. */
@@ -289,7 +291,7 @@ static int parse_layer(const pctx *p, char **tok, size_t ntok, ann_layer *L)
     while (k->kw && strcmp(k->kw, tok[0]) != 0) k++;
     if (!k->kw)
         return perr(p, "unknown layer type '%s' (expected input, conv, dense, pool, relu, "
-                    "elu, elu1, softplus, noise or readout)", tok[0]);
+                    "elu, elu1, softplus, square, noise or readout)", tok[0]);
     L->type = k->type;
     size_t npos = 0;
     char *pos[4];
@@ -329,6 +331,8 @@ static int parse_layer(const pctx *p, char **tok, size_t ntok, ann_layer *L)
         } else if (!strcmp(key, "smooth") &&
                    (L->type == ANN_CONV || L->type == ANN_READOUT_FACT)) {
             if (parse_nonneg(val, &L->smooth)) return perr(p, "bad smooth '%s'", val);
+        } else if (!strcmp(key, "channels") && L->type == ANN_SQUARE) {
+            if (parse_size(val, &L->nsq)) return perr(p, "bad channel count '%s'", val);
         } else if (!strcmp(key, "l1") && L->type == ANN_READOUT_FACT) {
             if (parse_nonneg(val, &L->l1)) return perr(p, "bad l1 '%s'", val);
         } else {
@@ -526,6 +530,10 @@ static int build_shapes(caimg_ann *m, size_t C, size_t H, size_t W)
             nread = 1;
             m->readout = l;
             c = m->nout; h = w = 1;
+            break;
+        case ANN_SQUARE:
+            if (L->nsq > c)
+                return perr(&p, "channels=%zu, but its input has only %zu", L->nsq, c);
             break;
         default:
             break;
@@ -805,6 +813,9 @@ char *caimg_ann_arch_text(const caimg_ann *m)
             break;
         case ANN_READOUT_DENSE:
             sb_printf(&b, " dense l1=%.9g", L->l1);
+            break;
+        case ANN_SQUARE:
+            if (L->nsq) sb_printf(&b, " channels=%zu", L->nsq);
             break;
         default:
             break;

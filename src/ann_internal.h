@@ -13,7 +13,7 @@
 typedef enum {
     ANN_INPUT = 0, ANN_CONV, ANN_DENSE, ANN_POOLMAX, ANN_POOLAVG,
     ANN_RELU, ANN_ELU, ANN_ELU1, ANN_SOFTPLUS, ANN_NOISE,
-    ANN_READOUT_DENSE, ANN_READOUT_FACT
+    ANN_READOUT_DENSE, ANN_READOUT_FACT, ANN_SQUARE
 } ann_ltype;
 
 enum { ANN_PAD_VALID = 0, ANN_PAD_SAME, ANN_PAD_EXPLICIT };
@@ -32,6 +32,8 @@ typedef struct {
     size_t pad;               /* explicit padding (pad=P) */
     size_t pad_t, pad_l;      /* resolved top and left padding */
     int stride_given;
+    /* square: the number of trailing channels squared (0: all of them) */
+    size_t nsq;
     /* penalties */
     double smooth, l1;
     /* noise on the output */

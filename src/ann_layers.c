@@ -555,6 +555,47 @@ static void elementwise_backward(ann_ltype t, const float *restrict in,
     }
 }
 
+/* ---- square ----------------------------------------------------------------- */
+
+/* x^2 on the last nsq channels (all when nsq is 0), identity on the rest.
+ * A both-sign rectifier: the square of a linear filter's output is the
+ * "energy" that phase-invariant (complex) cells respond to, which one-sided
+ * rectifiers such as the ELU cannot form without many more units.  Keeping
+ * the other channels linear lets one conv layer feed a rectified path
+ * (an ELU after this layer leaves the squares unchanged, as they are >= 0)
+ * and an energy path side by side. */
+static void square_span(const ann_layer *L, size_t *first, size_t *len)
+{
+    size_t hw = L->ih * L->iw, k = L->nsq ? L->nsq : L->ic;
+    *first = (L->ic - k) * hw;
+    *len = k * hw;
+}
+
+static void square_forward(const ann_layer *L, const float *in, float *out, size_t nb)
+{
+    size_t first, len;
+    square_span(L, &first, &len);
+    for (size_t b = 0; b < nb; b++) {
+        const float *x = in + b * L->isize;
+        float *y = out + b * L->osize;
+        memcpy(y, x, first * sizeof *y);
+        for (size_t i = first; i < first + len; i++) y[i] = x[i] * x[i];
+    }
+}
+
+static void square_backward(const ann_layer *L, const float *in, const float *gout,
+                            float *gin, size_t nb)
+{
+    size_t first, len;
+    square_span(L, &first, &len);
+    for (size_t b = 0; b < nb; b++) {
+        const float *x = in + b * L->isize, *g = gout + b * L->osize;
+        float *d = gin + b * L->isize;
+        memcpy(d, g, first * sizeof *d);
+        for (size_t i = first; i < first + len; i++) d[i] = 2.0f * x[i] * g[i];
+    }
+}
+
 /* ---- dispatch ------------------------------------------------------------- */
 
 void ann_layer_forward(const caimg_ann *m, size_t l, const float *in, float *out,
@@ -568,6 +609,7 @@ void ann_layer_forward(const caimg_ann *m, size_t l, const float *in, float *out
     case ANN_READOUT_FACT: fact_forward(m, L, in, out, aux, nb); break;
     case ANN_POOLMAX: pool_forward(L, in, out, nb, 1); break;
     case ANN_POOLAVG: pool_forward(L, in, out, nb, 0); break;
+    case ANN_SQUARE: square_forward(L, in, out, nb); break;
     default: elementwise_forward(L->type, in, out, nb * L->osize); break;
     }
 }
@@ -585,6 +627,7 @@ void ann_layer_backward(const caimg_ann *m, size_t l, const float *in,
     case ANN_READOUT_FACT: fact_backward(m, L, in, aux, gout, gin, g, nb, scratch); break;
     case ANN_POOLMAX: if (gin) pool_backward(L, in, gout, gin, nb, 1); break;
     case ANN_POOLAVG: if (gin) pool_backward(L, in, gout, gin, nb, 0); break;
+    case ANN_SQUARE: if (gin) square_backward(L, in, gout, gin, nb); break;
     default: if (gin) elementwise_backward(L->type, in, gout, gin, nb * L->osize); break;
     }
 }

@@ -203,6 +203,9 @@ static double invert_output(const caimg_ann *m, double v)
         case ANN_RELU:
             v = v > 0 ? v : 0.0;
             break;
+        case ANN_SQUARE:
+            v = v > 0 ? sqrt(v) : 0.0;
+            break;
         default:
             break;
         }

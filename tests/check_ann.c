@@ -379,6 +379,17 @@ START_TEST(language_details)
     ck_assert_str_eq(caimg_ann_layer_name(m, 8), "elu1_1");
     ck_assert_uint_eq(caimg_ann_nparams(m), 4 * 2 * 15 + 4 + 6 * 36 + 6 + 3 * 6 + 3);
     caimg_ann_free(m);
+    /* square keeps its channel count through the canonical text. */
+    m = caimg_ann_create("conv 4 3x3; square channels=2; readout dense", 1, 8, 8, 2, 1);
+    ck_assert_msg(m != NULL, "%s", caimg_errmsg());
+    char *t = caimg_ann_arch_text(m);
+    ck_assert_ptr_nonnull(strstr(t, "square channels=2 name=square1"));
+    caimg_ann *m2 = caimg_ann_create(t, 1, 8, 8, 2, 1);
+    ck_assert_ptr_nonnull(m2);
+    char *t2 = caimg_ann_arch_text(m2);
+    ck_assert_str_eq(t, t2);
+    free(t); free(t2);
+    caimg_ann_free(m); caimg_ann_free(m2);
 }
 END_TEST
 
@@ -402,6 +413,9 @@ START_TEST(language_errors)
         {"readout dense; softplus noise_abs=1", "output layer"},
         {"", "empty"},
         {"conv 0 3x3; readout dense", "channel"},
+        {"conv 2 3x3; square channels=3; readout dense", "only 2"},
+        {"square channels=0; readout dense", "channel count"},
+        {"elu channels=1; readout dense", "channels"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         caimg_ann *m = caimg_ann_create(bad[i].txt, 1, 16, 16, 2, 1);
@@ -446,6 +460,11 @@ START_TEST(gradcheck_elementwise)
     gradcheck_arch("softplus; readout dense", 1, 4, 4, 2, IN_GAUSS, NULL, 0);
     gradcheck_arch("readout dense; elu1", 1, 4, 4, 3, IN_GAUSS, NULL, 0);
     gradcheck_arch("readout dense; softplus", 1, 4, 4, 3, IN_GAUSS, NULL, 0);
+    gradcheck_arch("square; readout dense", 1, 4, 4, 2, IN_GAUSS, NULL, 0);
+    /* Part of the channels squared, the rest passed through to an ELU. */
+    gradcheck_arch("conv 3 3x3; square channels=2; elu; readout dense", 1, 5, 5, 2, IN_GAUSS,
+                   NULL, 0);
+    gradcheck_arch("readout dense; square", 1, 4, 4, 3, IN_GAUSS, NULL, 0);
 }
 END_TEST
 

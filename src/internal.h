@@ -27,6 +27,11 @@
  * and also fail cleanly when n * size overflows. */
 void *caimg_malloc(size_t n, size_t size, const char *what);
 void *caimg_calloc(size_t n, size_t size, const char *what);
+/* caimg_malloc for large buffers (tens of MB and more; free with free()):
+ * 2 MB aligned and backed by transparent huge pages where the kernel allows
+ * it, so that first touching them costs one page fault per 2 MB instead of
+ * per 4 kB (page faults are expensive, especially in virtual machines). */
+void *caimg_malloc_big(size_t n, size_t size, const char *what);
 
 /* n * size, or SIZE_MAX if that overflows. */
 static inline size_t caimg_mul(size_t n, size_t size)

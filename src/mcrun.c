@@ -219,7 +219,7 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     if (cap < CAIMG_MC_MIN_TEMPLATE_FRAMES) cap = CAIMG_MC_MIN_TEMPLATE_FRAMES;
     if (ns > cap) ns = cap;
     size_t fbytes = npix * caimg_dtype_size(in_dt);
-    sample = caimg_malloc(ns, fbytes, "template sample");
+    sample = caimg_malloc_big(ns, fbytes, "template sample");
     tmpl = caimg_malloc(npix, sizeof(float), "template");
     if (!sample || !tmpl) { rc = CAIMG_ENOMEM; goto done; }
     {
@@ -346,8 +346,8 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     memset(&q, 0, sizeof q);
     for (int k = 0; k < 2 && !rc; k++) {
         slot *a = &q.sl[k];
-        a->in = caimg_malloc(chunk, npix * isz, "input frames");
-        a->out = isz == osz ? a->in : caimg_malloc(chunk, npix * osz, "corrected frames");
+        a->in = caimg_malloc_big(chunk, npix * isz, "input frames");
+        a->out = isz == osz ? a->in : caimg_malloc_big(chunk, npix * osz, "corrected frames");
         a->shifts = caimg_malloc(chunk, 2 * sizeof(float), "shifts");
         a->corr = caimg_malloc(chunk, sizeof(float), "correlations");
         a->patch = caimg_malloc(chunk, npy * npx * 2 * sizeof(float), "patch shifts");

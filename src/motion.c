@@ -5,7 +5,9 @@
 #include <config.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -184,6 +186,82 @@ static int check_params(size_t ny, size_t nx, const caimg_mc_params *a)
     return 0;
 }
 
+/* ---- background measurement of the full-size plans ------------------------ */
+
+#ifdef HAVE_FFTW_THREADSAFE
+static pthread_once_t planner_once = PTHREAD_ONCE_INIT;
+static void planner_safe(void) { fftwf_make_planner_thread_safe(); }
+
+static void *measure_plans(void *arg)
+{
+    caimg_mc_plan *p = arg;
+    int n = (int)p->ny, h = (int)(p->nx / 2 + 1);
+    /* Same array alignment (fftwf_malloc) and in-place-ness as the work
+     * spaces the plans will run on. */
+    p->mfwd = fftwf_plan_dft_r2c_2d((int)p->ny, (int)p->nx, p->mreal, p->mspec, FFTW_MEASURE);
+    p->micol = fftwf_plan_many_dft(1, &n, h, p->mx, NULL, h, 1, p->mx, NULL, h, 1, FFTW_BACKWARD,
+                                   FFTW_MEASURE);
+    __atomic_store_n(&p->measured, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Start measuring fwd and icol in a thread; 0 if it could not start. */
+static int start_measuring(caimg_mc_plan *p)
+{
+    size_t nh = p->ny * (p->nx / 2 + 1);
+    pthread_t *t = malloc(sizeof *t);
+    p->mreal = fftwf_malloc(sizeof(float) * p->npix);
+    p->mspec = fftwf_malloc(sizeof(fftwf_complex) * nh);
+    p->mx = fftwf_malloc(sizeof(fftwf_complex) * nh);
+    pthread_once(&planner_once, planner_safe);
+    if (t && p->mreal && p->mspec && p->mx && pthread_create(t, NULL, measure_plans, p) == 0) {
+        p->planner = t;
+        p->measuring = 1;
+        return 1;
+    }
+    free(t);
+    fftwf_free(p->mreal);
+    fftwf_free(p->mspec);
+    fftwf_free(p->mx);
+    p->mreal = NULL;
+    p->mspec = p->mx = NULL;
+    return 0;
+}
+#endif
+
+/* Put the measured plans in place of the estimated ones if they are ready
+ * (or, with `wait`, once they are).  Only between parallel regions: the
+ * workers read p->fwd and p->icol. */
+void mc_plan_settle(caimg_mc_plan *p, int wait)
+{
+#ifdef HAVE_FFTW_THREADSAFE
+    if (!p->measuring) return;
+    if (!wait && !__atomic_load_n(&p->measured, __ATOMIC_ACQUIRE)) return;
+    pthread_join(*(pthread_t *)p->planner, NULL);
+    free(p->planner);
+    p->planner = NULL;
+    p->measuring = 0;
+    if (p->mfwd && p->micol) {
+        fftwf_destroy_plan(p->fwd);
+        fftwf_destroy_plan(p->icol);
+        p->fwd = p->mfwd;
+        p->icol = p->micol;
+    } else {
+        if (p->mfwd) fftwf_destroy_plan(p->mfwd);
+        if (p->micol) fftwf_destroy_plan(p->micol);
+    }
+    p->mfwd = p->micol = NULL;
+    fftwf_free(p->mreal);
+    fftwf_free(p->mspec);
+    fftwf_free(p->mx);
+    p->mreal = NULL;
+    p->mspec = p->mx = NULL;
+#else
+    (void)p;
+    (void)wait;
+#endif
+}
+
 caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params *par)
 {
     caimg_mc_params def;
@@ -283,11 +361,16 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
         if (bruns < 6000) coarse_flags = FFTW_ESTIMATE;
     }
     mc_work *w = &p->work[0];
-    p->fwd = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, w->real, w->spec, full_flags);
+    int later = 0;   /* measure fwd and icol in the background */
+#ifdef HAVE_FFTW_THREADSAFE
+    later = full_flags == FFTW_MEASURE;
+#endif
+    unsigned now_flags = later ? FFTW_ESTIMATE : full_flags;
+    p->fwd = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, w->real, w->spec, now_flags);
     {
         int n = (int)ny, h = (int)(nx / 2 + 1);
         p->icol = fftwf_plan_many_dft(1, &n, h, w->xspec, NULL, h, 1, w->xspec, NULL, h, 1,
-                                      FFTW_BACKWARD, full_flags);
+                                      FFTW_BACKWARD, now_flags);
         /* The row transform runs on a handful of rows per frame; measuring
          * it would cost more time than a better plan could save. */
         p->irow = fftwf_plan_dft_c2r_1d((int)nx, w->xrow, w->crow, FFTW_ESTIMATE);
@@ -307,6 +390,21 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
             goto fail;
         }
     }
+#ifdef HAVE_FFTW_THREADSAFE
+    /* Last: the main thread makes no more plans while the thread runs. */
+    if (later && !start_measuring(p)) {
+        fftwf_destroy_plan(p->fwd);
+        fftwf_destroy_plan(p->icol);
+        int n = (int)ny, h = (int)(nx / 2 + 1);
+        p->fwd = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, w->real, w->spec, full_flags);
+        p->icol = fftwf_plan_many_dft(1, &n, h, w->xspec, NULL, h, 1, w->xspec, NULL, h, 1,
+                                      FFTW_BACKWARD, full_flags);
+        if (!p->fwd || !p->icol) {
+            caimg_error(CAIMG_EFAIL, "FFTW could not plan %zux%zu transforms", ny, nx);
+            goto fail;
+        }
+    }
+#endif
     caimg_mc_reset(p);
     return p;
 fail:
@@ -317,6 +415,7 @@ fail:
 void caimg_mc_plan_destroy(caimg_mc_plan *p)
 {
     if (!p) return;
+    mc_plan_settle(p, 1);
     if (p->fwd) fftwf_destroy_plan(p->fwd);
     if (p->icol) fftwf_destroy_plan(p->icol);
     if (p->irow) fftwf_destroy_plan(p->irow);
@@ -1163,6 +1262,7 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
         return caimg_error(CAIMG_EINVAL, "border NaN needs floating-point output, not %s",
                            caimg_dtype_name(out_dt));
     if (n == 0) return 0;
+    mc_plan_settle(p, 0);
     if (!p->nu_known && p->par.whiten) {
         /* A template given by the user: learn the noise level from the
          * first frames, then weight the template spectra with it. */

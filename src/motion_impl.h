@@ -78,6 +78,16 @@ struct caimg_mc_plan {
      * rows (irow), because the fine search needs only the few rows around
      * the coarse shift (see mc_rigid). */
     fftwf_plan fwd, icol, irow;
+    /* Measuring fwd and icol (FFTW_MEASURE) takes a few tenths of a second
+     * on one core.  Where FFTW's planner is thread-safe, a thread of its own
+     * measures them while the plan's quick (estimated) versions serve, and
+     * they replace those between batches once ready (mc_plan_settle). */
+    int measuring;         /* the planning thread was started and not joined */
+    int measured;          /* it has finished (atomic) */
+    void *planner;         /* its pthread_t */
+    fftwf_plan mfwd, micol;
+    float *mreal;          /* scratch arrays to plan on */
+    fftwf_complex *mspec, *mx;
     float *wy, *wx;        /* edge tapers */
     float *filt;           /* Gaussian low-pass on the half spectrum */
     double filt_sum;       /* its sum over the full spectrum: the ideal peak */
@@ -130,6 +140,7 @@ typedef struct {
 } mc_est;
 
 /* motion.c */
+void mc_plan_settle(caimg_mc_plan *p, int wait);
 double mc_fit3(double a, double b, double c);
 void mc_template_spectrum(const fftwf_complex *G, const float *filt, size_t n, int whiten,
                           double nu, fftwf_complex *out);

@@ -290,6 +290,7 @@ int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *raw, caimg_dtype dt
     if ((p->par.piecewise && !fields) || !med) { rc = CAIMG_ENOMEM; goto done; }
     for (int it = 0; it < iters; it++) {
         int nonrigid = p->par.piecewise && it == iters - 1;
+        mc_plan_settle(p, 0);
         if ((rc = caimg_mc_set_template(p, tmpl))) goto done;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
         for (size_t j = 0; j < m; j++) {

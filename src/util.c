@@ -6,6 +6,9 @@
 
 #include <string.h>
 #include <time.h>
+#ifdef HAVE_SYS_MMAN_H
+#include <sys/mman.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -19,6 +22,22 @@ void *caimg_malloc(size_t n, size_t size, const char *what)
     if (!p)
         caimg_error(CAIMG_ENOMEM, "out of memory allocating %s (%zu x %zu bytes)",
                     what ? what : "a buffer", n, size);
+    return p;
+}
+
+void *caimg_malloc_big(size_t n, size_t size, const char *what)
+{
+    size_t bytes = caimg_mul(n, size), huge = (size_t)2 << 20;
+    if (bytes == SIZE_MAX || bytes < huge) return caimg_malloc(n, size, what);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, bytes) != 0) {
+        caimg_error(CAIMG_ENOMEM, "out of memory allocating %s (%zu x %zu bytes)",
+                    what ? what : "a buffer", n, size);
+        return NULL;
+    }
+#if defined(HAVE_SYS_MMAN_H) && defined(MADV_HUGEPAGE)
+    madvise(p, bytes - bytes % huge, MADV_HUGEPAGE);   /* only a hint */
+#endif
     return p;
 }
 

@@ -186,6 +186,16 @@ static int check_params(size_t ny, size_t nx, const caimg_mc_params *a)
     return 0;
 }
 
+/* The full-size transforms: forward r2c of a frame, and the inverse column
+ * transforms of its half spectrum (in place on x). */
+static void plan_full(size_t ny, size_t nx, float *real, fftwf_complex *spec, fftwf_complex *x,
+                      unsigned flags, fftwf_plan *fwd, fftwf_plan *icol)
+{
+    int n = (int)ny, h = (int)(nx / 2 + 1);
+    *fwd = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, real, spec, flags);
+    *icol = fftwf_plan_many_dft(1, &n, h, x, NULL, h, 1, x, NULL, h, 1, FFTW_BACKWARD, flags);
+}
+
 /* ---- background measurement of the full-size plans ------------------------ */
 
 #ifdef HAVE_FFTW_THREADSAFE
@@ -195,12 +205,9 @@ static void planner_safe(void) { fftwf_make_planner_thread_safe(); }
 static void *measure_plans(void *arg)
 {
     caimg_mc_plan *p = arg;
-    int n = (int)p->ny, h = (int)(p->nx / 2 + 1);
     /* Same array alignment (fftwf_malloc) and in-place-ness as the work
      * spaces the plans will run on. */
-    p->mfwd = fftwf_plan_dft_r2c_2d((int)p->ny, (int)p->nx, p->mreal, p->mspec, FFTW_MEASURE);
-    p->micol = fftwf_plan_many_dft(1, &n, h, p->mx, NULL, h, 1, p->mx, NULL, h, 1, FFTW_BACKWARD,
-                                   FFTW_MEASURE);
+    plan_full(p->ny, p->nx, p->mreal, p->mspec, p->mx, FFTW_MEASURE, &p->mfwd, &p->micol);
     __atomic_store_n(&p->measured, 1, __ATOMIC_RELEASE);
     return NULL;
 }
@@ -366,15 +373,10 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
     later = full_flags == FFTW_MEASURE;
 #endif
     unsigned now_flags = later ? FFTW_ESTIMATE : full_flags;
-    p->fwd = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, w->real, w->spec, now_flags);
-    {
-        int n = (int)ny, h = (int)(nx / 2 + 1);
-        p->icol = fftwf_plan_many_dft(1, &n, h, w->xspec, NULL, h, 1, w->xspec, NULL, h, 1,
-                                      FFTW_BACKWARD, now_flags);
-        /* The row transform runs on a handful of rows per frame; measuring
-         * it would cost more time than a better plan could save. */
-        p->irow = fftwf_plan_dft_c2r_1d((int)nx, w->xrow, w->crow, FFTW_ESTIMATE);
-    }
+    plan_full(ny, nx, w->real, w->spec, w->xspec, now_flags, &p->fwd, &p->icol);
+    /* The row transform runs on a handful of rows per frame; measuring it
+     * would cost more time than a better plan could save. */
+    p->irow = fftwf_plan_dft_c2r_1d((int)nx, w->xrow, w->crow, FFTW_ESTIMATE);
     p->bfwd = fftwf_plan_dft_r2c_2d((int)p->bny, (int)p->bnx, w->bre, w->bspec, coarse_flags);
     p->binv = fftwf_plan_dft_c2r_2d((int)p->bny, (int)p->bnx, w->bspec, w->bcorr, coarse_flags);
     if (!p->fwd || !p->icol || !p->irow || !p->bfwd || !p->binv) {
@@ -395,10 +397,7 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
     if (later && !start_measuring(p)) {
         fftwf_destroy_plan(p->fwd);
         fftwf_destroy_plan(p->icol);
-        int n = (int)ny, h = (int)(nx / 2 + 1);
-        p->fwd = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, w->real, w->spec, full_flags);
-        p->icol = fftwf_plan_many_dft(1, &n, h, w->xspec, NULL, h, 1, w->xspec, NULL, h, 1,
-                                      FFTW_BACKWARD, full_flags);
+        plan_full(ny, nx, w->real, w->spec, w->xspec, full_flags, &p->fwd, &p->icol);
         if (!p->fwd || !p->icol) {
             caimg_error(CAIMG_EFAIL, "FFTW could not plan %zux%zu transforms", ny, nx);
             goto fail;

@@ -126,3 +126,39 @@ int ann_commit_outputs(caimg_h5 **out, caimg_outfile **tsv, caimg_outfile **plot
     }
     return st;
 }
+
+void ann_train_args_init(ann_train_args *a)
+{
+    a->batch = 64;
+    a->lr = 0.002;
+    a->epochs = 200;
+    a->patience = 10;
+}
+
+int ann_train_args_parse(cmd_ctx *c, ann_train_args *a, int opt, const char *arg)
+{
+    switch (opt) {
+    case ANN_OPT_BATCH:    return cmd_parse_long(c, "--batch", arg, 1, 100000, &a->batch);
+    case ANN_OPT_LR:       return cmd_parse_double(c, "--lr", arg, 1e-9, 10, &a->lr);
+    case ANN_OPT_EPOCHS:   return cmd_parse_long(c, "--epochs", arg, 1, 1000000, &a->epochs);
+    case ANN_OPT_PATIENCE: return cmd_parse_long(c, "--patience", arg, 1, 1000000, &a->patience);
+    }
+    cmd_usage_error(c, "internal error: option %d is not a training option", opt);
+    return -1;
+}
+
+void ann_train_args_apply(const ann_train_args *a, caimg_ann_train_opts *to)
+{
+    to->batch = (size_t)a->batch;
+    to->lr = a->lr;
+    to->max_epochs = (size_t)a->epochs;
+    to->patience = (size_t)a->patience;
+}
+
+void ann_train_args_record(const ann_train_args *a, caimg_h5 *out)
+{
+    caimg_h5_param(out, "batch", "%ld", a->batch);
+    caimg_h5_param(out, "lr", "%g", a->lr);
+    caimg_h5_param(out, "epochs", "%ld", a->epochs);
+    caimg_h5_param(out, "patience", "%ld", a->patience);
+}

@@ -34,4 +34,36 @@ char *ann_arch_arg(const char *arg);
  * the first failure and returns its status. */
 int ann_commit_outputs(caimg_h5 **out, caimg_outfile **tsv, caimg_outfile **plot);
 
+/* The training options `caimg fit` and `caimg robustness` share: one
+ * spelling, one default and one valid range for both.  Each subcommand
+ * lists ANN_TRAIN_LONGOPTS in its option table, starts from
+ * ann_train_args_init() and hands the four ANN_OPT_* cases to
+ * ann_train_args_parse(). */
+/* Numbered well above any subcommand's private options. */
+enum { ANN_OPT_BATCH = OPT_FIRST_PRIVATE + 900, ANN_OPT_LR, ANN_OPT_EPOCHS, ANN_OPT_PATIENCE };
+
+#define ANN_TRAIN_LONGOPTS \
+    {"batch",    required_argument, NULL, ANN_OPT_BATCH}, \
+    {"lr",       required_argument, NULL, ANN_OPT_LR}, \
+    {"epochs",   required_argument, NULL, ANN_OPT_EPOCHS}, \
+    {"patience", required_argument, NULL, ANN_OPT_PATIENCE}
+
+typedef struct {
+    long batch;         /* mini-batch size [64] */
+    double lr;          /* Adam learning rate [0.002] */
+    long epochs;        /* maximum epochs [200] */
+    long patience;      /* early-stopping patience in epochs [10] */
+} ann_train_args;
+
+void ann_train_args_init(ann_train_args *a);
+
+/* Parse the value of one ANN_OPT_* option.  Returns 0, or prints a usage
+ * error and returns -1. */
+int ann_train_args_parse(cmd_ctx *c, ann_train_args *a, int opt, const char *arg);
+
+/* Copy the arguments into training options made by
+ * caimg_ann_train_opts_init(), and record them in the output's parameters. */
+void ann_train_args_apply(const ann_train_args *a, caimg_ann_train_opts *to);
+void ann_train_args_record(const ann_train_args *a, caimg_h5 *out);
+
 #endif

@@ -23,7 +23,7 @@
 enum {
     OPT_STIMULI = OPT_FIRST_PRIVATE, OPT_SCHEDULE, OPT_SIGNAL, OPT_WINDOW, OPT_REDUCE,
     OPT_RESPONSES, OPT_TEST_FRACTION, OPT_CROP, OPT_RESIZE, OPT_ARCH, OPT_NOISE, OPT_LOSS,
-    OPT_BATCH, OPT_LR, OPT_EPOCHS, OPT_PATIENCE, OPT_L2, OPT_VAL_FRACTION, OPT_EVAL_SAMPLES,
+    OPT_L2, OPT_VAL_FRACTION, OPT_EVAL_SAMPLES,
     OPT_EV_THRESHOLD
 };
 
@@ -41,10 +41,7 @@ static const struct option longopts[] = {
     {"arch",          required_argument, NULL, OPT_ARCH},
     {"noise",         required_argument, NULL, OPT_NOISE},
     {"loss",          required_argument, NULL, OPT_LOSS},
-    {"batch",         required_argument, NULL, OPT_BATCH},
-    {"lr",            required_argument, NULL, OPT_LR},
-    {"epochs",        required_argument, NULL, OPT_EPOCHS},
-    {"patience",      required_argument, NULL, OPT_PATIENCE},
+    ANN_TRAIN_LONGOPTS,
     {"l2",            required_argument, NULL, OPT_L2},
     {"val-fraction",  required_argument, NULL, OPT_VAL_FRACTION},
     {"eval-samples",  required_argument, NULL, OPT_EVAL_SAMPLES},
@@ -112,7 +109,7 @@ typedef struct {
     const char *traces, *stimuli, *schedule, *signal, *responses, *arch;
     caimg_resp_window win;
     int window_given;
-    double test_fraction, val_fraction, lr, l2, ev_threshold;
+    double test_fraction, val_fraction, l2, ev_threshold;
     long crop[4];
     int crop_given;
     long resize[2];
@@ -120,7 +117,8 @@ typedef struct {
     const char *noise[32];
     int nnoise;
     const char *loss;
-    long batch, epochs, patience, eval_samples;
+    ann_train_args train;
+    long eval_samples;
 } fit_opts;
 
 /* splitmix64: a small seeded generator for the test split. */
@@ -452,11 +450,8 @@ static int run(cmd_ctx *c, const fit_opts *o)
     caimg_ann_train_opts_init(&to);
     to.loss = loss;
     to.neuron_weights = nw;
-    to.batch = (size_t)o->batch;
-    to.lr = o->lr;
+    ann_train_args_apply(&o->train, &to);
     to.l2 = o->l2;
-    to.max_epochs = (size_t)o->epochs;
-    to.patience = (size_t)o->patience;
     to.val_fraction = o->val_fraction;
     to.seed = c->seed_given ? c->seed : 1;
     to.epoch_fn = on_epoch;
@@ -538,10 +533,7 @@ static int run(cmd_ctx *c, const fit_opts *o)
         caimg_h5_param(out, "crop", "%ld,%ld,%ld,%ld", o->crop[0], o->crop[1], o->crop[2], o->crop[3]);
     caimg_h5_param(out, "resize", "%zux%zu", H, W);
     caimg_h5_param(out, "loss", "%s", loss == CAIMG_ANN_POISSON ? "poisson" : "mse");
-    caimg_h5_param(out, "batch", "%ld", o->batch);
-    caimg_h5_param(out, "lr", "%g", o->lr);
-    caimg_h5_param(out, "epochs", "%ld", o->epochs);
-    caimg_h5_param(out, "patience", "%ld", o->patience);
+    ann_train_args_record(&o->train, out);
     caimg_h5_param(out, "l2", "%g", o->l2);
     caimg_h5_param(out, "val-fraction", "%g", o->val_fraction);
     caimg_h5_param(out, "seed", "%lu", c->seed_given ? c->seed : 1UL);
@@ -694,14 +686,11 @@ int main_fit(int argc, char **argv)
     caimg_resp_window_init(&o.win);
     o.test_fraction = 0.2;
     o.val_fraction = 0.1;
-    o.lr = 0.002;
     o.l2 = 1e-4;
     o.ev_threshold = 0.15;
     o.arch = "conv2";
     o.loss = "auto";
-    o.batch = 64;
-    o.epochs = 200;
-    o.patience = 10;
+    ann_train_args_init(&o.train);
     int opt;
     while ((opt = getopt_long(c.argc, c.argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         int k = cmd_common_option(&c, opt, optarg);
@@ -769,20 +758,11 @@ int main_fit(int argc, char **argv)
             }
             o.loss = optarg;
             break;
-        case OPT_BATCH:
-            if (cmd_parse_long(&c, "--batch", optarg, 1, 100000, &o.batch)) { rc = EXIT_USAGE; goto done; }
-            break;
-        case OPT_LR:
-            if (cmd_parse_double(&c, "--lr", optarg, 1e-9, 10, &o.lr)) { rc = EXIT_USAGE; goto done; }
+        case ANN_OPT_BATCH: case ANN_OPT_LR: case ANN_OPT_EPOCHS: case ANN_OPT_PATIENCE:
+            if (ann_train_args_parse(&c, &o.train, opt, optarg)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_L2:
             if (cmd_parse_double(&c, "--l2", optarg, 0, 1e3, &o.l2)) { rc = EXIT_USAGE; goto done; }
-            break;
-        case OPT_EPOCHS:
-            if (cmd_parse_long(&c, "--epochs", optarg, 1, 1000000, &o.epochs)) { rc = EXIT_USAGE; goto done; }
-            break;
-        case OPT_PATIENCE:
-            if (cmd_parse_long(&c, "--patience", optarg, 1, 1000000, &o.patience)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_EVAL_SAMPLES:
             if (cmd_parse_long(&c, "--eval-samples", optarg, 0, 100000, &o.eval_samples)) { rc = EXIT_USAGE; goto done; }

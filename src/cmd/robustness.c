@@ -31,7 +31,7 @@
 enum {
     OPT_STIMULI = OPT_FIRST_PRIVATE, OPT_HIDDEN, OPT_PLACEMENTS, OPT_ACCURACY_DROP, OPT_SIGMA_GRID,
     OPT_SEARCH_STEPS, OPT_L2_GRID, OPT_L2, OPT_SIGMA_INPUT, OPT_SIGMA_HIDDEN, OPT_BOTH_FACTOR,
-    OPT_SEEDS, OPT_EPOCHS, OPT_PATIENCE, OPT_BATCH, OPT_LR, OPT_EPS, OPT_FEATURE_EPS,
+    OPT_SEEDS, OPT_EPS, OPT_FEATURE_EPS,
     OPT_FEATURE_LAYER, OPT_NO_DECODER, OPT_STEPS, OPT_EOT, OPT_EVAL_SAMPLES, OPT_IMAGES,
     OPT_DECODER, OPT_TSV, OPT_PLOT, OPT_TOLERANCE
 };
@@ -50,10 +50,7 @@ static const struct option longopts[] = {
     {"sigma-hidden",   required_argument, NULL, OPT_SIGMA_HIDDEN},
     {"both-factor",    required_argument, NULL, OPT_BOTH_FACTOR},
     {"seeds",          required_argument, NULL, OPT_SEEDS},
-    {"epochs",         required_argument, NULL, OPT_EPOCHS},
-    {"patience",       required_argument, NULL, OPT_PATIENCE},
-    {"batch",          required_argument, NULL, OPT_BATCH},
-    {"lr",             required_argument, NULL, OPT_LR},
+    ANN_TRAIN_LONGOPTS,
     {"eps",            required_argument, NULL, OPT_EPS},
     {"feature-eps",    required_argument, NULL, OPT_FEATURE_EPS},
     {"feature-layer",  required_argument, NULL, OPT_FEATURE_LAYER},
@@ -143,8 +140,8 @@ typedef struct {
     double l2grid[MAXLIST];
     int nl2;
     double l2, sig_in, sig_hid, both;       /* NaN: search */
-    long seeds, epochs, patience, batch;
-    double lr;
+    long seeds;
+    ann_train_args train;
     double eps[MAXLIST], feps[MAXLIST];
     int neps, nfeps;
     int decoder_attack, decoder;
@@ -357,11 +354,8 @@ static int train_one(cmd_ctx *c, const rob_opts *o, const rob_data *d, double si
         caimg_ann_train_opts_init(&to);
         to.loss = d->loss;
         to.neuron_weights = nw;
-        to.batch = (size_t)o->batch;
-        to.lr = o->lr;
+        ann_train_args_apply(&o->train, &to);
         to.l2 = l2;
-        to.max_epochs = (size_t)o->epochs;
-        to.patience = (size_t)o->patience;
         to.val_mask = d->vmask;
         to.seed = seed;
         st = caimg_ann_train(m, d->xtr, d->ytr, d->wtr, d->ntr, &to, &h);
@@ -942,10 +936,7 @@ static int run(cmd_ctx *c, rob_opts *o)
     caimg_h5_param(out, "accuracy-drop", "%g", o->drop);
     caimg_h5_param(out, "l2", "%g", l2);
     caimg_h5_param(out, "seeds", "%ld", o->seeds);
-    caimg_h5_param(out, "epochs", "%ld", o->epochs);
-    caimg_h5_param(out, "patience", "%ld", o->patience);
-    caimg_h5_param(out, "batch", "%ld", o->batch);
-    caimg_h5_param(out, "lr", "%g", o->lr);
+    ann_train_args_record(&o->train, out);
     caimg_h5_param(out, "steps", "%ld", o->steps);
     caimg_h5_param(out, "eot", "%ld", o->eot);
     caimg_h5_param(out, "eval-samples", "%ld", o->eval_samples);
@@ -1073,10 +1064,7 @@ int main_robustness(int argc, char **argv)
     o.nl2 = 3;
     o.l2 = o.sig_in = o.sig_hid = o.both = NAN;
     o.seeds = 3;
-    o.epochs = 200;
-    o.patience = 10;
-    o.batch = 64;
-    o.lr = 0.002;
+    ann_train_args_init(&o.train);
     const double eps0[] = {0, 0.005, 0.01, 0.02, 0.05};
     memcpy(o.eps, eps0, sizeof eps0);
     o.neps = 5;
@@ -1146,17 +1134,8 @@ int main_robustness(int argc, char **argv)
         case OPT_SEEDS:
             if (cmd_parse_long(&c, "--seeds", optarg, 1, 64, &o.seeds)) { rc = EXIT_USAGE; goto done; }
             break;
-        case OPT_EPOCHS:
-            if (cmd_parse_long(&c, "--epochs", optarg, 1, 1000000, &o.epochs)) { rc = EXIT_USAGE; goto done; }
-            break;
-        case OPT_PATIENCE:
-            if (cmd_parse_long(&c, "--patience", optarg, 1, 1000000, &o.patience)) { rc = EXIT_USAGE; goto done; }
-            break;
-        case OPT_BATCH:
-            if (cmd_parse_long(&c, "--batch", optarg, 1, 100000, &o.batch)) { rc = EXIT_USAGE; goto done; }
-            break;
-        case OPT_LR:
-            if (cmd_parse_double(&c, "--lr", optarg, 1e-9, 10, &o.lr)) { rc = EXIT_USAGE; goto done; }
+        case ANN_OPT_BATCH: case ANN_OPT_LR: case ANN_OPT_EPOCHS: case ANN_OPT_PATIENCE:
+            if (ann_train_args_parse(&c, &o.train, opt, optarg)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_EPS:
             if ((o.neps = parse_list(&c, "--eps", optarg, o.eps, 0)) < 0) { rc = EXIT_USAGE; goto done; }

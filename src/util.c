@@ -15,14 +15,19 @@
 
 #include "internal.h"
 
+/* The one message for a failed allocation of n x size bytes. */
+static void *no_memory(size_t n, size_t size, const char *what)
+{
+    caimg_error(CAIMG_ENOMEM, "out of memory allocating %s (%zu x %zu bytes)",
+                what ? what : "a buffer", n, size);
+    return NULL;
+}
+
 void *caimg_malloc(size_t n, size_t size, const char *what)
 {
     size_t bytes = caimg_mul(n, size);
     void *p = bytes == SIZE_MAX ? NULL : malloc(bytes ? bytes : 1);
-    if (!p)
-        caimg_error(CAIMG_ENOMEM, "out of memory allocating %s (%zu x %zu bytes)",
-                    what ? what : "a buffer", n, size);
-    return p;
+    return p ? p : no_memory(n, size, what);
 }
 
 void *caimg_malloc_big(size_t n, size_t size, const char *what)
@@ -30,11 +35,7 @@ void *caimg_malloc_big(size_t n, size_t size, const char *what)
     size_t bytes = caimg_mul(n, size), huge = (size_t)2 << 20;
     if (bytes == SIZE_MAX || bytes < huge) return caimg_malloc(n, size, what);
     void *p = NULL;
-    if (posix_memalign(&p, huge, bytes) != 0) {
-        caimg_error(CAIMG_ENOMEM, "out of memory allocating %s (%zu x %zu bytes)",
-                    what ? what : "a buffer", n, size);
-        return NULL;
-    }
+    if (posix_memalign(&p, huge, bytes) != 0) return no_memory(n, size, what);
 #if defined(HAVE_SYS_MMAN_H) && defined(MADV_HUGEPAGE)
     madvise(p, bytes - bytes % huge, MADV_HUGEPAGE);   /* only a hint */
 #endif
@@ -44,10 +45,7 @@ void *caimg_malloc_big(size_t n, size_t size, const char *what)
 void *caimg_calloc(size_t n, size_t size, const char *what)
 {
     void *p = (n && size && n > SIZE_MAX / size) ? NULL : calloc(n ? n : 1, size ? size : 1);
-    if (!p)
-        caimg_error(CAIMG_ENOMEM, "out of memory allocating %s (%zu x %zu bytes)",
-                    what ? what : "a buffer", n, size);
-    return p;
+    return p ? p : no_memory(n, size, what);
 }
 
 char *caimg_strdup(const char *s)

@@ -186,14 +186,44 @@ static int check_params(size_t ny, size_t nx, const caimg_mc_params *a)
     return 0;
 }
 
-/* The full-size transforms: forward r2c of a frame, and the inverse column
- * transforms of its half spectrum (in place on x). */
+/* The full-size transforms: forward r2c of a frame (planned with `flags`),
+ * and the inverse column transforms of its half spectrum (in place on x).
+ * The latter serve only when the search near the coarse shift fails (see
+ * mc_rigid), too rarely to be worth measuring. */
 static void plan_full(size_t ny, size_t nx, float *real, fftwf_complex *spec, fftwf_complex *x,
                       unsigned flags, fftwf_plan *fwd, fftwf_plan *icol)
 {
     int n = (int)ny, h = (int)(nx / 2 + 1);
     *fwd = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, real, spec, flags);
-    *icol = fftwf_plan_many_dft(1, &n, h, x, NULL, h, 1, x, NULL, h, 1, FFTW_BACKWARD, flags);
+    *icol = fftwf_plan_many_dft(1, &n, h, x, NULL, h, 1, x, NULL, h, 1, FFTW_BACKWARD,
+                                FFTW_ESTIMATE);
+}
+
+/* The zoomed column transform for the 2R + 1 rows around any shift: zL the
+ * smallest divisor of ny from 2 (2R + 1) (about where the zL-point DFTs and
+ * the sums over zM = ny / zL cost the same), else from 2R + 1; in place on
+ * x.  Its cost hardly depends on measuring. */
+static int plan_zoom(caimg_mc_plan *p, fftwf_complex *x, long R)
+{
+    size_t ny = p->ny, nh = p->nx / 2 + 1, L = 0, want = (size_t)(2 * R + 1);
+    for (size_t d = 2 * want; d <= ny && !L; d++)
+        if (ny % d == 0) L = d;
+    for (size_t d = want; d <= ny && !L; d++)
+        if (ny % d == 0) L = d;
+    if (!L) L = ny;
+    p->zL = L;
+    p->zM = ny / L;
+    p->ztw = caimg_malloc(ny, 2 * sizeof(float), "twiddles");
+    if (!p->ztw) return CAIMG_ENOMEM;
+    for (size_t j = 0; j < ny; j++) {
+        double a = 2 * M_PI * (double)j / (double)ny;
+        p->ztw[2 * j] = (float)cos(a);
+        p->ztw[2 * j + 1] = (float)sin(a);
+    }
+    fftwf_iodim d = {(int)L, (int)(p->zM * nh), (int)(p->zM * nh)};
+    fftwf_iodim hm[2] = {{(int)p->zM, (int)nh, (int)nh}, {(int)nh, 1, 1}};
+    p->izoom = fftwf_plan_guru_dft(1, &d, 2, hm, x, x, FFTW_BACKWARD, FFTW_ESTIMATE);
+    return 0;
 }
 
 /* ---- background measurement of the full-size plans ------------------------ */
@@ -212,7 +242,7 @@ static void *measure_plans(void *arg)
     return NULL;
 }
 
-/* Start measuring fwd and icol in a thread; 0 if it could not start. */
+/* Start measuring fwd in a thread; 0 if it could not start. */
 static int start_measuring(caimg_mc_plan *p)
 {
     size_t nh = p->ny * (p->nx / 2 + 1);
@@ -368,7 +398,7 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
         if (bruns < 6000) coarse_flags = FFTW_ESTIMATE;
     }
     mc_work *w = &p->work[0];
-    int later = 0;   /* measure fwd and icol in the background */
+    int later = 0;   /* measure fwd in the background */
 #ifdef HAVE_FFTW_THREADSAFE
     later = full_flags == FFTW_MEASURE;
 #endif
@@ -377,9 +407,10 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
     /* The row transform runs on a handful of rows per frame; measuring it
      * would cost more time than a better plan could save. */
     p->irow = fftwf_plan_dft_c2r_1d((int)nx, w->xrow, w->crow, FFTW_ESTIMATE);
+    if (plan_zoom(p, w->xspec, p->B + 2)) goto fail;
     p->bfwd = fftwf_plan_dft_r2c_2d((int)p->bny, (int)p->bnx, w->bre, w->bspec, coarse_flags);
     p->binv = fftwf_plan_dft_c2r_2d((int)p->bny, (int)p->bnx, w->bspec, w->bcorr, coarse_flags);
-    if (!p->fwd || !p->icol || !p->irow || !p->bfwd || !p->binv) {
+    if (!p->fwd || !p->icol || !p->irow || !p->izoom || !p->bfwd || !p->binv) {
         caimg_error(CAIMG_EFAIL, "FFTW could not plan %zux%zu transforms", ny, nx);
         goto fail;
     }
@@ -418,6 +449,8 @@ void caimg_mc_plan_destroy(caimg_mc_plan *p)
     if (p->fwd) fftwf_destroy_plan(p->fwd);
     if (p->icol) fftwf_destroy_plan(p->icol);
     if (p->irow) fftwf_destroy_plan(p->irow);
+    if (p->izoom) fftwf_destroy_plan(p->izoom);
+    free(p->ztw);
     if (p->pfwd) fftwf_destroy_plan(p->pfwd);
     if (p->pinv) fftwf_destroy_plan(p->pinv);
     if (p->bfwd) fftwf_destroy_plan(p->bfwd);
@@ -907,23 +940,45 @@ void mc_rigid_coarse(const caimg_mc_plan *p, mc_work *w, const float *f, float m
     e->flags = (labs(cy) >= p->bS || labs(cx) >= p->bS) ? CAIMG_MC_CLIPPED : 0;
 }
 
-/* Rows yc-r .. yc+r (wrapped; all rows if that covers them) of the
- * correlation surface w->corr from the column-transformed cross-power
- * spectrum in w->xspec, which is left intact.  Rows go through aligned
- * buffers: FFTW's new-array execution needs the alignment it planned for,
- * and the row transform destroys its input. */
-static void inverse_rows(const caimg_mc_plan *p, mc_work *w, long yc, long r)
+/* The whole correlation surface w->corr from the column-transformed
+ * cross-power spectrum in w->xspec, which is left intact.  Rows go through
+ * aligned buffers: FFTW's new-array execution needs the alignment it
+ * planned for, and the row transform destroys its input. */
+static void inverse_rows(const caimg_mc_plan *p, mc_work *w)
+{
+    size_t nx = p->nx, nh = nx / 2 + 1;
+    for (size_t row = 0; row < p->ny; row++) {
+        memcpy(w->xrow, w->xspec + row * nh, sizeof(fftwf_complex) * nh);
+        fftwf_execute_dft_c2r(p->irow, w->xrow, w->crow);
+        memcpy(w->corr + row * nx, w->crow, sizeof(float) * nx);
+    }
+}
+
+/* Rows yc-r .. yc+r (wrapped; 2r + 1 <= zL) of the correlation surface
+ * w->corr from the zoom-transformed cross-power spectrum in w->xspec: row
+ * y of the column transform is the sum over b of exp(2 pi i b y / ny)
+ * times sub-row b of block y mod zL. */
+MC_SIMD_CLONES
+static void zoom_rows(const caimg_mc_plan *p, mc_work *w, long yc, long r)
 {
     long ny = (long)p->ny;
-    size_t nx = p->nx, nh = nx / 2 + 1;
-    long a = yc - r, b = yc + r;
-    if (2 * r + 1 >= ny) {
-        a = 0;
-        b = ny - 1;
-    }
-    for (long y = a; y <= b; y++) {
-        size_t row = (size_t)((y % ny + ny) % ny);
-        memcpy(w->xrow, w->xspec + row * nh, sizeof(fftwf_complex) * nh);
+    size_t nx = p->nx, nh = nx / 2 + 1, M = p->zM;
+    for (long y = yc - r; y <= yc + r; y++) {
+        size_t row = (size_t)((y % ny + ny) % ny), a = row % p->zL;
+        const float *blk = (const float *)(w->xspec + a * M * nh);
+        float *restrict o = (float *)w->xrow;
+        memcpy(o, blk, sizeof(fftwf_complex) * nh);   /* b = 0: weight 1 */
+        for (size_t b = 1; b < M; b++) {
+            size_t j = (b * row) % (size_t)ny;
+            float c = p->ztw[2 * j], s = p->ztw[2 * j + 1];
+            const float *restrict z = blk + 2 * b * nh;
+#pragma omp simd
+            for (size_t k = 0; k < nh; k++) {
+                float zr = z[2 * k], zi = z[2 * k + 1];
+                o[2 * k] += c * zr - s * zi;
+                o[2 * k + 1] += c * zi + s * zr;
+            }
+        }
         fftwf_execute_dft_c2r(p->irow, w->xrow, w->crow);
         memcpy(w->corr + row * nx, w->crow, sizeof(float) * nx);
     }
@@ -956,17 +1011,20 @@ void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc
     }
     fftwf_execute_dft_r2c(p->fwd, w->real, w->spec);
     mc_cross(w->spec, p->tspec, w->xspec, (size_t)ny * (size_t)(nx / 2 + 1), p->par.whiten);
-    fftwf_execute_dft(p->icol, w->xspec, w->xspec);
     /* Search near the coarse shift, which needs only the rows within R of
-     * it (their inverse row transforms are about half the cost of the whole
-     * inverse transform).  If the maximum lands on the edge of that
-     * neighbourhood, or outside +-S, the coarse step was misled: the whole
-     * surface is made and searched. */
+     * it: the zoomed column transform and their row transforms cost about
+     * a third of the whole inverse transform.  If the maximum lands on the
+     * edge of that neighbourhood, or outside +-S, the coarse step was
+     * misled: the whole surface is made (from the cross-power spectrum
+     * again, which the zoom consumed) and searched. */
     long R = p->B + 2, iy, ix;
-    inverse_rows(p, w, Dy, R);
+    fftwf_execute_dft(p->izoom, w->xspec, w->xspec);
+    zoom_rows(p, w, Dy, R);
     float best = peak_search(w->corr, (size_t)ny, (size_t)nx, R, Dy, Dx, &iy, &ix);
     if (labs(iy - Dy) == R || labs(ix - Dx) == R || labs(iy) > p->S || labs(ix) > p->S) {
-        inverse_rows(p, w, 0, ny);
+        mc_cross(w->spec, p->tspec, w->xspec, (size_t)ny * (size_t)(nx / 2 + 1), p->par.whiten);
+        fftwf_execute_dft(p->icol, w->xspec, w->xspec);
+        inverse_rows(p, w);
         best = peak_search0(w->corr, (size_t)ny, (size_t)nx, p->S, &iy, &ix);
     }
     if (labs(iy) >= p->S || labs(ix) >= p->S) flags |= CAIMG_MC_CLIPPED;

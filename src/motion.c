@@ -673,19 +673,26 @@ int mc_estimate_noise(caimg_mc_plan *p, const void *frames, caimg_dtype dt, cons
     size_t m = n < 32 ? n : 32, cnt = 0;
     double *fl = caimg_malloc(m ? m : 1, 2 * sizeof(double), "noise estimates");
     if (!fl) return CAIMG_ENOMEM;
-    mc_work *w = &p->work[0];
+#pragma omp parallel for schedule(dynamic, 1) num_threads(p->nthr)
     for (size_t j = 0; j < m; j++) {
+        mc_work *w = &p->work[mc_thread_num()];
         size_t i = (j * n) / m;
         float mean;
         if (idx) i = idx[i];
+        fl[j] = fl[m + j] = NAN;
         if (!mc_clean(p, (const char *)frames + i * p->npix * sz, dt, w->frame, &mean)) continue;
         mc_bidi_apply(p, w->frame, w->tmp);
         mc_transform(p, w, w->frame, mean);
         coarse_transform(p, w, w->frame, mean);
-        fl[cnt] = mc_noise_floor(p, w->spec);
-        fl[m + cnt] = noise_floor(p->bny, p->bnx, w->bspec);
-        cnt++;
+        fl[j] = mc_noise_floor(p, w->spec);
+        fl[m + j] = noise_floor(p->bny, p->bnx, w->bspec);
     }
+    for (size_t j = 0; j < m; j++)
+        if (!isnan(fl[j])) {
+            fl[cnt] = fl[j];
+            fl[m + cnt] = fl[m + j];
+            cnt++;
+        }
     if (cnt) {
         qsort(fl, cnt, sizeof *fl, cmp_double);
         qsort(fl + m, cnt, sizeof *fl, cmp_double);
@@ -1043,11 +1050,42 @@ static inline long clampl(long v, long hi)
     return v < 0 ? 0 : v > hi ? hi : v;
 }
 
+/* Horizontal pass of mc_warp_rigid for one source row s into t: taps
+ * x + ix0 - 1 .. x + ix0 + 2 with weights wx, inside the row for x in
+ * [xa, xb), the nearest edge pixel elsewhere. */
+MC_SIMD_CLONES
+static void warp_row(const float *s, float *t, long nx, long ix0, const float wx[4], long xa,
+                     long xb)
+{
+    if (xa < xb) {
+        const float *restrict s0 = s + ix0 - 1, *restrict s1 = s + ix0,
+            *restrict s2 = s + ix0 + 1, *restrict s3 = s + ix0 + 2;
+        float *restrict tt = t;
+        float w0 = wx[0], w1 = wx[1], w2 = wx[2], w3 = wx[3];
+#pragma omp simd
+        for (long x = xa; x < xb; x++)
+            tt[x] = w0 * s0[x] + w1 * s1[x] + w2 * s2[x] + w3 * s3[x];
+    }
+    for (long x = 0; x < nx; x++) {
+        if (x == xa && xa < xb) {
+            x = xb - 1;
+            continue;
+        }
+        float v = 0;
+        for (int k = 0; k < 4; k++) v += wx[k] * s[clampl(x + ix0 - 1 + k, nx - 1)];
+        t[x] = v;
+    }
+}
+
 /* Resample a frame at (y + dy, x + dx), the same fraction for every pixel,
  * so the interpolation is separable: a horizontal pass of 2 or 4 taps per
  * row, then a vertical one, with constant weights.  Taps outside the frame
  * take the nearest edge pixel; then, with border NAN or ZERO, pixels whose
- * source lies outside the frame are overwritten. */
+ * source lies outside the frame are overwritten.  The two passes are
+ * interleaved: an output row needs four consecutive (or, at the edges,
+ * repeated) horizontally filtered source rows, kept in a ring of four rows
+ * (w->tmp), so each is made once and used while in the cache.  With dst
+ * NULL the rows exist only for the sink (in w->crow, one at a time). */
 MC_SIMD_CLONES
 void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *dst,
                    double dy, double dx, int border, mc_rows *sink)
@@ -1067,45 +1105,32 @@ void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *
         wx[1] = 1 - fx;
         wx[2] = fx;
     }
-    float *tmp = w->tmp;
-    /* Horizontal pass over the source rows the vertical pass will read. */
-    long r0 = clampl(iy0 - 1, ny - 1), r1 = clampl(ny - 1 + iy0 + 2, ny - 1);
+    float *ring = w->tmp;
+    long have[4] = {-1, -1, -1, -1};   /* source row held by each ring slot */
     long xa = 1 - ix0, xb = nx - 2 - ix0;   /* taps x+ix0-1 .. x+ix0+2 inside */
     if (xa < 0) xa = 0;
     if (xb > nx) xb = nx;
-    for (long r = r0; r <= r1; r++) {
-        const float *s = src + r * nx;
-        float *t = tmp + r * nx;
-        if (xa < xb) {
-            const float *restrict s0 = s + ix0 - 1, *restrict s1 = s + ix0,
-                *restrict s2 = s + ix0 + 1, *restrict s3 = s + ix0 + 2;
-            float *restrict tt = t;
-            float w0 = wx[0], w1 = wx[1], w2 = wx[2], w3 = wx[3];
-#pragma omp simd
-            for (long x = xa; x < xb; x++)
-                tt[x] = w0 * s0[x] + w1 * s1[x] + w2 * s2[x] + w3 * s3[x];
-        }
-        for (long x = 0; x < nx; x++) {
-            if (x == xa && xa < xb) {
-                x = xb - 1;
-                continue;
-            }
-            float v = 0;
-            for (int k = 0; k < 4; k++) v += wx[k] * s[clampl(x + ix0 - 1 + k, nx - 1)];
-            t[x] = v;
-        }
-    }
-    /* Vertical pass; each row is finished (border policy applied) and
-     * handed to the sink while it is still in the cache. */
+    /* Each row is finished (border policy applied) and handed to the sink
+     * while it is still in the cache. */
     float fill = border == CAIMG_MC_BORDER_NAN ? NAN : 0.0f;
     long ya = (long)ceil(-dy), yb = (long)floor((double)(ny - 1) - dy);
     long xc = (long)ceil(-dx), xd = (long)floor((double)(nx - 1) - dx);
     for (long y = 0; y < ny; y++) {
-        const float *restrict t0 = tmp + clampl(y + iy0 - 1, ny - 1) * nx;
-        const float *restrict t1 = tmp + clampl(y + iy0, ny - 1) * nx;
-        const float *restrict t2 = tmp + clampl(y + iy0 + 1, ny - 1) * nx;
-        const float *restrict t3 = tmp + clampl(y + iy0 + 2, ny - 1) * nx;
-        float *restrict o = dst + y * nx;
+        const float *t[4];
+        /* The (up to four distinct) source rows are consecutive, so their
+         * numbers mod 4 differ. */
+        for (int k = 0; k < 4; k++) {
+            long r = clampl(y + iy0 - 1 + k, ny - 1);
+            float *slot = ring + (r & 3) * nx;
+            if (have[r & 3] != r) {
+                warp_row(src + r * nx, slot, nx, ix0, wx, xa, xb);
+                have[r & 3] = r;
+            }
+            t[k] = slot;
+        }
+        const float *restrict t0 = t[0], *restrict t1 = t[1], *restrict t2 = t[2],
+            *restrict t3 = t[3];
+        float *restrict o = dst ? dst + y * nx : w->crow;
         float w0 = wy[0], w1 = wy[1], w2 = wy[2], w3 = wy[3];
 #pragma omp simd
         for (long x = 0; x < nx; x++) o[x] = w0 * t0[x] + w1 * t1[x] + w2 * t2[x] + w3 * t3[x];
@@ -1288,7 +1313,8 @@ static size_t correct_frame(const caimg_mc_plan *p, mc_work *w, const float *f, 
         /* The box depends only on the shift, so it is known before the
          * rows are. */
         mc_valid_box(p, dy, dy, dx, dx, box);
-        mc_warp_rigid(p, w, f, dst, dy, dx, border, &rows);
+        /* Integer output exists only as the sink's rows. */
+        mc_warp_rigid(p, w, f, dst == out ? dst : NULL, dy, dx, border, &rows);
     }
     if (corr)
         *corr = box[0] >= box[1] || box[2] >= box[3]

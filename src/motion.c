@@ -706,11 +706,20 @@ int mc_estimate_noise(caimg_mc_plan *p, const void *frames, caimg_dtype dt, cons
 
 /* ---- per-frame steps ----------------------------------------------------- */
 
-/* Convert a frame to float and decide whether it can be registered.
- * Returns 1 with the mean of the finite pixels in *mean (non-finite pixels
- * replaced by it), or 0 for an unusable frame. */
+/* acc += f over n pixels. */
 MC_SIMD_CLONES
-int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst, float *mean)
+static void add_frame(float *restrict acc, const float *restrict f, size_t n)
+{
+#pragma omp simd
+    for (size_t k = 0; k < n; k++) acc[k] += f[k];
+}
+
+/* mc_clean, and with acc not NULL, acc += the frame if it is usable: for
+ * uint16 frames in the same pass (the sum is taken back from an unusable,
+ * i.e. constant, frame: exact, as sums of integers below 2^24 are). */
+MC_SIMD_CLONES
+static int clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst,
+                 float *mean, float *acc)
 {
     size_t n = p->npix, nx = p->nx, bad = 0;
     double s = 0;
@@ -723,7 +732,19 @@ int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst
         for (size_t y = 0; y < p->ny; y++) {
             float *r = dst + y * nx;
             float rs = 0, rl = INFINITY, rh = -INFINITY;
-            if (dt == CAIMG_DT_U16) {
+            if (dt == CAIMG_DT_U16 && acc) {
+                const uint16_t *restrict q = u + y * nx;
+                float *restrict a = acc + y * nx;
+#pragma omp simd reduction(+ : rs) reduction(min : rl) reduction(max : rh)
+                for (size_t x = 0; x < nx; x++) {
+                    float v = (float)q[x];
+                    r[x] = v;
+                    a[x] += v;
+                    rs += v;
+                    rl = v < rl ? v : rl;
+                    rh = v > rh ? v : rh;
+                }
+            } else if (dt == CAIMG_DT_U16) {
                 const uint16_t *q = u + y * nx;
 #pragma omp simd reduction(+ : rs) reduction(min : rl) reduction(max : rh)
                 for (size_t x = 0; x < nx; x++) {
@@ -770,13 +791,26 @@ int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst
             hi = rh > hi ? rh : hi;
         }
     }
-    if (2 * bad > n || !(hi > lo)) return 0;
+    if (2 * bad > n || !(hi > lo)) {
+        if (acc && dt == CAIMG_DT_U16)
+            for (size_t i = 0; i < n; i++) acc[i] -= dst[i];
+        return 0;
+    }
     float m = (float)(s / (double)(n - bad));
     if (bad)
         for (size_t i = 0; i < n; i++)
             if (!isfinite(dst[i])) dst[i] = m;
     *mean = m;
+    if (acc && dt != CAIMG_DT_U16) add_frame(acc, dst, n);
     return 1;
+}
+
+/* Convert a frame to float and decide whether it can be registered.
+ * Returns 1 with the mean of the finite pixels in *mean (non-finite pixels
+ * replaced by it), or 0 for an unusable frame. */
+int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst, float *mean)
+{
+    return clean(p, src, dt, dst, mean, NULL);
 }
 
 /* Undo the bidirectional-scan offset: odd row y is resampled at x + b.
@@ -1323,14 +1357,6 @@ static size_t correct_frame(const caimg_mc_plan *p, mc_work *w, const float *f, 
     return rows.clamped;
 }
 
-/* acc += f over n pixels. */
-MC_SIMD_CLONES
-static void add_frame(float *restrict acc, const float *restrict f, size_t n)
-{
-#pragma omp simd
-    for (size_t k = 0; k < n; k++) acc[k] += f[k];
-}
-
 int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *out,
                      caimg_dtype out_dt, size_t n, caimg_mc_frames *res, size_t *nclamped)
 {
@@ -1373,11 +1399,10 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
         int tid = mc_thread_num();
         mc_work *w = &p->work[tid];
         float mean;
-        if (!mc_clean(p, inb + i * npix * isz, in_dt, w->frame, &mean)) {
+        if (!clean(p, inb + i * npix * isz, in_dt, w->frame, &mean, w->acc_in)) {
             fl[i] = CAIMG_MC_UNUSABLE;
             continue;
         }
-        add_frame(w->acc_in, w->frame, npix);
         w->n_in++;
         mc_bidi_apply(p, w->frame, w->tmp);
         mc_est e;
@@ -1429,20 +1454,32 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
     for (int t = 0; t < nthr; t++) box_and(p->valid, boxes[t]);
 
     /* Fold the per-thread float sums into the double ones now, while they
-     * hold few frames, so precision does not degrade over long movies. */
-    for (int t = 0; t < p->nthr; t++) {
-        mc_work *wt = &p->work[t];
-        if (wt->n_in) {
-            for (size_t k = 0; k < npix; k++) p->sum_in[k] += wt->acc_in[k];
-            memset(wt->acc_in, 0, sizeof(float) * npix);
-            p->n_in += wt->n_in;
-            wt->n_in = 0;
+     * hold few frames, so precision does not degrade over long movies;
+     * all threads share the pixels (in thread order per pixel, as
+     * before). */
+    {
+        int nt = p->nthr;
+        size_t nblk = (npix + 4095) / 4096;
+#pragma omp parallel for schedule(static) num_threads(nthr)
+        for (size_t b = 0; b < nblk; b++) {
+            size_t k0 = b * 4096, k1 = k0 + 4096 < npix ? k0 + 4096 : npix;
+            for (int t = 0; t < nt; t++) {
+                mc_work *wt = &p->work[t];
+                if (wt->n_in) {
+                    for (size_t k = k0; k < k1; k++) p->sum_in[k] += wt->acc_in[k];
+                    memset(wt->acc_in + k0, 0, sizeof(float) * (k1 - k0));
+                }
+                if (wt->n_out) {
+                    for (size_t k = k0; k < k1; k++) p->sum_out[k] += wt->acc_out[k];
+                    memset(wt->acc_out + k0, 0, sizeof(float) * (k1 - k0));
+                }
+            }
         }
-        if (wt->n_out) {
-            for (size_t k = 0; k < npix; k++) p->sum_out[k] += wt->acc_out[k];
-            memset(wt->acc_out, 0, sizeof(float) * npix);
+        for (int t = 0; t < nt; t++) {
+            mc_work *wt = &p->work[t];
+            p->n_in += wt->n_in;
             p->n_out += wt->n_out;
-            wt->n_out = 0;
+            wt->n_in = wt->n_out = 0;
         }
     }
     if (res && res->shifts) memcpy(res->shifts, sh, sizeof(float) * 2 * n);

@@ -186,14 +186,44 @@ static int check_params(size_t ny, size_t nx, const caimg_mc_params *a)
     return 0;
 }
 
-/* The full-size transforms: forward r2c of a frame, and the inverse column
- * transforms of its half spectrum (in place on x). */
+/* The full-size transforms: forward r2c of a frame (planned with `flags`),
+ * and the inverse column transforms of its half spectrum (in place on x).
+ * The latter serve only when the search near the coarse shift fails (see
+ * mc_rigid), too rarely to be worth measuring. */
 static void plan_full(size_t ny, size_t nx, float *real, fftwf_complex *spec, fftwf_complex *x,
                       unsigned flags, fftwf_plan *fwd, fftwf_plan *icol)
 {
     int n = (int)ny, h = (int)(nx / 2 + 1);
     *fwd = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, real, spec, flags);
-    *icol = fftwf_plan_many_dft(1, &n, h, x, NULL, h, 1, x, NULL, h, 1, FFTW_BACKWARD, flags);
+    *icol = fftwf_plan_many_dft(1, &n, h, x, NULL, h, 1, x, NULL, h, 1, FFTW_BACKWARD,
+                                FFTW_ESTIMATE);
+}
+
+/* The zoomed column transform for the 2R + 1 rows around any shift: zL the
+ * smallest divisor of ny from 2 (2R + 1) (about where the zL-point DFTs and
+ * the sums over zM = ny / zL cost the same), else from 2R + 1; in place on
+ * x.  Its cost hardly depends on measuring. */
+static int plan_zoom(caimg_mc_plan *p, fftwf_complex *x, long R)
+{
+    size_t ny = p->ny, nh = p->nx / 2 + 1, L = 0, want = (size_t)(2 * R + 1);
+    for (size_t d = 2 * want; d <= ny && !L; d++)
+        if (ny % d == 0) L = d;
+    for (size_t d = want; d <= ny && !L; d++)
+        if (ny % d == 0) L = d;
+    if (!L) L = ny;
+    p->zL = L;
+    p->zM = ny / L;
+    p->ztw = caimg_malloc(ny, 2 * sizeof(float), "twiddles");
+    if (!p->ztw) return CAIMG_ENOMEM;
+    for (size_t j = 0; j < ny; j++) {
+        double a = 2 * M_PI * (double)j / (double)ny;
+        p->ztw[2 * j] = (float)cos(a);
+        p->ztw[2 * j + 1] = (float)sin(a);
+    }
+    fftwf_iodim d = {(int)L, (int)(p->zM * nh), (int)(p->zM * nh)};
+    fftwf_iodim hm[2] = {{(int)p->zM, (int)nh, (int)nh}, {(int)nh, 1, 1}};
+    p->izoom = fftwf_plan_guru_dft(1, &d, 2, hm, x, x, FFTW_BACKWARD, FFTW_ESTIMATE);
+    return 0;
 }
 
 /* ---- background measurement of the full-size plans ------------------------ */
@@ -212,7 +242,7 @@ static void *measure_plans(void *arg)
     return NULL;
 }
 
-/* Start measuring fwd and icol in a thread; 0 if it could not start. */
+/* Start measuring fwd in a thread; 0 if it could not start. */
 static int start_measuring(caimg_mc_plan *p)
 {
     size_t nh = p->ny * (p->nx / 2 + 1);
@@ -368,7 +398,7 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
         if (bruns < 6000) coarse_flags = FFTW_ESTIMATE;
     }
     mc_work *w = &p->work[0];
-    int later = 0;   /* measure fwd and icol in the background */
+    int later = 0;   /* measure fwd in the background */
 #ifdef HAVE_FFTW_THREADSAFE
     later = full_flags == FFTW_MEASURE;
 #endif
@@ -377,9 +407,10 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
     /* The row transform runs on a handful of rows per frame; measuring it
      * would cost more time than a better plan could save. */
     p->irow = fftwf_plan_dft_c2r_1d((int)nx, w->xrow, w->crow, FFTW_ESTIMATE);
+    if (plan_zoom(p, w->xspec, p->B + 2)) goto fail;
     p->bfwd = fftwf_plan_dft_r2c_2d((int)p->bny, (int)p->bnx, w->bre, w->bspec, coarse_flags);
     p->binv = fftwf_plan_dft_c2r_2d((int)p->bny, (int)p->bnx, w->bspec, w->bcorr, coarse_flags);
-    if (!p->fwd || !p->icol || !p->irow || !p->bfwd || !p->binv) {
+    if (!p->fwd || !p->icol || !p->irow || !p->izoom || !p->bfwd || !p->binv) {
         caimg_error(CAIMG_EFAIL, "FFTW could not plan %zux%zu transforms", ny, nx);
         goto fail;
     }
@@ -418,6 +449,8 @@ void caimg_mc_plan_destroy(caimg_mc_plan *p)
     if (p->fwd) fftwf_destroy_plan(p->fwd);
     if (p->icol) fftwf_destroy_plan(p->icol);
     if (p->irow) fftwf_destroy_plan(p->irow);
+    if (p->izoom) fftwf_destroy_plan(p->izoom);
+    free(p->ztw);
     if (p->pfwd) fftwf_destroy_plan(p->pfwd);
     if (p->pinv) fftwf_destroy_plan(p->pinv);
     if (p->bfwd) fftwf_destroy_plan(p->bfwd);
@@ -640,19 +673,26 @@ int mc_estimate_noise(caimg_mc_plan *p, const void *frames, caimg_dtype dt, cons
     size_t m = n < 32 ? n : 32, cnt = 0;
     double *fl = caimg_malloc(m ? m : 1, 2 * sizeof(double), "noise estimates");
     if (!fl) return CAIMG_ENOMEM;
-    mc_work *w = &p->work[0];
+#pragma omp parallel for schedule(dynamic, 1) num_threads(p->nthr)
     for (size_t j = 0; j < m; j++) {
+        mc_work *w = &p->work[mc_thread_num()];
         size_t i = (j * n) / m;
         float mean;
         if (idx) i = idx[i];
+        fl[j] = fl[m + j] = NAN;
         if (!mc_clean(p, (const char *)frames + i * p->npix * sz, dt, w->frame, &mean)) continue;
         mc_bidi_apply(p, w->frame, w->tmp);
         mc_transform(p, w, w->frame, mean);
         coarse_transform(p, w, w->frame, mean);
-        fl[cnt] = mc_noise_floor(p, w->spec);
-        fl[m + cnt] = noise_floor(p->bny, p->bnx, w->bspec);
-        cnt++;
+        fl[j] = mc_noise_floor(p, w->spec);
+        fl[m + j] = noise_floor(p->bny, p->bnx, w->bspec);
     }
+    for (size_t j = 0; j < m; j++)
+        if (!isnan(fl[j])) {
+            fl[cnt] = fl[j];
+            fl[m + cnt] = fl[m + j];
+            cnt++;
+        }
     if (cnt) {
         qsort(fl, cnt, sizeof *fl, cmp_double);
         qsort(fl + m, cnt, sizeof *fl, cmp_double);
@@ -666,11 +706,20 @@ int mc_estimate_noise(caimg_mc_plan *p, const void *frames, caimg_dtype dt, cons
 
 /* ---- per-frame steps ----------------------------------------------------- */
 
-/* Convert a frame to float and decide whether it can be registered.
- * Returns 1 with the mean of the finite pixels in *mean (non-finite pixels
- * replaced by it), or 0 for an unusable frame. */
+/* acc += f over n pixels. */
 MC_SIMD_CLONES
-int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst, float *mean)
+static void add_frame(float *restrict acc, const float *restrict f, size_t n)
+{
+#pragma omp simd
+    for (size_t k = 0; k < n; k++) acc[k] += f[k];
+}
+
+/* mc_clean, and with acc not NULL, acc += the frame if it is usable: for
+ * uint16 frames in the same pass (the sum is taken back from an unusable,
+ * i.e. constant, frame: exact, as sums of integers below 2^24 are). */
+MC_SIMD_CLONES
+static int clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst,
+                 float *mean, float *acc)
 {
     size_t n = p->npix, nx = p->nx, bad = 0;
     double s = 0;
@@ -683,7 +732,19 @@ int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst
         for (size_t y = 0; y < p->ny; y++) {
             float *r = dst + y * nx;
             float rs = 0, rl = INFINITY, rh = -INFINITY;
-            if (dt == CAIMG_DT_U16) {
+            if (dt == CAIMG_DT_U16 && acc) {
+                const uint16_t *restrict q = u + y * nx;
+                float *restrict a = acc + y * nx;
+#pragma omp simd reduction(+ : rs) reduction(min : rl) reduction(max : rh)
+                for (size_t x = 0; x < nx; x++) {
+                    float v = (float)q[x];
+                    r[x] = v;
+                    a[x] += v;
+                    rs += v;
+                    rl = v < rl ? v : rl;
+                    rh = v > rh ? v : rh;
+                }
+            } else if (dt == CAIMG_DT_U16) {
                 const uint16_t *q = u + y * nx;
 #pragma omp simd reduction(+ : rs) reduction(min : rl) reduction(max : rh)
                 for (size_t x = 0; x < nx; x++) {
@@ -730,13 +791,26 @@ int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst
             hi = rh > hi ? rh : hi;
         }
     }
-    if (2 * bad > n || !(hi > lo)) return 0;
+    if (2 * bad > n || !(hi > lo)) {
+        if (acc && dt == CAIMG_DT_U16)
+            for (size_t i = 0; i < n; i++) acc[i] -= dst[i];
+        return 0;
+    }
     float m = (float)(s / (double)(n - bad));
     if (bad)
         for (size_t i = 0; i < n; i++)
             if (!isfinite(dst[i])) dst[i] = m;
     *mean = m;
+    if (acc && dt != CAIMG_DT_U16) add_frame(acc, dst, n);
     return 1;
+}
+
+/* Convert a frame to float and decide whether it can be registered.
+ * Returns 1 with the mean of the finite pixels in *mean (non-finite pixels
+ * replaced by it), or 0 for an unusable frame. */
+int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst, float *mean)
+{
+    return clean(p, src, dt, dst, mean, NULL);
 }
 
 /* Undo the bidirectional-scan offset: odd row y is resampled at x + b.
@@ -907,23 +981,45 @@ void mc_rigid_coarse(const caimg_mc_plan *p, mc_work *w, const float *f, float m
     e->flags = (labs(cy) >= p->bS || labs(cx) >= p->bS) ? CAIMG_MC_CLIPPED : 0;
 }
 
-/* Rows yc-r .. yc+r (wrapped; all rows if that covers them) of the
- * correlation surface w->corr from the column-transformed cross-power
- * spectrum in w->xspec, which is left intact.  Rows go through aligned
- * buffers: FFTW's new-array execution needs the alignment it planned for,
- * and the row transform destroys its input. */
-static void inverse_rows(const caimg_mc_plan *p, mc_work *w, long yc, long r)
+/* The whole correlation surface w->corr from the column-transformed
+ * cross-power spectrum in w->xspec, which is left intact.  Rows go through
+ * aligned buffers: FFTW's new-array execution needs the alignment it
+ * planned for, and the row transform destroys its input. */
+static void inverse_rows(const caimg_mc_plan *p, mc_work *w)
+{
+    size_t nx = p->nx, nh = nx / 2 + 1;
+    for (size_t row = 0; row < p->ny; row++) {
+        memcpy(w->xrow, w->xspec + row * nh, sizeof(fftwf_complex) * nh);
+        fftwf_execute_dft_c2r(p->irow, w->xrow, w->crow);
+        memcpy(w->corr + row * nx, w->crow, sizeof(float) * nx);
+    }
+}
+
+/* Rows yc-r .. yc+r (wrapped; 2r + 1 <= zL) of the correlation surface
+ * w->corr from the zoom-transformed cross-power spectrum in w->xspec: row
+ * y of the column transform is the sum over b of exp(2 pi i b y / ny)
+ * times sub-row b of block y mod zL. */
+MC_SIMD_CLONES
+static void zoom_rows(const caimg_mc_plan *p, mc_work *w, long yc, long r)
 {
     long ny = (long)p->ny;
-    size_t nx = p->nx, nh = nx / 2 + 1;
-    long a = yc - r, b = yc + r;
-    if (2 * r + 1 >= ny) {
-        a = 0;
-        b = ny - 1;
-    }
-    for (long y = a; y <= b; y++) {
-        size_t row = (size_t)((y % ny + ny) % ny);
-        memcpy(w->xrow, w->xspec + row * nh, sizeof(fftwf_complex) * nh);
+    size_t nx = p->nx, nh = nx / 2 + 1, M = p->zM;
+    for (long y = yc - r; y <= yc + r; y++) {
+        size_t row = (size_t)((y % ny + ny) % ny), a = row % p->zL;
+        const float *blk = (const float *)(w->xspec + a * M * nh);
+        float *restrict o = (float *)w->xrow;
+        memcpy(o, blk, sizeof(fftwf_complex) * nh);   /* b = 0: weight 1 */
+        for (size_t b = 1; b < M; b++) {
+            size_t j = (b * row) % (size_t)ny;
+            float c = p->ztw[2 * j], s = p->ztw[2 * j + 1];
+            const float *restrict z = blk + 2 * b * nh;
+#pragma omp simd
+            for (size_t k = 0; k < nh; k++) {
+                float zr = z[2 * k], zi = z[2 * k + 1];
+                o[2 * k] += c * zr - s * zi;
+                o[2 * k + 1] += c * zi + s * zr;
+            }
+        }
         fftwf_execute_dft_c2r(p->irow, w->xrow, w->crow);
         memcpy(w->corr + row * nx, w->crow, sizeof(float) * nx);
     }
@@ -956,17 +1052,20 @@ void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc
     }
     fftwf_execute_dft_r2c(p->fwd, w->real, w->spec);
     mc_cross(w->spec, p->tspec, w->xspec, (size_t)ny * (size_t)(nx / 2 + 1), p->par.whiten);
-    fftwf_execute_dft(p->icol, w->xspec, w->xspec);
     /* Search near the coarse shift, which needs only the rows within R of
-     * it (their inverse row transforms are about half the cost of the whole
-     * inverse transform).  If the maximum lands on the edge of that
-     * neighbourhood, or outside +-S, the coarse step was misled: the whole
-     * surface is made and searched. */
+     * it: the zoomed column transform and their row transforms cost about
+     * a third of the whole inverse transform.  If the maximum lands on the
+     * edge of that neighbourhood, or outside +-S, the coarse step was
+     * misled: the whole surface is made (from the cross-power spectrum
+     * again, which the zoom consumed) and searched. */
     long R = p->B + 2, iy, ix;
-    inverse_rows(p, w, Dy, R);
+    fftwf_execute_dft(p->izoom, w->xspec, w->xspec);
+    zoom_rows(p, w, Dy, R);
     float best = peak_search(w->corr, (size_t)ny, (size_t)nx, R, Dy, Dx, &iy, &ix);
     if (labs(iy - Dy) == R || labs(ix - Dx) == R || labs(iy) > p->S || labs(ix) > p->S) {
-        inverse_rows(p, w, 0, ny);
+        mc_cross(w->spec, p->tspec, w->xspec, (size_t)ny * (size_t)(nx / 2 + 1), p->par.whiten);
+        fftwf_execute_dft(p->icol, w->xspec, w->xspec);
+        inverse_rows(p, w);
         best = peak_search0(w->corr, (size_t)ny, (size_t)nx, p->S, &iy, &ix);
     }
     if (labs(iy) >= p->S || labs(ix) >= p->S) flags |= CAIMG_MC_CLIPPED;
@@ -985,11 +1084,42 @@ static inline long clampl(long v, long hi)
     return v < 0 ? 0 : v > hi ? hi : v;
 }
 
+/* Horizontal pass of mc_warp_rigid for one source row s into t: taps
+ * x + ix0 - 1 .. x + ix0 + 2 with weights wx, inside the row for x in
+ * [xa, xb), the nearest edge pixel elsewhere. */
+MC_SIMD_CLONES
+static void warp_row(const float *s, float *t, long nx, long ix0, const float wx[4], long xa,
+                     long xb)
+{
+    if (xa < xb) {
+        const float *restrict s0 = s + ix0 - 1, *restrict s1 = s + ix0,
+            *restrict s2 = s + ix0 + 1, *restrict s3 = s + ix0 + 2;
+        float *restrict tt = t;
+        float w0 = wx[0], w1 = wx[1], w2 = wx[2], w3 = wx[3];
+#pragma omp simd
+        for (long x = xa; x < xb; x++)
+            tt[x] = w0 * s0[x] + w1 * s1[x] + w2 * s2[x] + w3 * s3[x];
+    }
+    for (long x = 0; x < nx; x++) {
+        if (x == xa && xa < xb) {
+            x = xb - 1;
+            continue;
+        }
+        float v = 0;
+        for (int k = 0; k < 4; k++) v += wx[k] * s[clampl(x + ix0 - 1 + k, nx - 1)];
+        t[x] = v;
+    }
+}
+
 /* Resample a frame at (y + dy, x + dx), the same fraction for every pixel,
  * so the interpolation is separable: a horizontal pass of 2 or 4 taps per
  * row, then a vertical one, with constant weights.  Taps outside the frame
  * take the nearest edge pixel; then, with border NAN or ZERO, pixels whose
- * source lies outside the frame are overwritten. */
+ * source lies outside the frame are overwritten.  The two passes are
+ * interleaved: an output row needs four consecutive (or, at the edges,
+ * repeated) horizontally filtered source rows, kept in a ring of four rows
+ * (w->tmp), so each is made once and used while in the cache.  With dst
+ * NULL the rows exist only for the sink (in w->crow, one at a time). */
 MC_SIMD_CLONES
 void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *dst,
                    double dy, double dx, int border, mc_rows *sink)
@@ -1009,45 +1139,32 @@ void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *
         wx[1] = 1 - fx;
         wx[2] = fx;
     }
-    float *tmp = w->tmp;
-    /* Horizontal pass over the source rows the vertical pass will read. */
-    long r0 = clampl(iy0 - 1, ny - 1), r1 = clampl(ny - 1 + iy0 + 2, ny - 1);
+    float *ring = w->tmp;
+    long have[4] = {-1, -1, -1, -1};   /* source row held by each ring slot */
     long xa = 1 - ix0, xb = nx - 2 - ix0;   /* taps x+ix0-1 .. x+ix0+2 inside */
     if (xa < 0) xa = 0;
     if (xb > nx) xb = nx;
-    for (long r = r0; r <= r1; r++) {
-        const float *s = src + r * nx;
-        float *t = tmp + r * nx;
-        if (xa < xb) {
-            const float *restrict s0 = s + ix0 - 1, *restrict s1 = s + ix0,
-                *restrict s2 = s + ix0 + 1, *restrict s3 = s + ix0 + 2;
-            float *restrict tt = t;
-            float w0 = wx[0], w1 = wx[1], w2 = wx[2], w3 = wx[3];
-#pragma omp simd
-            for (long x = xa; x < xb; x++)
-                tt[x] = w0 * s0[x] + w1 * s1[x] + w2 * s2[x] + w3 * s3[x];
-        }
-        for (long x = 0; x < nx; x++) {
-            if (x == xa && xa < xb) {
-                x = xb - 1;
-                continue;
-            }
-            float v = 0;
-            for (int k = 0; k < 4; k++) v += wx[k] * s[clampl(x + ix0 - 1 + k, nx - 1)];
-            t[x] = v;
-        }
-    }
-    /* Vertical pass; each row is finished (border policy applied) and
-     * handed to the sink while it is still in the cache. */
+    /* Each row is finished (border policy applied) and handed to the sink
+     * while it is still in the cache. */
     float fill = border == CAIMG_MC_BORDER_NAN ? NAN : 0.0f;
     long ya = (long)ceil(-dy), yb = (long)floor((double)(ny - 1) - dy);
     long xc = (long)ceil(-dx), xd = (long)floor((double)(nx - 1) - dx);
     for (long y = 0; y < ny; y++) {
-        const float *restrict t0 = tmp + clampl(y + iy0 - 1, ny - 1) * nx;
-        const float *restrict t1 = tmp + clampl(y + iy0, ny - 1) * nx;
-        const float *restrict t2 = tmp + clampl(y + iy0 + 1, ny - 1) * nx;
-        const float *restrict t3 = tmp + clampl(y + iy0 + 2, ny - 1) * nx;
-        float *restrict o = dst + y * nx;
+        const float *t[4];
+        /* The (up to four distinct) source rows are consecutive, so their
+         * numbers mod 4 differ. */
+        for (int k = 0; k < 4; k++) {
+            long r = clampl(y + iy0 - 1 + k, ny - 1);
+            float *slot = ring + (r & 3) * nx;
+            if (have[r & 3] != r) {
+                warp_row(src + r * nx, slot, nx, ix0, wx, xa, xb);
+                have[r & 3] = r;
+            }
+            t[k] = slot;
+        }
+        const float *restrict t0 = t[0], *restrict t1 = t[1], *restrict t2 = t[2],
+            *restrict t3 = t[3];
+        float *restrict o = dst ? dst + y * nx : w->crow;
         float w0 = wy[0], w1 = wy[1], w2 = wy[2], w3 = wy[3];
 #pragma omp simd
         for (long x = 0; x < nx; x++) o[x] = w0 * t0[x] + w1 * t1[x] + w2 * t2[x] + w3 * t3[x];
@@ -1230,21 +1347,14 @@ static size_t correct_frame(const caimg_mc_plan *p, mc_work *w, const float *f, 
         /* The box depends only on the shift, so it is known before the
          * rows are. */
         mc_valid_box(p, dy, dy, dx, dx, box);
-        mc_warp_rigid(p, w, f, dst, dy, dx, border, &rows);
+        /* Integer output exists only as the sink's rows. */
+        mc_warp_rigid(p, w, f, dst == out ? dst : NULL, dy, dx, border, &rows);
     }
     if (corr)
         *corr = box[0] >= box[1] || box[2] >= box[3]
                     ? NAN : (float)corr_finish(p, box, rows.sa, rows.saa, rows.sab);
     if (accumulate) w->n_out++;
     return rows.clamped;
-}
-
-/* acc += f over n pixels. */
-MC_SIMD_CLONES
-static void add_frame(float *restrict acc, const float *restrict f, size_t n)
-{
-#pragma omp simd
-    for (size_t k = 0; k < n; k++) acc[k] += f[k];
 }
 
 int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *out,
@@ -1289,11 +1399,10 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
         int tid = mc_thread_num();
         mc_work *w = &p->work[tid];
         float mean;
-        if (!mc_clean(p, inb + i * npix * isz, in_dt, w->frame, &mean)) {
+        if (!clean(p, inb + i * npix * isz, in_dt, w->frame, &mean, w->acc_in)) {
             fl[i] = CAIMG_MC_UNUSABLE;
             continue;
         }
-        add_frame(w->acc_in, w->frame, npix);
         w->n_in++;
         mc_bidi_apply(p, w->frame, w->tmp);
         mc_est e;
@@ -1345,20 +1454,32 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
     for (int t = 0; t < nthr; t++) box_and(p->valid, boxes[t]);
 
     /* Fold the per-thread float sums into the double ones now, while they
-     * hold few frames, so precision does not degrade over long movies. */
-    for (int t = 0; t < p->nthr; t++) {
-        mc_work *wt = &p->work[t];
-        if (wt->n_in) {
-            for (size_t k = 0; k < npix; k++) p->sum_in[k] += wt->acc_in[k];
-            memset(wt->acc_in, 0, sizeof(float) * npix);
-            p->n_in += wt->n_in;
-            wt->n_in = 0;
+     * hold few frames, so precision does not degrade over long movies;
+     * all threads share the pixels (in thread order per pixel, as
+     * before). */
+    {
+        int nt = p->nthr;
+        size_t nblk = (npix + 4095) / 4096;
+#pragma omp parallel for schedule(static) num_threads(nthr)
+        for (size_t b = 0; b < nblk; b++) {
+            size_t k0 = b * 4096, k1 = k0 + 4096 < npix ? k0 + 4096 : npix;
+            for (int t = 0; t < nt; t++) {
+                mc_work *wt = &p->work[t];
+                if (wt->n_in) {
+                    for (size_t k = k0; k < k1; k++) p->sum_in[k] += wt->acc_in[k];
+                    memset(wt->acc_in + k0, 0, sizeof(float) * (k1 - k0));
+                }
+                if (wt->n_out) {
+                    for (size_t k = k0; k < k1; k++) p->sum_out[k] += wt->acc_out[k];
+                    memset(wt->acc_out + k0, 0, sizeof(float) * (k1 - k0));
+                }
+            }
         }
-        if (wt->n_out) {
-            for (size_t k = 0; k < npix; k++) p->sum_out[k] += wt->acc_out[k];
-            memset(wt->acc_out, 0, sizeof(float) * npix);
+        for (int t = 0; t < nt; t++) {
+            mc_work *wt = &p->work[t];
+            p->n_in += wt->n_in;
             p->n_out += wt->n_out;
-            wt->n_out = 0;
+            wt->n_in = wt->n_out = 0;
         }
     }
     if (res && res->shifts) memcpy(res->shifts, sh, sizeof(float) * 2 * n);

@@ -76,12 +76,18 @@ struct caimg_mc_plan {
     /* The inverse transform is split into its two passes, complex DFTs of
      * the columns of the half spectrum (icol, in place) and real DFTs of the
      * rows (irow), because the fine search needs only the few rows around
-     * the coarse shift (see mc_rigid). */
-    fftwf_plan fwd, icol, irow;
-    /* Measuring fwd and icol (FFTW_MEASURE) takes a few tenths of a second
-     * on one core.  Where FFTW's planner is thread-safe, a thread of its own
-     * measures them while the plan's quick (estimated) versions serve, and
-     * they replace those between batches once ready (mc_plan_settle). */
+     * the coarse shift (see mc_rigid).  Those rows come from a zoomed
+     * column transform: with ny = zL * zM and frequency k = zM a + b, the
+     * zL-point DFTs over a (izoom, in place) followed by, per wanted row y,
+     * a sum over b weighted by exp(2 pi i b y / ny) (ztw, ny cos/sin
+     * pairs). */
+    fftwf_plan fwd, icol, irow, izoom;
+    size_t zL, zM;
+    float *ztw;
+    /* Measuring fwd (FFTW_MEASURE) takes a few tenths of a second on one
+     * core.  Where FFTW's planner is thread-safe, a thread of its own
+     * measures it while the plan's quick (estimated) version serves, and it
+     * replaces that between batches once ready (mc_plan_settle). */
     int measuring;         /* the planning thread was started and not joined */
     int measured;          /* it has finished (atomic) */
     void *planner;         /* its pthread_t */

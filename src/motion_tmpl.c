@@ -21,49 +21,54 @@
 
 /* ---- bidirectional scanning ---------------------------------------------- */
 
-int caimg_mc_estimate_bidi(const float *mean, size_t ny, size_t nx, double *offset)
+/* caimg_mc_estimate_bidi on nthr threads. */
+static int estimate_bidi(const float *mean, size_t ny, size_t nx, int nthr, double *offset)
 {
     if (ny < 3 || nx < 16)
         return caimg_error(CAIMG_EINVAL, "image of %zux%zu is too small to estimate a bidirectional offset",
                            ny, nx);
     long L = (long)(nx / 8);
+    size_t nr = (ny - 1) / 2;   /* odd rows with a row below */
     double *c = caimg_calloc((size_t)(2 * L + 1), sizeof(double), "bidirectional correlation");
-    float *a = caimg_malloc(nx, 2 * sizeof(float), "rows");
-    if (!c || !a) {
+    float *a = caimg_malloc(nr * nx, 2 * sizeof(float), "rows");
+    double *sab = caimg_calloc((size_t)(2 * L + 1) * 5, sizeof(double), "sums");
+    if (!c || !a || !sab) {
         free(c);
         free(a);
+        free(sab);
         return CAIMG_ENOMEM;
     }
-    float *b = a + nx;
+    float *b = a + nr * nx;
     /* Per lag s, the Pearson correlation, pooled over all odd rows, of odd
      * row a(x) with the mean of its even neighbours b(x - s): an odd row
      * displaced right by k matches at s = k.  Averaging the rows above and
-     * below keeps vertical structure from biasing the estimate. */
-    double *sab = caimg_calloc((size_t)(2 * L + 1) * 5, sizeof(double), "sums");
-    if (!sab) {
-        free(c);
-        free(a);
-        return CAIMG_ENOMEM;
-    }
-    for (size_t y = 1; y + 1 < ny; y += 2) {
+     * below keeps vertical structure from biasing the estimate.  The rows
+     * are made mean-free once; the lags are independent. */
+    for (size_t r = 0; r < nr; r++) {
+        size_t y = 2 * r + 1;
+        float *ar = a + r * nx, *br = b + r * nx;
         double ma = 0, mb = 0;
         for (size_t x = 0; x < nx; x++) {
-            a[x] = mean[y * nx + x];
-            b[x] = 0.5f * (mean[(y - 1) * nx + x] + mean[(y + 1) * nx + x]);
-            ma += a[x];
-            mb += b[x];
+            ar[x] = mean[y * nx + x];
+            br[x] = 0.5f * (mean[(y - 1) * nx + x] + mean[(y + 1) * nx + x]);
+            ma += ar[x];
+            mb += br[x];
         }
         ma /= (double)nx;
         mb /= (double)nx;
         for (size_t x = 0; x < nx; x++) {
-            a[x] -= (float)ma;
-            b[x] -= (float)mb;
+            ar[x] -= (float)ma;
+            br[x] -= (float)mb;
         }
-        for (long s = -L; s <= L; s++) {
-            double *q = sab + 5 * (s + L);
-            long x0 = s > 0 ? s : 0, x1 = s < 0 ? (long)nx + s : (long)nx;
+    }
+#pragma omp parallel for schedule(dynamic, 4) num_threads(nthr)
+    for (long s = -L; s <= L; s++) {
+        double *q = sab + 5 * (s + L);
+        long x0 = s > 0 ? s : 0, x1 = s < 0 ? (long)nx + s : (long)nx;
+        for (size_t r = 0; r < nr; r++) {
+            const float *ar = a + r * nx, *br = b + r * nx;
             for (long x = x0; x < x1; x++) {
-                double u = a[x], v = b[x - s];
+                double u = ar[x], v = br[x - s];
                 q[0] += u * v;
                 q[1] += u;
                 q[2] += v;
@@ -75,7 +80,7 @@ int caimg_mc_estimate_bidi(const float *mean, size_t ny, size_t nx, double *offs
     long best = 0;
     for (long s = -L; s <= L; s++) {
         double *q = sab + 5 * (s + L);
-        double n = (double)((ny - 1) / 2) * (double)(nx - (size_t)labs(s));
+        double n = (double)nr * (double)(nx - (size_t)labs(s));
         double cov = q[0] - q[1] * q[2] / n, va = q[3] - q[1] * q[1] / n, vb = q[4] - q[2] * q[2] / n;
         c[s + L] = va > 0 && vb > 0 ? cov / sqrt(va * vb) : 0;
         if (c[s + L] > c[best + L]) best = s;
@@ -93,6 +98,11 @@ int caimg_mc_estimate_bidi(const float *mean, size_t ny, size_t nx, double *offs
     free(c);
     free(a);
     return 0;
+}
+
+int caimg_mc_estimate_bidi(const float *mean, size_t ny, size_t nx, double *offset)
+{
+    return estimate_bidi(mean, ny, nx, caimg_nthreads(), offset);
 }
 
 /* ---- template ------------------------------------------------------------ */
@@ -147,6 +157,49 @@ static int cmp_keyed(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
+/* acc += f over n pixels. */
+MC_SIMD_CLONES
+static void add_double(double *restrict acc, const float *restrict f, size_t n)
+{
+#pragma omp simd
+    for (size_t k = 0; k < n; k++) acc[k] += f[k];
+}
+
+/* sum = the nthr per-thread sums of npix values in ts, in thread order. */
+static void fold_sums(const double *ts, int nthr, size_t npix, double *sum)
+{
+    memcpy(sum, ts, sizeof(double) * npix);
+    for (int t = 1; t < nthr; t++) {
+        const double *a = ts + (size_t)t * npix;
+        for (size_t k = 0; k < npix; k++) sum[k] += a[k];
+    }
+}
+
+/* d x d block sums of a frame (nx wide) into out (by x bx): the d rows are
+ * summed first (contiguous, so it vectorises) into rs (nx floats), then
+ * groups of d columns of that sum. */
+MC_SIMD_CLONES
+static void bin_frame(const float *f, size_t nx, size_t d, size_t by, size_t bx, float *rs,
+                      float *out)
+{
+    for (size_t u = 0; u < by; u++) {
+        const float *r0 = f + u * d * nx;
+#pragma omp simd
+        for (size_t x = 0; x < nx; x++) rs[x] = r0[x];
+        for (size_t a = 1; a < d; a++) {
+            const float *r = r0 + a * nx;
+#pragma omp simd
+            for (size_t x = 0; x < nx; x++) rs[x] += r[x];
+        }
+        float *o = out + u * bx;
+        for (size_t v = 0; v < bx; v++) {
+            float t = 0;
+            for (size_t b = 0; b < d; b++) t += rs[v * d + b];
+            o[v] = t;
+        }
+    }
+}
+
 int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n)
 {
     return caimg_mc_make_template_raw(p, frames, CAIMG_DT_F32, n);
@@ -162,24 +215,33 @@ int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *raw, caimg_dtype dt
     int rc = 0;
     size_t *use = caimg_malloc(n ? n : 1, sizeof(size_t), "template sample");
     double *sum = caimg_calloc(npix, sizeof(double), "template");
+    /* Per-thread sums of frames, added in thread order. */
+    double *tsum = caimg_malloc((size_t)nthr * npix, sizeof(double), "template sums");
+    unsigned char *ok = caimg_calloc(n ? n : 1, 1, "template sample");
     float *tmpl = caimg_malloc(npix, sizeof(float), "template");
     float *bin = NULL, *cm = NULL, *sh = NULL, *fields = NULL, *med = NULL;
     keyed *order = NULL;
-    if (!use || !sum || !tmpl) { rc = CAIMG_ENOMEM; goto done; }
+    if (!use || !sum || !tsum || !ok || !tmpl) { rc = CAIMG_ENOMEM; goto done; }
 
     /* Usable frames, and their mean for the bidirectional estimate. */
     size_t m = 0;
     {
-        mc_work *w = &p->work[0];
         double saved = p->bidi;
         p->bidi = 0;
+        memset(tsum, 0, sizeof(double) * (size_t)nthr * npix);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
         for (size_t i = 0; i < n; i++) {
+            int t = mc_thread_num();
+            mc_work *w = &p->work[t];
             float mean;
             if (!load(p, w, frames, i, &mean)) continue;
-            use[m++] = i;
-            for (size_t k = 0; k < npix; k++) sum[k] += w->frame[k];
+            ok[i] = 1;
+            add_double(tsum + (size_t)t * npix, w->frame, npix);
         }
         p->bidi = saved;
+        for (size_t i = 0; i < n; i++)
+            if (ok[i]) use[m++] = i;
+        fold_sums(tsum, nthr, npix, sum);
     }
     if (m < CAIMG_MC_MIN_TEMPLATE_FRAMES) {
         rc = caimg_error(CAIMG_EFORMAT,
@@ -191,7 +253,7 @@ int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *raw, caimg_dtype dt
     if (p->par.bidi == CAIMG_MC_BIDI_AUTO) {
         for (size_t k = 0; k < npix; k++) tmpl[k] = (float)(sum[k] / (double)m);
         double off;
-        if ((rc = caimg_mc_estimate_bidi(tmpl, ny, nx, &off))) goto done;
+        if ((rc = estimate_bidi(tmpl, ny, nx, nthr, &off))) goto done;
         if (!p->par.bidi_subpixel) off = floor(off + 0.5);
         p->bidi = off;
     } else if (p->par.bidi == CAIMG_MC_BIDI_OFF) {
@@ -215,13 +277,7 @@ int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *raw, caimg_dtype dt
         float mean;
         load(p, w, frames, use[j], &mean);
         float *o = bin + j * q;
-        for (size_t u = 0; u < by; u++)
-            for (size_t v = 0; v < bx; v++) {
-                float s = 0;
-                for (size_t a = 0; a < d; a++)
-                    for (size_t b = 0; b < d; b++) s += w->frame[(u * d + a) * nx + v * d + b];
-                o[u * bx + v] = s;
-            }
+        bin_frame(w->frame, nx, d, by, bx, w->wrow, o);
         double s = 0, ss = 0;
         for (size_t k = 0; k < q; k++) s += o[k];
         float mu = (float)(s / (double)q);
@@ -261,16 +317,17 @@ int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *raw, caimg_dtype dt
         order[j].idx = j;
     }
     qsort(order, m, sizeof *order, cmp_keyed);
-    memset(sum, 0, sizeof(double) * npix);
-    {
-        mc_work *w = &p->work[0];
-        for (size_t j = 0; j <= k; j++) {
-            float mean;
-            load(p, w, frames, use[order[j].idx], &mean);
-            for (size_t t = 0; t < npix; t++) sum[t] += w->frame[t];
-        }
-        for (size_t t = 0; t < npix; t++) tmpl[t] = (float)(sum[t] / (double)(k + 1));
+    memset(tsum, 0, sizeof(double) * (size_t)nthr * npix);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
+    for (size_t j = 0; j <= k; j++) {
+        int t = mc_thread_num();
+        mc_work *w = &p->work[t];
+        float mean;
+        load(p, w, frames, use[order[j].idx], &mean);
+        add_double(tsum + (size_t)t * npix, w->frame, npix);
     }
+    fold_sums(tsum, nthr, npix, sum);
+    for (size_t t = 0; t < npix; t++) tmpl[t] = (float)(sum[t] / (double)(k + 1));
 
     /* Noise power per frequency of one frame, for weighting the
      * correlation. */
@@ -356,6 +413,8 @@ done:
     caimg_mc_reset(p);
     free(use);
     free(sum);
+    free(tsum);
+    free(ok);
     free(tmpl);
     free(bin);
     free(cm);

@@ -550,35 +550,41 @@ static void taper_frame(const caimg_mc_plan *p, const float *f, float mean, floa
     }
 }
 
+/* d x d block sums of a frame (nx wide) into out (by x bx): the d rows are
+ * summed first (contiguous, so it vectorises) into rs (nx floats), then
+ * groups of d columns of that sum. */
+MC_SIMD_CLONES
+void mc_bin_frame(const float *f, size_t nx, size_t d, size_t by, size_t bx, float *rs,
+                  float *out)
+{
+    for (size_t u = 0; u < by; u++) {
+        const float *r0 = f + u * d * nx;
+#pragma omp simd
+        for (size_t x = 0; x < nx; x++) rs[x] = r0[x];
+        for (size_t a = 1; a < d; a++) {
+            const float *r = r0 + a * nx;
+#pragma omp simd
+            for (size_t x = 0; x < nx; x++) rs[x] += r[x];
+        }
+        float *o = out + u * bx;
+        for (size_t v = 0; v < bx; v++) {
+            float t = 0;
+            for (size_t b = 0; b < d; b++) t += rs[v * d + b];
+            o[v] = t;
+        }
+    }
+}
+
 /* Spectrum of the B x B binned frame (sums), mean removed and tapered,
  * into w->bspec. */
 MC_SIMD_CLONES
 static void coarse_transform(const caimg_mc_plan *p, mc_work *w, const float *f, float mean)
 {
-    size_t B = (size_t)p->B, nx = p->nx, bnx = p->bnx;
-    float bm = mean * (float)(B * B);
-    /* The B rows are summed first (contiguous, so it vectorises), then
-     * groups of B columns of that sum; w->wrow has room for a row. */
-    float *rs = w->wrow;
+    size_t bnx = p->bnx;
+    float bm = mean * (float)(p->B * p->B);
+    mc_bin_frame(f, p->nx, (size_t)p->B, p->bny, bnx, w->wrow, w->bre);   /* w->wrow holds a row */
     for (size_t u = 0; u < p->bny; u++) {
         float *o = w->bre + u * bnx;
-        const float *r0 = f + u * B * nx;
-#pragma omp simd
-        for (size_t x = 0; x < nx; x++) rs[x] = r0[x];
-        for (size_t a = 1; a < B; a++) {
-            const float *r = r0 + a * nx;
-#pragma omp simd
-            for (size_t x = 0; x < nx; x++) rs[x] += r[x];
-        }
-        if (B == 1) {
-            for (size_t v = 0; v < bnx; v++) o[v] = rs[v];
-        } else {
-            for (size_t v = 0; v < bnx; v++) {
-                float t = 0;
-                for (size_t b = 0; b < B; b++) t += rs[v * B + b];
-                o[v] = t;
-            }
-        }
         float wy = p->bwy[u];
 #pragma omp simd
         for (size_t v = 0; v < bnx; v++) o[v] = (o[v] - bm) * wy * p->bwx[v];

@@ -155,6 +155,11 @@ void mc_cross(const fftwf_complex *F, const fftwf_complex *restrict T,
 int mc_estimate_noise(caimg_mc_plan *p, const void *frames, caimg_dtype dt, const size_t *idx,
                       size_t n);
 void mc_transform(const caimg_mc_plan *p, mc_work *w, const float *f, float mean);
+
+/* d x d block sums of a frame nx wide into out (by x bx); rs is scratch
+ * for one row (nx floats). */
+void mc_bin_frame(const float *f, size_t nx, size_t d, size_t by, size_t bx, float *rs,
+                  float *out);
 double mc_noise_floor(const caimg_mc_plan *p, const fftwf_complex *F);
 int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst,
              float *mean);

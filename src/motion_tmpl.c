@@ -175,31 +175,6 @@ static void fold_sums(const double *ts, int nthr, size_t npix, double *sum)
     }
 }
 
-/* d x d block sums of a frame (nx wide) into out (by x bx): the d rows are
- * summed first (contiguous, so it vectorises) into rs (nx floats), then
- * groups of d columns of that sum. */
-MC_SIMD_CLONES
-static void bin_frame(const float *f, size_t nx, size_t d, size_t by, size_t bx, float *rs,
-                      float *out)
-{
-    for (size_t u = 0; u < by; u++) {
-        const float *r0 = f + u * d * nx;
-#pragma omp simd
-        for (size_t x = 0; x < nx; x++) rs[x] = r0[x];
-        for (size_t a = 1; a < d; a++) {
-            const float *r = r0 + a * nx;
-#pragma omp simd
-            for (size_t x = 0; x < nx; x++) rs[x] += r[x];
-        }
-        float *o = out + u * bx;
-        for (size_t v = 0; v < bx; v++) {
-            float t = 0;
-            for (size_t b = 0; b < d; b++) t += rs[v * d + b];
-            o[v] = t;
-        }
-    }
-}
-
 int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n)
 {
     return caimg_mc_make_template_raw(p, frames, CAIMG_DT_F32, n);
@@ -277,7 +252,7 @@ int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *raw, caimg_dtype dt
         float mean;
         load(p, w, frames, use[j], &mean);
         float *o = bin + j * q;
-        bin_frame(w->frame, nx, d, by, bx, w->wrow, o);
+        mc_bin_frame(w->frame, nx, d, by, bx, w->wrow, o);
         double s = 0, ss = 0;
         for (size_t k = 0; k < q; k++) s += o[k];
         float mu = (float)(s / (double)q);

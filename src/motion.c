@@ -672,8 +672,8 @@ static int cmp_double(const void *a, const void *b)
 /* The per-frequency noise power of one frame: the median of the outer-band
  * power over up to 32 of the given frames (float, picked by idx if not
  * NULL), each cleaned and bidi-corrected like any frame. */
-int mc_estimate_noise(caimg_mc_plan *p, const void *frames, caimg_dtype dt, const size_t *idx,
-                      size_t n)
+int mc_estimate_noise(caimg_mc_plan *p, const void *frames, const void *const *ptrs,
+                      caimg_dtype dt, const size_t *idx, size_t n)
 {
     size_t sz = caimg_dtype_size(dt);
     size_t m = n < 32 ? n : 32, cnt = 0;
@@ -686,7 +686,8 @@ int mc_estimate_noise(caimg_mc_plan *p, const void *frames, caimg_dtype dt, cons
         float mean;
         if (idx) i = idx[i];
         fl[j] = fl[m + j] = NAN;
-        if (!mc_clean(p, (const char *)frames + i * p->npix * sz, dt, w->frame, &mean)) continue;
+        const void *fr = ptrs ? ptrs[i] : (const char *)frames + i * p->npix * sz;
+        if (!mc_clean(p, fr, dt, w->frame, &mean)) continue;
         mc_bidi_apply(p, w->frame, w->tmp);
         mc_transform(p, w, w->frame, mean);
         coarse_transform(p, w, w->frame, mean);
@@ -1002,17 +1003,18 @@ static void inverse_rows(const caimg_mc_plan *p, mc_work *w)
 }
 
 /* Rows yc-r .. yc+r (wrapped; 2r + 1 <= zL) of the correlation surface
- * w->corr from the zoom-transformed cross-power spectrum in w->xspec: row
+ * w->corr from the zoom-transformed cross-power spectrum in zs: row
  * y of the column transform is the sum over b of exp(2 pi i b y / ny)
  * times sub-row b of block y mod zL. */
 MC_SIMD_CLONES
-static void zoom_rows(const caimg_mc_plan *p, mc_work *w, long yc, long r)
+static void zoom_rows(const caimg_mc_plan *p, mc_work *w, const fftwf_complex *zs, long yc,
+                      long r)
 {
     long ny = (long)p->ny;
     size_t nx = p->nx, nh = nx / 2 + 1, M = p->zM;
     for (long y = yc - r; y <= yc + r; y++) {
         size_t row = (size_t)((y % ny + ny) % ny), a = row % p->zL;
-        const float *blk = (const float *)(w->xspec + a * M * nh);
+        const float *blk = (const float *)(zs + a * M * nh);
         float *restrict o = (float *)w->xrow;
         memcpy(o, blk, sizeof(fftwf_complex) * nh);   /* b = 0: weight 1 */
         for (size_t b = 1; b < M; b++) {
@@ -1028,6 +1030,21 @@ static void zoom_rows(const caimg_mc_plan *p, mc_work *w, long yc, long r)
         }
         fftwf_execute_dft_c2r(p->irow, w->xrow, w->crow);
         memcpy(w->corr + row * nx, w->crow, sizeof(float) * nx);
+    }
+}
+
+/* The frame, mean removed, times the taper moved with the scene (w->swy,
+ * w->swx), into w->real. */
+MC_SIMD_CLONES
+static void taper_fine(mc_work *w, const float *f, float mean, long ny, long nx)
+{
+    for (long y = 0; y < ny; y++) {
+        const float *a = f + y * nx;
+        float *o = w->real + y * nx;
+        const float *wx = w->swx;
+        float wy = w->swy[y];
+#pragma omp simd
+        for (long x = 0; x < nx; x++) o[x] = (a[x] - mean) * wy * wx[x];
     }
 }
 
@@ -1048,27 +1065,25 @@ void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc
     /* Fine, with the taper on the scene. */
     for (long y = 0; y < ny; y++) w->swy[y] = y - Dy >= 0 && y - Dy < ny ? p->wy[y - Dy] : 0;
     for (long x = 0; x < nx; x++) w->swx[x] = x - Dx >= 0 && x - Dx < nx ? p->wx[x - Dx] : 0;
-    for (long y = 0; y < ny; y++) {
-        const float *a = f + y * nx;
-        float *o = w->real + y * nx;
-        const float *wx = w->swx;
-        float wy = w->swy[y];
-#pragma omp simd
-        for (long x = 0; x < nx; x++) o[x] = (a[x] - mean) * wy * wx[x];
-    }
+    taper_fine(w, f, mean, ny, nx);
     fftwf_execute_dft_r2c(p->fwd, w->real, w->spec);
-    mc_cross(w->spec, p->tspec, w->xspec, (size_t)ny * (size_t)(nx / 2 + 1), p->par.whiten);
+    /* The cross-power spectrum in place of the frame's: one array less
+     * to stream through the cache, at the price of a second transform in
+     * the rare case below. */
+    mc_cross(w->spec, p->tspec, w->spec, (size_t)ny * (size_t)(nx / 2 + 1), p->par.whiten);
     /* Search near the coarse shift, which needs only the rows within R of
      * it: the zoomed column transform and their row transforms cost about
      * a third of the whole inverse transform.  If the maximum lands on the
      * edge of that neighbourhood, or outside +-S, the coarse step was
-     * misled: the whole surface is made (from the cross-power spectrum
-     * again, which the zoom consumed) and searched. */
+     * misled: the whole surface is made (from the frame's spectrum again,
+     * which the cross-power spectrum and the zoom consumed) and searched. */
     long R = p->B + 2, iy, ix;
-    fftwf_execute_dft(p->izoom, w->xspec, w->xspec);
-    zoom_rows(p, w, Dy, R);
+    fftwf_execute_dft(p->izoom, w->spec, w->spec);
+    zoom_rows(p, w, w->spec, Dy, R);
     float best = peak_search(w->corr, (size_t)ny, (size_t)nx, R, Dy, Dx, &iy, &ix);
     if (labs(iy - Dy) == R || labs(ix - Dx) == R || labs(iy) > p->S || labs(ix) > p->S) {
+        taper_fine(w, f, mean, ny, nx);
+        fftwf_execute_dft_r2c(p->fwd, w->real, w->spec);
         mc_cross(w->spec, p->tspec, w->xspec, (size_t)ny * (size_t)(nx / 2 + 1), p->par.whiten);
         fftwf_execute_dft(p->icol, w->xspec, w->xspec);
         inverse_rows(p, w);
@@ -1381,7 +1396,7 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
     if (!p->nu_known && p->par.whiten) {
         /* A template given by the user: learn the noise level from the
          * first frames, then weight the template spectra with it. */
-        int rc = mc_estimate_noise(p, in, in_dt, NULL, n);
+        int rc = mc_estimate_noise(p, in, NULL, in_dt, NULL, n);
         if (!rc && p->nu_known) rc = caimg_mc_set_template(p, p->tmpl);
         if (rc) return rc;
     }

@@ -152,8 +152,8 @@ void mc_template_spectrum(const fftwf_complex *G, const float *filt, size_t n, i
                           double nu, fftwf_complex *out);
 void mc_cross(const fftwf_complex *F, const fftwf_complex *restrict T,
               fftwf_complex *X, size_t n, int whiten);
-int mc_estimate_noise(caimg_mc_plan *p, const void *frames, caimg_dtype dt, const size_t *idx,
-                      size_t n);
+int mc_estimate_noise(caimg_mc_plan *p, const void *frames, const void *const *ptrs,
+                      caimg_dtype dt, const size_t *idx, size_t n);
 void mc_transform(const caimg_mc_plan *p, mc_work *w, const float *f, float mean);
 
 /* d x d block sums of a frame nx wide into out (by x bx); rs is scratch

@@ -18,6 +18,12 @@
 #include "internal.h"
 #include "motion_impl.h"
 
+#ifdef HAVE_OPENBLAS
+/* OpenBLAS's own thread control; not part of the CBLAS interface. */
+extern void openblas_set_num_threads(int n);
+extern int openblas_get_num_threads(void);
+#endif
+
 
 /* ---- bidirectional scanning ---------------------------------------------- */
 
@@ -107,18 +113,25 @@ int caimg_mc_estimate_bidi(const float *mean, size_t ny, size_t nx, double *offs
 
 /* ---- template ------------------------------------------------------------ */
 
-/* The template sample: n frames of samples of type dt, fb bytes each. */
+/* The template sample: n frames of samples of type dt, fb bytes each,
+ * contiguous from b or at ptrs[i]. */
 typedef struct {
     const char *b;
+    const void *const *ptrs;
     caimg_dtype dt;
     size_t fb;
 } sample_t;
+
+static const void *sample_frame(const sample_t *s, size_t i)
+{
+    return s->ptrs ? s->ptrs[i] : s->b + i * s->fb;
+}
 
 /* Clean frame i of the sample into w->frame (bidi-corrected); returns 0 if
  * it is unusable. */
 static int load(const caimg_mc_plan *p, mc_work *w, const sample_t *frames, size_t i, float *mean)
 {
-    if (!mc_clean(p, frames->b + i * frames->fb, frames->dt, w->frame, mean)) return 0;
+    if (!mc_clean(p, sample_frame(frames, i), frames->dt, w->frame, mean)) return 0;
     mc_bidi_apply(p, w->frame, w->tmp);
     return 1;
 }
@@ -180,12 +193,27 @@ int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n)
     return caimg_mc_make_template_raw(p, frames, CAIMG_DT_F32, n);
 }
 
+static int make_template(caimg_mc_plan *p, const void *raw, const void *const *ptrs,
+                         caimg_dtype dt, size_t n);
+
 int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *raw, caimg_dtype dt, size_t n)
+{
+    return make_template(p, raw, NULL, dt, n);
+}
+
+int caimg_mc_make_template_frames(caimg_mc_plan *p, const void *const *frames, caimg_dtype dt,
+                                  size_t n)
+{
+    return make_template(p, NULL, frames, dt, n);
+}
+
+static int make_template(caimg_mc_plan *p, const void *raw, const void *const *ptrs,
+                         caimg_dtype dt, size_t n)
 {
     size_t ny = p->ny, nx = p->nx, npix = p->npix;
     size_t sz = caimg_dtype_size(dt);
     if (!sz) return caimg_error(CAIMG_EINVAL, "template sample: unknown sample type");
-    sample_t sample = {raw, dt, npix * sz}, *frames = &sample;
+    sample_t sample = {raw, ptrs, dt, npix * sz}, *frames = &sample;
     int nthr = p->nthr;
     int rc = 0;
     size_t *use = caimg_malloc(n ? n : 1, sizeof(size_t), "template sample");
@@ -263,8 +291,21 @@ int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *raw, caimg_dtype dt
         float sc = ss > 0 ? (float)(1 / sqrt(ss)) : 0;
         for (size_t k = 0; k < q; k++) o[k] *= sc;
     }
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)m, (int)q, 1.0f, bin, (int)q,
-                0.0f, cm, (int)m);
+    {
+        /* On one thread: the product takes a few milliseconds, while
+         * OpenBLAS's helper threads, once woken, spin (sched_yield) for
+         * tens of milliseconds after it, taking the CPU from the template's
+         * workers and the FFTW measurement running beside them. */
+#ifdef HAVE_OPENBLAS
+        int saved = openblas_get_num_threads();
+        if (saved != 1) openblas_set_num_threads(1);
+#endif
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)m, (int)q, 1.0f, bin, (int)q,
+                    0.0f, cm, (int)m);
+#ifdef HAVE_OPENBLAS
+        if (saved != 1) openblas_set_num_threads(saved);
+#endif
+    }
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < i; j++) cm[i * m + j] = cm[j * m + i];
     size_t k = m - 1 < 20 ? m - 1 : 20;
@@ -306,7 +347,7 @@ int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *raw, caimg_dtype dt
 
     /* Noise power per frequency of one frame, for weighting the
      * correlation. */
-    if ((rc = mc_estimate_noise(p, raw, dt, use, m))) goto done;
+    if ((rc = mc_estimate_noise(p, raw, ptrs, dt, use, m))) goto done;
 
     /* Refinement: register the sample to the template, then average the
      * best-matching frames (an increasing share of them), each moved to its

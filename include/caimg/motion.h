@@ -225,6 +225,12 @@ int caimg_mc_make_template(caimg_mc_plan *p, const float *frames, size_t n);
  * Fails with CAIMG_EINVAL for an unknown type. */
 int caimg_mc_make_template_raw(caimg_mc_plan *p, const void *frames, caimg_dtype dt, size_t n);
 
+/* caimg_mc_make_template_raw() for frames that need not be contiguous:
+ * frames[i] points at the ny*nx samples of frame i (e.g. frames mapped in
+ * place from the file, caimg_movie_map_frames()). */
+int caimg_mc_make_template_frames(caimg_mc_plan *p, const void *const *frames, caimg_dtype dt,
+                                  size_t n);
+
 /* Per-frame results of caimg_mc_execute(); any pointer may be NULL. */
 typedef struct {
     float *shifts;          /* [n][2] rigid shift (dy, dx), px */

@@ -6,10 +6,13 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +49,7 @@ struct caimg_h5_stream {
     size_t row_elems;
     void *scratch;        /* conversion buffer */
     size_t scratch_rows;
+    int direct;           /* rows are unfiltered chunks stored as in memory */
     char *name;
 };
 
@@ -701,6 +705,51 @@ static hid_t reopen_uncached(caimg_h5 *f, const char *name, hid_t d)
     return e;
 }
 
+/* Whether every row of d is one unfiltered chunk stored exactly as dt lies
+ * in memory (the layout caimg-h5(5) gives movies).  Such rows move between
+ * the file and the caller's buffer directly, a chunk at a time
+ * (H5Dread_chunk, H5Dwrite_chunk): HDF5's selection machinery and its copy of
+ * every row are skipped, which is most of the I/O thread's time in mc. */
+static int rows_are_chunks(hid_t d, caimg_dtype dt, int rank, const hsize_t *dims)
+{
+    hid_t mt = mem_type(dt);
+    hid_t dcpl = H5Dget_create_plist(d);
+    if (dcpl < 0 || mt < 0) {
+        if (dcpl >= 0) H5Pclose(dcpl);
+        return 0;
+    }
+    hsize_t ch[CAIMG_H5_MAXRANK];
+    int ok = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_nfilters(dcpl) == 0 &&
+             H5Pget_chunk(dcpl, rank, ch) == rank && ch[0] == 1;
+    for (int i = 1; ok && i < rank; i++) ok = ch[i] == dims[i];
+    H5Pclose(dcpl);
+    if (ok) {
+        hid_t ft = H5Dget_type(d);
+        ok = ft >= 0 && H5Tequal(ft, mt) > 0;
+        if (ft >= 0) H5Tclose(ft);
+    }
+    return ok;
+}
+
+/* Read rows r0..r0+n-1 chunk by chunk into buf; 0 if any chunk is not there
+ * whole (never written, or of another size), for the caller to fall back to
+ * an ordinary read. */
+static int read_chunks(hid_t d, size_t r0, size_t n, size_t rowbytes, void *buf)
+{
+    hsize_t off[CAIMG_H5_MAXRANK] = {0};
+    for (size_t i = 0; i < n; i++) {
+        off[0] = r0 + i;
+        hsize_t sz = 0;
+        uint32_t filt = 0;
+        if (H5Dget_chunk_storage_size(d, off, &sz) < 0 || sz != rowbytes ||
+            H5Dread_chunk(d, H5P_DEFAULT, off, &filt, (char *)buf + i * rowbytes) < 0 || filt) {
+            H5Eclear2(H5E_DEFAULT);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int caimg_h5_read_rows(caimg_h5 *f, const char *name, caimg_dtype dt, size_t r0,
                        size_t n, void *buf)
 {
@@ -722,6 +771,11 @@ int caimg_h5_read_rows(caimg_h5 *f, const char *name, caimg_dtype dt, size_t r0,
         goto out;
     }
     if (n == 0) goto out;
+    if (rows_are_chunks(d, dt, rank, dims)) {
+        size_t rowbytes = caimg_dtype_size(dt);
+        for (int i = 1; i < rank; i++) rowbytes *= (size_t)dims[i];
+        if (read_chunks(d, r0, n, rowbytes, buf)) goto out;
+    }
     for (int i = 0; i < rank; i++) count[i] = dims[i];
     start[0] = r0;
     count[0] = n;
@@ -735,6 +789,93 @@ out:
     H5Sclose(sp);
     H5Dclose(d);
     return rc;
+}
+
+/* ---- rows in place -------------------------------------------------------- */
+
+struct caimg_h5_map {
+    void *base;
+    size_t len;
+};
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22   /* Linux 5.14 */
+#endif
+
+caimg_h5_map *caimg_h5_map_rows(caimg_h5 *f, const char *name, caimg_dtype dt, size_t n,
+                                const size_t *rows, const void **ptrs)
+{
+    caimg_h5_map *map = NULL;
+    hid_t d = H5Dopen2(f->fid, name, H5P_DEFAULT);
+    if (d < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return NULL;
+    }
+    hid_t sp = H5Dget_space(d);
+    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    hsize_t dims[CAIMG_H5_MAXRANK];
+    haddr_t *addr = caimg_malloc(n ? n : 1, sizeof *addr, "chunk addresses");
+    int fd = -1;
+    int ok = addr && rank >= 2 && rank <= CAIMG_H5_MAXRANK &&
+             H5Sget_simple_extent_dims(sp, dims, NULL) == rank && rows_are_chunks(d, dt, rank, dims);
+    size_t rowbytes = caimg_dtype_size(dt);
+    for (int i = 1; ok && i < rank; i++) rowbytes *= (size_t)dims[i];
+    hsize_t off[CAIMG_H5_MAXRANK] = {0};
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned mask = 0;
+        hsize_t sz = 0;
+        off[0] = rows[i];
+        ok = rows[i] < dims[0] &&
+             H5Dget_chunk_info_by_coord(d, off, &mask, &addr[i], &sz) >= 0 && mask == 0 &&
+             addr[i] != HADDR_UNDEF && sz == rowbytes && addr[i] % caimg_dtype_size(dt) == 0;
+    }
+    /* The file as the operating system sees it: the chunks must lie inside
+     * it (a damaged file must not make the mapping fault). */
+    struct stat st;
+    if (ok) {
+        fd = open(f->path, O_RDONLY | O_CLOEXEC);
+        ok = fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0;
+    }
+    for (size_t i = 0; ok && i < n; i++) ok = addr[i] + rowbytes <= (haddr_t)st.st_size;
+    if (ok) {
+        map = caimg_calloc(1, sizeof *map, "a file mapping");
+        ok = map != NULL;
+    }
+    if (ok) {
+        map->len = (size_t)st.st_size;
+        map->base = mmap(NULL, map->len, PROT_READ, MAP_SHARED, fd, 0);
+        ok = map->base != MAP_FAILED;
+        if (!ok) map->base = NULL;
+    }
+    if (ok) {
+        /* Map the rows' pages now, in one call each, rather than by a
+         * fault every few pages when they are first read. */
+        long pg = sysconf(_SC_PAGESIZE);
+        size_t page = pg > 0 ? (size_t)pg : 4096;
+        for (size_t i = 0; i < n; i++) {
+            char *p = (char *)map->base + addr[i];
+            ptrs[i] = p;
+            char *a = (char *)map->base + ((size_t)addr[i] / page) * page;
+            madvise(a, (size_t)(p + rowbytes - a), MADV_POPULATE_READ);
+        }
+    }
+    if (!ok && map) {
+        free(map);
+        map = NULL;
+    }
+    if (fd >= 0) close(fd);
+    free(addr);
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(d);
+    H5Eclear2(H5E_DEFAULT);
+    return map;
+}
+
+void caimg_h5_unmap(caimg_h5_map *map)
+{
+    if (!map) return;
+    munmap(map->base, map->len);
+    free(map);
 }
 
 /* ---- streams ------------------------------------------------------------- */
@@ -792,6 +933,7 @@ caimg_h5_stream *caimg_h5_stream_create(caimg_h5 *f, const char *name,
         H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
         dapl = no_chunk_cache();
         if (dapl < 0) dapl = H5P_DEFAULT;
+        s->direct = H5Tequal(file_type(store), mem_type(store)) > 0;
     }
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
@@ -835,6 +977,19 @@ int caimg_h5_stream_write(caimg_h5_stream *s, const void *buf, caimg_dtype src,
     if (H5Dset_extent(s->dset, s->dims) < 0)
         return caimg_error(CAIMG_EIO, "%s: cannot extend %s: %s", s->f->path, s->name,
                            h5_reason());
+    if (s->direct && mt == mem_type(s->store)) {
+        /* Each row is a whole chunk, in the file's layout already. */
+        size_t rowbytes = s->row_elems * caimg_dtype_size(s->store);
+        hsize_t off[CAIMG_H5_MAXRANK] = {0};
+        for (size_t i = 0; i < n; i++) {
+            off[0] = start[0] + i;
+            if (H5Dwrite_chunk(s->dset, H5P_DEFAULT, 0, off, rowbytes,
+                               (const char *)wbuf + i * rowbytes) < 0)
+                return caimg_error(CAIMG_EIO, "%s: cannot write %s: %s", s->f->path, s->name,
+                                   h5_reason());
+        }
+        return 0;
+    }
     for (int i = 0; i < s->rank; i++) count[i] = s->dims[i];
     count[0] = n;
     hid_t fs = H5Dget_space(s->dset);

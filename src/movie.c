@@ -250,6 +250,15 @@ int caimg_movie_read_raw(caimg_movie *m, size_t t0, size_t n, void *buf)
     return 0;
 }
 
+caimg_h5_map *caimg_movie_map_frames(caimg_movie *m, size_t n, const size_t *t,
+                                     const void **ptrs)
+{
+    if (!m->is_h5) return NULL;
+    return caimg_h5_map_rows(m->h5, m->dataset, m->dt, n, t, ptrs);
+}
+
+void caimg_movie_unmap(caimg_h5_map *map) { caimg_h5_unmap(map); }
+
 int caimg_movie_read(caimg_movie *m, size_t t0, size_t n, float *buf)
 {
     if (m->dt == CAIMG_DT_F32) return caimg_movie_read_raw(m, t0, n, buf);

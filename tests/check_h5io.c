@@ -130,6 +130,60 @@ START_TEST(stream_rounds_and_clamps)
 }
 END_TEST
 
+/* Frames of 64 KB or more are chunks of their own: read and written a
+ * chunk at a time, and mapped in place, with the same contents as through
+ * HDF5's ordinary path (compressed and converted data take that path). */
+START_TEST(whole_frame_chunks_direct_and_mapped)
+{
+    enum { Y = 128, X = 256, T = 5, NP = Y * X };
+    char *d = tu_tmpdir();
+    const char *p = tu_path(d, "m.h5");
+    caimg_h5 *f = caimg_h5_create(p, "t", "");
+    ck_assert_ptr_nonnull(f);
+    size_t inner[2] = {Y, X};
+    caimg_h5_stream *s = caimg_h5_stream_create(f, "/movie", CAIMG_DT_U16, 3, inner, 0, T);
+    caimg_h5_stream *z = caimg_h5_stream_create(f, "/z", CAIMG_DT_U16, 3, inner, 1, T);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_ptr_nonnull(z);
+    uint16_t *mv = malloc(sizeof(uint16_t) * T * NP), *buf = malloc(sizeof(uint16_t) * T * NP);
+    float *fl = malloc(sizeof(float) * 2 * NP);
+    for (size_t i = 0; i < (size_t)T * NP; i++) mv[i] = (uint16_t)(i * 2654435761u >> 7);
+    /* Three frames as uint16, two through the float converter. */
+    ck_assert_int_eq(caimg_h5_stream_write(s, mv, CAIMG_DT_U16, 3, NULL), 0);
+    for (size_t i = 0; i < 2 * NP; i++) fl[i] = mv[3 * NP + i];
+    ck_assert_int_eq(caimg_h5_stream_write(s, fl, CAIMG_DT_F32, 2, NULL), 0);
+    ck_assert_int_eq(caimg_h5_stream_write(z, mv, CAIMG_DT_U16, T, NULL), 0);
+    ck_assert_int_eq(caimg_h5_stream_close(s), 0);
+    ck_assert_int_eq(caimg_h5_stream_close(z), 0);
+    ck_assert_int_eq(caimg_h5_commit(f), 0);
+
+    f = caimg_h5_open(p);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(caimg_h5_read_rows(f, "/movie", CAIMG_DT_U16, 1, 4, buf), 0);
+    ck_assert_int_eq(memcmp(buf, mv + NP, sizeof(uint16_t) * 4 * NP), 0);
+    ck_assert_int_eq(caimg_h5_read_rows(f, "/z", CAIMG_DT_U16, 0, T, buf), 0);
+    ck_assert_int_eq(memcmp(buf, mv, sizeof(uint16_t) * T * NP), 0);
+    ck_assert_int_eq(caimg_h5_read_rows(f, "/movie", CAIMG_DT_F32, 3, 2, fl), 0);
+    for (size_t i = 0; i < 2 * NP; i++) ck_assert_float_eq(fl[i], mv[3 * NP + i]);
+
+    size_t rows[3] = {4, 0, 2};
+    const void *ptr[3];
+    caimg_h5_map *m = caimg_h5_map_rows(f, "/movie", CAIMG_DT_U16, 3, rows, ptr);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_ptr_null(caimg_h5_map_rows(f, "/z", CAIMG_DT_U16, 3, rows, ptr));
+    ck_assert_ptr_null(caimg_h5_map_rows(f, "/movie", CAIMG_DT_F32, 3, rows, ptr));
+    caimg_h5_close(f);
+    /* The frames stay readable after the file is closed. */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(memcmp(ptr[i], mv + rows[i] * NP, sizeof(uint16_t) * NP), 0);
+    caimg_h5_unmap(m);
+    free(mv);
+    free(buf);
+    free(fl);
+    tu_rmdir(d);
+}
+END_TEST
+
 START_TEST(provenance_chain_and_links)
 {
     char *d = tu_tmpdir();
@@ -256,6 +310,7 @@ int main(void)
     tcase_add_test(tc, write_read_round_trip);
     tcase_add_test(tc, abandon_leaves_nothing);
     tcase_add_test(tc, stream_rounds_and_clamps);
+    tcase_add_test(tc, whole_frame_chunks_direct_and_mapped);
     tcase_add_test(tc, provenance_chain_and_links);
     tcase_add_test(tc, refuses_to_overwrite_input);
     tcase_add_test(tc, open_errors_name_the_file);

@@ -100,6 +100,18 @@ int caimg_h5_read(caimg_h5 *f, const char *name, caimg_dtype dt, int expect_rank
 int caimg_h5_read_rows(caimg_h5 *f, const char *name, caimg_dtype dt,
                        size_t r0, size_t n, void *buf);
 
+/* Rows r of `name` in place in the file, without reading them: ptrs[i]
+ * points at row rows[i] (i < n) in a read-only mapping of the file, its
+ * pages already mapped.  Only for rows stored as one unfiltered chunk each
+ * in dt's memory layout (caimg-h5(5) movies); NULL otherwise or on any
+ * failure, for the caller to read the rows instead.  The rows stay valid
+ * until caimg_h5_unmap, even after the file is closed; the file must not
+ * be truncated meanwhile. */
+typedef struct caimg_h5_map caimg_h5_map;
+caimg_h5_map *caimg_h5_map_rows(caimg_h5 *f, const char *name, caimg_dtype dt, size_t n,
+                                const size_t *rows, const void **ptrs);
+void caimg_h5_unmap(caimg_h5_map *map);
+
 /* Streaming writer: a dataset that grows along its first dimension, chunked
  * one row (frame, trace) per chunk, so arbitrarily long movies are written
  * with bounded memory. */

@@ -66,6 +66,15 @@ int caimg_movie_is_h5(const caimg_movie *m);
 int caimg_movie_read(caimg_movie *m, size_t t0, size_t n, float *buf);
 int caimg_movie_read_raw(caimg_movie *m, size_t t0, size_t n, void *buf);
 
+/* Frames t[i] (i < n) in the movie's own type without reading them:
+ * ptrs[i] points at frame t[i] in place in the file (caimg_h5_map_rows()).
+ * NULL if the movie's frames cannot be had in place (TIFF, compressed or
+ * converted HDF5); the caller then reads them.  Valid until
+ * caimg_movie_unmap(), which may come after caimg_movie_close(). */
+struct caimg_h5_map *caimg_movie_map_frames(caimg_movie *m, size_t n, const size_t *t,
+                                            const void **ptrs);
+void caimg_movie_unmap(struct caimg_h5_map *map);
+
 /* The source file names, joined by ", " (for provenance and messages). */
 const char *caimg_movie_sources(const caimg_movie *m);
 

@@ -715,7 +715,15 @@ int caimg_noise_psd(const caimg_noise_plan *p, const double *y, float *work, dou
     }
     for (size_t t = t4; t < T; t++) m0 += y[t];
     double mean = ((m0 + m1) + (m2 + m3)) / (double)T;
-    for (size_t t = 0; t < T; t++) in[t] = (float)(y[t] - mean);
+    /* Four frames at a time (GCC -O2 leaves the plain loop scalar); the
+     * same two roundings per frame. */
+    typedef double v4d __attribute__((vector_size(32), aligned(8), may_alias));
+    typedef float v4f __attribute__((vector_size(16), aligned(4), may_alias));
+    const v4d m4 = {mean, mean, mean, mean};
+    size_t t = 0;
+    for (; t + 4 <= T; t += 4)
+        *(v4f *)(in + t) = __builtin_convertvector(*(const v4d *)(y + t) - m4, v4f);
+    for (; t < T; t++) in[t] = (float)(y[t] - mean);
     fftwf_execute_dft_r2c(p->plan, in, out);
     size_t nb = p->k1 - p->k0 + 1;
     double acc = 0;

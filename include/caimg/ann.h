@@ -92,7 +92,7 @@ typedef struct caimg_ann_work caimg_ann_work;
  *   conv2  conv 16 9x9 (noise point h1 after its ELU), conv 16 7x7 (h2),
  *          factorised readout: the 2-layer conv core of Klindt et al. 2017
  *   ln     linear-nonlinear baseline: a dense readout of the pixels
- *   energy conv 32 9x9 whose last 16 channels are squared (energy units
+ *   energy conv 64 9x9 whose last 48 channels are squared (energy units
  *          for complex cells), ELU, noise point h1, factorised readout */
 const char *caimg_ann_preset(const char *name);
 

@@ -9,8 +9,11 @@
 . "${top_srcdir:-.}/tests/cli-lib.sh"
 
 MKSTIM=$top_builddir/tests/mkstim
+# L: 1000 stimuli shown twice, enough to learn the complex cells; D: the
+# default 240 stimuli shown 4 times, for everything else.
+L=$T/large
 D=$T/sim
-mkdir "$D" && "$MKSTIM" "$D" || { fail "mkstim"; finish; exit 1; }
+mkdir "$L" "$D" && "$MKSTIM" -n 1000,2 "$L" && "$MKSTIM" "$D" || { fail "mkstim"; finish; exit 1; }
 # A small conv core: fast enough for make check, big enough to learn.
 ARCH="conv 8 9x9 pad=same smooth=0.02; elu; noise name=h1; conv 8 3x3 pad=same; elu;
 readout factorised l1=0.002 smooth=0.002; softplus"
@@ -28,44 +31,56 @@ dump() {
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
 
 # ---- fitting traces + schedule ------------------------------------------------
-ok "fit spikes + schedule" $FIT "$D/spikes.h5" --schedule "$D/schedule.tsv" --stimuli "$D/stimuli.tif" \
-    --arch "$ARCH" --noise h1=0.3 -o "$D/m.h5" -@ 2
-r=$(attr "$D/m.h5" /fit/eval mean_corr_avg)
-ge "$r" 0.5 || fail "held-out correlation with trial averages $r < 0.5"
-fv=$(attr "$D/m.h5" /fit/eval mean_feve)
-ge "$fv" 0.3 || fail "held-out FEVE $fv < 0.3"
-[ "$(dump "$D/m.h5" /fit/neuron_index | wc -l)" = 8 ] || fail "neuron_index should list 8 neurons"
-ok "per-neuron metrics export as a table" "$CAIMG" export -q "$D/m.h5" -d /fit/eval -o "$D/eval.tsv"
-[ "$(wc -l < "$D/eval.tsv")" = 9 ] || fail "/fit/eval: expected a header and 8 rows"
-h5ls "$D/m.h5/fit/test/images" | grep -q "{48, 16, 16}" || fail "/fit/test/images missing"
-[ "$(dump "$D/m.h5" /fit/stimulus_split | grep -c '^2$')" = 48 ] || fail "20% of 240 stimuli should be test"
-[ "$(dump "$D/m.h5" /fit/stimulus_split | grep -c '^1$')" -ge 15 ] || fail "validation stimuli missing"
-h5dump -a /model/arch "$D/m.h5" | grep -q "noise name=h1 noise_rel=0.3" || fail "noise not recorded in /model arch"
-h5dump -a /provenance/01_fit/parameters "$D/m.h5" | grep -q "window = 0" || fail "window not in provenance"
-[ -n "$(attr "$D/m.h5" /deconv fs)" ] || fail "fit output does not link the input's /deconv"
+ok "fit spikes + schedule" $FIT "$L/spikes.h5" --schedule "$L/schedule.tsv" --stimuli "$L/stimuli.tif" \
+    --arch "$ARCH" --noise h1=0.3 --lr 0.005 -o "$L/m.h5" -@ 2
+r=$(attr "$L/m.h5" /fit/eval mean_corr_avg)
+ge "$r" 0.7 || fail "held-out correlation with trial averages $r < 0.7"
+fv=$(attr "$L/m.h5" /fit/eval mean_feve)
+ge "$fv" 0.6 || fail "held-out FEVE $fv < 0.6"
+[ "$(dump "$L/m.h5" /fit/neuron_index | wc -l)" = 8 ] || fail "neuron_index should list 8 neurons"
+ok "per-neuron metrics export as a table" "$CAIMG" export -q "$L/m.h5" -d /fit/eval -o "$L/eval.tsv"
+[ "$(wc -l < "$L/eval.tsv")" = 9 ] || fail "/fit/eval: expected a header and 8 rows"
+h5ls "$L/m.h5/fit/test/images" | grep -q "{200, 16, 16}" || fail "/fit/test/images missing"
+[ "$(dump "$L/m.h5" /fit/stimulus_split | grep -c '^2$')" = 200 ] || fail "20% of 1000 stimuli should be test"
+[ "$(dump "$L/m.h5" /fit/stimulus_split | grep -c '^1$')" -ge 70 ] || fail "validation stimuli missing"
+h5dump -a /model/arch "$L/m.h5" | grep -q "noise name=h1 noise_rel=0.3" || fail "noise not recorded in /model arch"
+h5dump -a /provenance/01_fit/parameters "$L/m.h5" | grep -q "window = 0" || fail "window not in provenance"
+[ -n "$(attr "$L/m.h5" /deconv fs)" ] || fail "fit output does not link the input's /deconv"
 
 # ---- predict --------------------------------------------------------------------
-ok "predict TSV" "$CAIMG" predict -q "$D/m.h5" "$D/stimuli.tif" -o "$D/p.tsv"
-[ "$(wc -l < "$D/p.tsv")" = 241 ] || fail "predict TSV: expected a header and 240 rows"
-[ "$(head -1 "$D/p.tsv" | awk -F'\t' '{print NF}')" = 9 ] || fail "predict TSV: expected 9 columns"
-# Simple cells (0-3), well driven, on the held-out stimuli: correlation
-# with the true expected rates >= 0.8.
-dump "$D/m.h5" /fit/stimulus_split > "$T/split"
-for c in 0 1 2 3; do
+ok "predict TSV" "$CAIMG" predict -q "$L/m.h5" "$L/stimuli.tif" -o "$L/p.tsv"
+[ "$(wc -l < "$L/p.tsv")" = 1001 ] || fail "predict TSV: expected a header and 1000 rows"
+[ "$(head -1 "$L/p.tsv" | awk -F'\t' '{print NF}')" = 9 ] || fail "predict TSV: expected 9 columns"
+# Well-driven neurons on the held-out stimuli: correlation with the true
+# expected rates >= 0.8, simple (0-3) and complex (4-7) cells alike.  Well
+# driven as caimg-fit(1) defines it: the stimulus explains at least half
+# of the single-trial variance (ev_frac >= 0.5, measured by fit from the
+# repeats), so that the 2-trial average itself would correlate about 0.82
+# with the true rate.  Here all 8 are (ev_frac 0.59-0.88), and at least 3
+# of each type must be, so that the test cannot pass by excluding them.
+dump "$L/m.h5" /fit/stimulus_split > "$T/split"
+nsimple=0 ncomplex=0
+for c in 0 1 2 3 4 5 6 7; do
+    ev=$(awk -v c=$c 'NR == c + 2 { print $3 }' "$L/eval.tsv")
     r=$(awk -v c=$c 'FNR == 1 { f++ } f == 1 { s[FNR] = $1; next }
         f == 2 && FNR > 1 { t[FNR - 1] = $(c + 1); next }
         f == 3 && FNR > 1 { i = FNR - 1; if (s[i] != 2) next; x = $(c + 2); y = t[i];
             n++; sx += x; sy += y; sxx += x * x; syy += y * y; sxy += x * y }
         END { print (n * sxy - sx * sy) / sqrt((n * sxx - sx * sx) * (n * syy - sy * sy)) }' \
-        "$T/split" "$D/truth.tsv" "$D/p.tsv")
-    ge "$r" 0.8 || fail "simple cell $c: held-out correlation with the true rate $r < 0.8"
+        "$T/split" "$L/truth.tsv" "$L/p.tsv")
+    if [ $c -lt 4 ]; then type=simple; else type=complex; fi
+    ge "$ev" 0.5 || continue
+    if [ $c -lt 4 ]; then nsimple=$((nsimple + 1)); else ncomplex=$((ncomplex + 1)); fi
+    ge "$r" 0.8 || fail "$type cell $c (ev_frac $ev): held-out correlation with the true rate $r < 0.8"
 done
-ok "predict HDF5 with noise samples" "$CAIMG" predict -q "$D/m.h5" "$D/stimuli.tif" --samples 8 -o "$D/p.h5"
+[ $nsimple -ge 3 ] && [ $ncomplex -ge 3 ] ||
+    fail "only $nsimple simple and $ncomplex complex cells have ev_frac >= 0.5"
+ok "predict HDF5 with noise samples" "$CAIMG" predict -q "$L/m.h5" "$D/stimuli.tif" --samples 8 -o "$D/p.h5"
 h5ls "$D/p.h5/predict/responses" | grep -q "{240, 8}" || fail "predict HDF5: /predict/responses not 240x8"
 [ "$(attr "$D/p.h5" /predict samples)" = 8 ] || fail "predict HDF5: samples attribute"
-ok "predict again" "$CAIMG" predict -q "$D/m.h5" "$D/stimuli.tif" --samples 8 -o "$D/p2.h5"
+ok "predict again" "$CAIMG" predict -q "$L/m.h5" "$D/stimuli.tif" --samples 8 -o "$D/p2.h5"
 h5diff -q "$D/p.h5" "$D/p2.h5" /predict/responses /predict/responses || fail "noisy predictions not reproducible"
-ok "predict to stdout" sh -c "'$CAIMG' predict -q '$D/m.h5' '$D/stimuli.tif' -o - | head -1 | grep -q '^image'"
+ok "predict to stdout" sh -c "'$CAIMG' predict -q '$L/m.h5' '$D/stimuli.tif' -o - | head -1 | grep -q '^image'"
 
 # ---- determinism: same seed, 1 and 2 threads ----------------------------------------
 ok "fit 1 thread" $FIT "$D/spikes.h5" --schedule "$D/schedule.tsv" --stimuli "$D/stimuli.tif" \
@@ -169,11 +184,11 @@ bad 2 "unrecognized option|unknown option" "$out" "unknown option" \
 # Predict on bad inputs.
 "$MKTIFF" -o "$T/big.tif" -w 20 -h 20 -n 3 -t uint8 >/dev/null 2>&1 || fail "mktiff"
 bad 1 "big.tif: images are 20x20, but the model was fitted on 16x16 images" "$T/p.tsv" "predict: wrong size" \
-    "$CAIMG" predict "$D/m.h5" "$T/big.tif" -o "$T/p.tsv"
+    "$CAIMG" predict "$L/m.h5" "$T/big.tif" -o "$T/p.tsv"
 bad 1 "mixed-size.tif" "$T/p.tsv" "predict: mixed sizes" \
-    "$CAIMG" predict "$D/m.h5" "$TESTDATA/bad/mixed-size.tif" -o "$T/p.tsv"
+    "$CAIMG" predict "$L/m.h5" "$TESTDATA/bad/mixed-size.tif" -o "$T/p.tsv"
 bad 1 "spikes.h5: no model" "$T/p.tsv" "predict: not a model" \
     "$CAIMG" predict "$D/spikes.h5" "$D/stimuli.tif" -o "$T/p.tsv"
 bad 2 "expected MODEL.h5 and IMAGES.tif" "$T/p.tsv" "predict: one argument" \
-    "$CAIMG" predict "$D/m.h5" -o "$T/p.tsv"
+    "$CAIMG" predict "$L/m.h5" -o "$T/p.tsv"
 finish

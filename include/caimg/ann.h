@@ -45,7 +45,7 @@
  *   l1=L           readout: L * sum of absolute readout weights (mask and
  *                  feature weights, or the dense weights)
  * Exactly one readout is required; only elementwise layers may follow it.
- * Presets ("mlp", "conv2") are architecture texts; see caimg_ann_preset().
+ * Presets ("mlp", "conv2", "ln", "energy") are architecture texts; see caimg_ann_preset().
  *
  * Noise and determinism
  * ---------------------
@@ -91,7 +91,9 @@ typedef struct caimg_ann_work caimg_ann_work;
  *   mlp    one hidden layer of 256 ELUs (noise point h1), dense readout
  *   conv2  conv 16 9x9 (noise point h1 after its ELU), conv 16 7x7 (h2),
  *          factorised readout: the 2-layer conv core of Klindt et al. 2017
- *   ln     linear-nonlinear baseline: a dense readout of the pixels */
+ *   ln     linear-nonlinear baseline: a dense readout of the pixels
+ *   energy conv 64 9x9 whose last 48 channels are squared (energy units
+ *          for complex cells), ELU, noise point h1, factorised readout */
 const char *caimg_ann_preset(const char *name);
 
 /* Names of the presets, NULL-terminated. */

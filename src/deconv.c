@@ -802,10 +802,17 @@ typedef struct {
     int geo;
 } ar2_ctx;
 
+/* The kernel table row for a pool of l frames (prepare_kernel(): pools
+ * longer than K1 + 1 frames share the last row). */
+static inline const double *ar2_row(const double *kt, size_t K1, size_t l)
+{
+    return kt + 6 * (l - 1 < K1 ? l - 1 : K1);
+}
+
 /* Value and prediction of pool c from its sum u (see prepare_kernel()). */
 static inline void ar2_finish(const ar2_ctx *x, ar2_cur *c, double u)
 {
-    const double *e = x->kt + 6 * (c->l - 1 < x->K1 ? c->l - 1 : x->K1);
+    const double *e = ar2_row(x->kt, x->K1, c->l);
     c->v = u * e[0] - c->cp * e[1];
     c->pred = u * e[2] + c->cp * e[3];
 }
@@ -862,7 +869,7 @@ static inline double ar2_push(const ar2_ctx *x, const ar2_cur *c, ar2_pool *q)
     q->v = c->v; q->cp = c->cp; q->pred = c->pred;
     q->nd = c->nd; q->nr = c->nr; q->dl = c->dl; q->rl = c->rl;
     q->t = c->t; q->l = c->l;
-    const double *e = x->kt + 6 * (c->l - 1 < x->K1 ? c->l - 1 : x->K1);
+    const double *e = ar2_row(x->kt, x->K1, c->l);
     return c->v * e[4] + c->cp * e[5];
 }
 
@@ -901,7 +908,7 @@ static size_t ar2_run(const ar2_ctx *x, ar2_cur *cur, ar2_pool *P, size_t *np, i
     const double *z = x->z, *kt = x->kt;
     const double d = x->d, r = x->r, dd = d * d, rr = r * r;
     const size_t K1 = x->K1;
-    const double *e2 = kt + 6 * (1 < K1 ? 1 : K1);   /* a pool of two frames */
+    const double *e2 = ar2_row(kt, K1, 2);   /* a pool of two frames */
     const double FA = (d - r) * e2[0], FB = (d * d - r * r) * e2[0], PA = (d - r) * kt[2];
     size_t n = *np;
     double qpred = P[n - 1].pred, cp = cur->cp;
@@ -913,7 +920,7 @@ static size_t ar2_run(const ar2_ctx *x, ar2_cur *cur, ar2_pool *P, size_t *np, i
      * needs. */
     double zp = 0, ce = 0, fpred = 0;
     unsigned pending = 0;
-    const double *e = kt + 6 * (l - 1 < K1 ? l - 1 : K1);
+    const double *e = ar2_row(kt, K1, l);
     for (; t < T; t++) {
         double zt = z[t];
         unsigned start = zt - pred >= smin;
@@ -938,7 +945,7 @@ static size_t ar2_run(const ar2_ctx *x, ar2_cur *cur, ar2_pool *P, size_t *np, i
         dl *= d;
         rl *= r;
         l++;
-        e = kt + 6 * (l - 1 < K1 ? l - 1 : K1);
+        e = ar2_row(kt, K1, l);
         double u = d * nd - r * nr;
         v = u * e[0] - cp * e[1];
         pred = u * e[2] + cp * e[3];
@@ -980,7 +987,7 @@ static size_t ar2_run(const ar2_ctx *x, ar2_cur *cur, ar2_pool *P, size_t *np, i
                     l = 2;
                     pred = fu * e2[2] + ce * e2[3];
                 }
-                e = kt + 6 * (l - 1 < K1 ? l - 1 : K1);
+                e = ar2_row(kt, K1, l);
                 qpred = q->pred;
             } else {
                 /* Merge into the stored pools while the current one
@@ -994,7 +1001,7 @@ static size_t ar2_run(const ar2_ctx *x, ar2_cur *cur, ar2_pool *P, size_t *np, i
                     rl *= q->rl;
                     cp = q->cp;
                     ct = q->t;
-                    e = kt + 6 * (l - 1 < K1 ? l - 1 : K1);
+                    e = ar2_row(kt, K1, l);
                     u = d * nd - r * nr;
                     v = u * e[0] - cp * e[1];
                     pred = u * e[2] + cp * e[3];

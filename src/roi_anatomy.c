@@ -34,6 +34,7 @@
 #define ROUNDS 5            /* detect, fit, subtract, detect again */
 #define NMS_RADIUS 0.45     /* in diameters: peaks closer than this merge */
 #define MIN_CORR 0.3        /* a soma model must explain this much of its patch */
+#define NDEPTH 5            /* nucleus depths tried in the soma fit */
 
 typedef struct {
     float z;
@@ -160,11 +161,12 @@ static int robust_z(float *m, size_t n, float *scratch, const uint8_t *skip)
 
 /* A soma model in the mean image: an ellipse (centre, semi-axes a >= b,
  * orientation th) of uniform brightness with a 1-pixel soft edge, less
- * beta times a nucleus of 0.55 of its size.  Fitted to a candidate by
+ * beta times a nucleus of 0.55 of its size (beta from 0, no nucleus, to
+ * 1.5, a nucleus darker than the surroundings).  Fitted to a candidate by
  * maximising the Pearson correlation with the high-passed mean image over a
  * fixed disk around the candidate (so the surroundings, which the model
  * says are dark, count too): a coarse search over centre, size and nucleus,
- * then a fine one adding elongation and orientation. */
+ * then a fine one adding elongation and orientation (nucleus depth kept). */
 typedef struct {
     double cy, cx, a, b, th, beta, corr;
 } soma_fit;
@@ -227,6 +229,10 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
     for (size_t j = 0; j < P->n; j++) P->vss += (P->v[j] - P->vm) * (P->v[j] - P->vm);
     best->corr = -2;
     static const double rs[] = {0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35};
+    /* Nucleus depths: none, the usual dimmer nucleus, and nuclei darker
+     * than the neuropil around the cell (beta > 1), which is how a dim
+     * soma looks: a thin bright ring of cytosol around a dark hole. */
+    static const double depths[NDEPTH] = {0, 0.35, 0.65, 1.0, 1.5};
     soma_fit f;
     /* Coarse: round models, whose value depends on the distance to the
      * centre only, computed once per centre. */
@@ -246,8 +252,8 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
                     sb += bo; sbb += bo * bo; sbv += bo * v;
                     sn += nu; snn += nu * nu; snv += nu * v; sbn += bo * nu;
                 }
-                for (int ib = 0; ib < 2; ib++) {
-                    double be = ib ? 0.65 : 0, nn = (double)P->n;
+                for (int ib = 0; ib < NDEPTH; ib++) {
+                    double be = depths[ib], nn = (double)P->n;
                     /* t = body - be nucleus: its sums from the parts. */
                     double st = sb - be * sn, stt = sbb - 2 * be * sbn + be * be * snn;
                     double stv = sbv - be * snv, var = stt - st * st / nn;

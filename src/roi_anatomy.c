@@ -14,7 +14,7 @@
  * so all read in noise units, and the largest is kept; where the cell also
  * showed some activity the two kinds of evidence are combined.  Local
  * maxima at or above the threshold are fitted with a soma model (an
- * ellipse with a soft edge, with or without a dimmer nucleus) and, taken
+ * ellipse with a soft edge, less a nucleus of fitted depth) and, taken
  * strongest first, become ROIs whose masks are the fitted ellipses, unless
  * the fit is poor or they mostly cover an ROI already found.  The somata
  * found are subtracted from the image and the search is repeated, so that
@@ -34,7 +34,7 @@
 #define ROUNDS 5            /* detect, fit, subtract, detect again */
 #define NMS_RADIUS 0.45     /* in diameters: peaks closer than this merge */
 #define MIN_CORR 0.3        /* a soma model must explain this much of its patch */
-#define NDEPTH 5            /* nucleus depths tried in the soma fit */
+#define DEPTH_MAX 1.5       /* deepest nucleus in the soma fit */
 
 typedef struct {
     float z;
@@ -229,10 +229,6 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
     for (size_t j = 0; j < P->n; j++) P->vss += (P->v[j] - P->vm) * (P->v[j] - P->vm);
     best->corr = -2;
     static const double rs[] = {0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35};
-    /* Nucleus depths: none, the usual dimmer nucleus, and nuclei darker
-     * than the neuropil around the cell (beta > 1), which is how a dim
-     * soma looks: a thin bright ring of cytosol around a dark hole. */
-    static const double depths[NDEPTH] = {0, 0.35, 0.65, 1.0, 1.5};
     soma_fit f;
     /* Coarse: round models, whose value depends on the distance to the
      * centre only, computed once per centre. */
@@ -252,8 +248,21 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
                     sb += bo; sbb += bo * bo; sbv += bo * v;
                     sn += nu; snn += nu * nu; snv += nu * v; sbn += bo * nu;
                 }
-                for (int ib = 0; ib < NDEPTH; ib++) {
-                    double be = depths[ib], nn = (double)P->n;
+                /* The nucleus depth is fitted too, from none to nuclei
+                 * darker than the neuropil around the cell (be > 1), which
+                 * is how a dim soma looks: a thin bright ring of cytosol
+                 * around a dark hole.  The best depth in [0, DEPTH_MAX]
+                 * in closed form: corr(be) is a linear function over the
+                 * square root of a quadratic, with one stationary point,
+                 * be* = (B C - A D) / (B D - A E); the ends are tried too. */
+                double nn = (double)P->n;
+                double A = sbv, B = snv, C = sbb - sb * sb / nn, D = sbn - sb * sn / nn;
+                double E = snn - sn * sn / nn, den = B * D - A * E;
+                double bst = den != 0 ? (B * C - A * D) / den : 0;
+                bst = bst < 0 ? 0 : bst > DEPTH_MAX ? DEPTH_MAX : bst;
+                double depths[3] = {0, DEPTH_MAX, bst};
+                for (int ib = 0; ib < 3; ib++) {
+                    double be = depths[ib];
                     /* t = body - be nucleus: its sums from the parts. */
                     double st = sb - be * sn, stt = sbb - 2 * be * sbn + be * be * snn;
                     double stv = sbv - be * snv, var = stt - st * st / nn;

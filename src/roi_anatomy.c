@@ -14,7 +14,7 @@
  * so all read in noise units, and the largest is kept; where the cell also
  * showed some activity the two kinds of evidence are combined.  Local
  * maxima at or above the threshold are fitted with a soma model (an
- * ellipse with a soft edge, with or without a dimmer nucleus) and, taken
+ * ellipse with a soft edge, less a nucleus of fitted depth) and, taken
  * strongest first, become ROIs whose masks are the fitted ellipses, unless
  * the fit is poor or they mostly cover an ROI already found.  The somata
  * found are subtracted from the image and the search is repeated, so that
@@ -34,6 +34,7 @@
 #define ROUNDS 5            /* detect, fit, subtract, detect again */
 #define NMS_RADIUS 0.45     /* in diameters: peaks closer than this merge */
 #define MIN_CORR 0.3        /* a soma model must explain this much of its patch */
+#define DEPTH_MAX 1.5       /* deepest nucleus in the soma fit */
 
 typedef struct {
     float z;
@@ -160,11 +161,12 @@ static int robust_z(float *m, size_t n, float *scratch, const uint8_t *skip)
 
 /* A soma model in the mean image: an ellipse (centre, semi-axes a >= b,
  * orientation th) of uniform brightness with a 1-pixel soft edge, less
- * beta times a nucleus of 0.55 of its size.  Fitted to a candidate by
+ * beta times a nucleus of 0.55 of its size (beta from 0, no nucleus, to
+ * 1.5, a nucleus darker than the surroundings).  Fitted to a candidate by
  * maximising the Pearson correlation with the high-passed mean image over a
  * fixed disk around the candidate (so the surroundings, which the model
  * says are dark, count too): a coarse search over centre, size and nucleus,
- * then a fine one adding elongation and orientation. */
+ * then a fine one adding elongation and orientation (nucleus depth kept). */
 typedef struct {
     double cy, cx, a, b, th, beta, corr;
 } soma_fit;
@@ -246,8 +248,21 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
                     sb += bo; sbb += bo * bo; sbv += bo * v;
                     sn += nu; snn += nu * nu; snv += nu * v; sbn += bo * nu;
                 }
-                for (int ib = 0; ib < 2; ib++) {
-                    double be = ib ? 0.65 : 0, nn = (double)P->n;
+                /* The nucleus depth is fitted too, from none to nuclei
+                 * darker than the neuropil around the cell (be > 1), which
+                 * is how a dim soma looks: a thin bright ring of cytosol
+                 * around a dark hole.  The best depth in [0, DEPTH_MAX]
+                 * in closed form: corr(be) is a linear function over the
+                 * square root of a quadratic, with one stationary point,
+                 * be* = (B C - A D) / (B D - A E); the ends are tried too. */
+                double nn = (double)P->n;
+                double A = sbv, B = snv, C = sbb - sb * sb / nn, D = sbn - sb * sn / nn;
+                double E = snn - sn * sn / nn, den = B * D - A * E;
+                double bst = den != 0 ? (B * C - A * D) / den : 0;
+                bst = bst < 0 ? 0 : bst > DEPTH_MAX ? DEPTH_MAX : bst;
+                double depths[3] = {0, DEPTH_MAX, bst};
+                for (int ib = 0; ib < 3; ib++) {
+                    double be = depths[ib];
                     /* t = body - be nucleus: its sums from the parts. */
                     double st = sb - be * sn, stt = sbb - 2 * be * sbn + be * be * snn;
                     double stv = sbv - be * snv, var = stt - st * st / nn;

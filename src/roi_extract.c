@@ -19,8 +19,17 @@
  * read-modify-write of partial chunks). */
 #define BLOCK 4096
 
+/* Create the N x T trace dataset `name`, or open it when an earlier
+ * extraction made it (the traces are extracted again once the cells are
+ * known; the shape is the same, so the chunks are overwritten in place). */
 static int create_traces(caimg_h5 *out, const char *name, size_t N, size_t T, hid_t *d)
 {
+    if (caimg_h5_exists(out, name)) {
+        *d = H5Dopen2(caimg_h5_hid(out), name, H5P_DEFAULT);
+        if (*d < 0)
+            return caimg_error(CAIMG_EIO, "%s: cannot open %s", caimg_h5_path(out), name);
+        return 0;
+    }
     hsize_t dims[2] = {N, T};
     hid_t sp = H5Screate_simple(2, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);

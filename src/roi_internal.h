@@ -43,6 +43,13 @@ float roi_median(float *a, size_t n);
  * CAIMG_ENOMEM. */
 int roi_edt(const uint8_t *mask, size_t h, size_t w, float *d2);
 
+/* The overlap rule among cells: re-flag in pix_overlap the pixels of every
+ * ROI flagged in iscell, as shared only when another cell has them too
+ * (rejected ROIs' flags are left as caimg_roiset_finish set them).
+ * *changed receives the number of flags changed.  Returns 0 or
+ * CAIMG_ENOMEM. */
+int roi_overlap_cells(caimg_roiset *r, size_t *changed);
+
 /* Moments of the standard normal variable z above theta for the activity
  * statistic phi(z) = z - theta for z > theta, 0 otherwise: its mean and
  * variance, from numerical integration. */

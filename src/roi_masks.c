@@ -389,6 +389,35 @@ out:
     return rc;
 }
 
+int roi_overlap_cells(caimg_roiset *r, size_t *changed)
+{
+    size_t YX = r->height * r->width, N = r->n, X = r->width;
+    *changed = 0;
+    if (!r->pix_overlap || !r->iscell) return 0;
+    uint8_t *cnt = caimg_calloc(YX ? YX : 1, 1, "an overlap count");
+    if (!cnt) return CAIMG_ENOMEM;
+    for (size_t i = 0; i < N; i++)
+        if (r->iscell[i])
+            for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++) {
+                size_t g = (size_t)r->pix_index[2 * k] * X + (size_t)r->pix_index[2 * k + 1];
+                if (cnt[g] < 255) cnt[g]++;
+            }
+    /* Only the flags of cells' pixels change; a rejected ROI keeps every
+     * pixel it shares with anyone flagged. */
+    for (size_t i = 0; i < N; i++)
+        if (r->iscell[i])
+            for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++) {
+                size_t g = (size_t)r->pix_index[2 * k] * X + (size_t)r->pix_index[2 * k + 1];
+                uint8_t o = cnt[g] > 1;
+                if (o != r->pix_overlap[k]) {
+                    r->pix_overlap[k] = o;
+                    (*changed)++;
+                }
+            }
+    free(cnt);
+    return 0;
+}
+
 /* ---- user masks ------------------------------------------------------------ */
 
 typedef struct {

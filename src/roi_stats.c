@@ -139,7 +139,9 @@ static void trace_stats(float *g, size_t T, float *scratch, double *skew, double
     *snr = sigma > 0 ? (p99 - p50) / sigma : 0;
 }
 
-int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params *p)
+/* The trace statistics of every ROI from the traces in f; and, when
+ * `classify`, the cell probability and flag from them. */
+static int stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params *p, int classify)
 {
     size_t N = r->n;
     if (N == 0) return 0;
@@ -187,7 +189,7 @@ int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params
     free(Fn);
     free(scr);
     free(dws);
-    if (rc) return rc;
+    if (rc || !classify) return rc;
     for (size_t i = 0; i < N; i++) {
         double pr = caimg_roi_cell_probability(r, i, p->diameter);
         r->stats[i * CAIMG_ROI_NSTATS + CAIMG_ROI_PROB] = pr;
@@ -196,4 +198,31 @@ int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params
         r->iscell[i] = pr >= p->cell_threshold || r->stats[i * CAIMG_ROI_NSTATS + CAIMG_ROI_SOURCE] == 0;
     }
     return 0;
+}
+
+int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params *p)
+{
+    return stats_compute(r, f, p, 1);
+}
+
+int caimg_roi_traces(caimg_movie *m, caimg_roiset *r, caimg_h5 *out, const caimg_roi_params *p)
+{
+    int rc = caimg_roi_extract(m, r, out, p->fs);
+    if (!rc) rc = stats_compute(r, out, p, 1);
+    if (rc) return rc;
+    /* The overlap rule among cells only: a pixel a cell shares with
+     * rejected ROIs alone is the cell's again.  A rejected candidate on top
+     * of a cell (a second fit of the same soma, a piece of it) says nothing
+     * about whose fluorescence the pixel holds, and leaving its pixels out
+     * of the cell's trace would only make that trace worse.  The cells'
+     * traces are then extracted again and their statistics recomputed; the
+     * classification, made from the first traces, stands (revising it
+     * would change which pixels count as shared, and so on). */
+    size_t changed = 0;
+    rc = roi_overlap_cells(r, &changed);
+    if (!rc && changed) {
+        rc = caimg_roi_extract(m, r, out, p->fs);
+        if (!rc) rc = stats_compute(r, out, p, 0);
+    }
+    return rc;
 }

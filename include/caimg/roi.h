@@ -26,7 +26,9 @@
  * Overlap rule: a pixel that belongs to two or more ROIs stays in each ROI's
  * pixel list (so masks keep their shape) but is flagged in pix_overlap and
  * excluded from every trace, because its fluorescence cannot be attributed
- * to one cell.  In the label image such a pixel carries the label of the ROI
+ * to one cell.  caimg_roi_traces() then counts cells only for the cells'
+ * pixels: a pixel shared by a cell and ROIs that are not cells stays in the
+ * cell's trace (and out of theirs).  In the label image such a pixel carries the label of the ROI
  * with the largest weight there.
  *
  * Threads: the computational functions use OpenMP across pixels, bins or
@@ -263,6 +265,14 @@ int caimg_roi_extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, doub
  * snr, np_slope and the cell probability (prob) and set iscell = prob >=
  * p->cell_threshold; user masks (source 0) are always flagged cells. */
 int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params *p);
+
+/* Traces and classification as caimg roi makes them: caimg_roi_extract()
+ * and caimg_roi_stats_compute() with the overlap rule applied among all
+ * ROIs; then the pixels a cell shares only with ROIs that are not cells are
+ * unflagged for that cell (pix_overlap), and when any were, the traces are
+ * extracted again and the cells' skew, snr and np_slope recomputed; prob and
+ * iscell keep the first classification.  Returns 0 or an error code. */
+int caimg_roi_traces(caimg_movie *m, caimg_roiset *r, caimg_h5 *out, const caimg_roi_params *p);
 
 /* The classifier on its own: cell probability from the statistics of ROI i
  * (a logistic model of the features below, weights in src/roi_stats.c). */

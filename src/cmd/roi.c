@@ -223,8 +223,7 @@ int main_roi(int argc, char **argv)
                        p.masks, shared);
     }
     t2 = cmd_seconds();
-    if (!rc) rc = caimg_roi_extract(m, set, out, p.fs);
-    if (!rc) rc = caimg_roi_stats_compute(set, out, &p);
+    if (!rc) rc = caimg_roi_traces(m, set, out, &p);
     t3 = cmd_seconds();
     if (!rc && c.verbose)
         cmd_note(&c, "times: summary pass %.1f s, detection %.1f s, traces %.1f s", t1 - t0,

@@ -28,8 +28,8 @@
  * excluded from every trace, because its fluorescence cannot be attributed
  * to one cell.  caimg_roi_traces() then counts cells only for the cells'
  * pixels: a pixel shared by a cell and ROIs that are not cells stays in the
- * cell's trace (and out of theirs).  In the label image such a pixel carries the label of the ROI
- * with the largest weight there.
+ * cell's trace (and out of theirs).  In the label image such a pixel
+ * carries the label of the ROI with the largest weight there.
  *
  * Threads: the computational functions use OpenMP across pixels, bins or
  * ROIs; HDF5 is only called from the calling thread.  Objects must not be

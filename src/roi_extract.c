@@ -67,7 +67,34 @@ static int write_block(caimg_h5 *out, hid_t d, const char *name, const float *bu
     return 0;
 }
 
-int caimg_roi_extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, double fs)
+/* Write frames [t0, t0 + n) of the rows of block buffer `buf` (ns rows of
+ * BLOCK floats) to dataset d: to rows 0..ns-1, or to rows sel[0..ns-1]
+ * when sel is given.  A row's frames of one block are one chunk, so the
+ * row-by-row writes of a subset cost no more than a whole-block write. */
+static int write_rows(caimg_h5 *out, hid_t d, const char *name, const float *buf,
+                      const size_t *sel, size_t ns, size_t t0, size_t n)
+{
+    if (!sel) return write_block(out, d, name, buf, ns, t0, n);
+    int rc = 0;
+    for (size_t k = 0; !rc && k < ns; k++) {
+        hid_t fsp = H5Dget_space(d);
+        hsize_t start[2] = {sel[k], t0}, count[2] = {1, n};
+        H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
+        hsize_t mdims[1] = {n};
+        hid_t msp = H5Screate_simple(1, mdims, NULL);
+        if (H5Dwrite(d, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, buf + k * BLOCK) < 0)
+            rc = caimg_error(CAIMG_EIO, "%s: cannot write %s (disk full?)", caimg_h5_path(out),
+                             name);
+        H5Sclose(msp);
+        H5Sclose(fsp);
+    }
+    return rc;
+}
+
+/* The traces of the ROIs flagged in `only` (F alone; Fneu does not depend
+ * on the overlap flags), or of every ROI, F and Fneu, when only is NULL. */
+static int extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, double fs,
+                   const uint8_t *only)
 {
     size_t T = caimg_movie_frames(m), Y = caimg_movie_height(m), X = caimg_movie_width(m);
     size_t N = r->n, YX = Y * X;
@@ -80,22 +107,28 @@ int caimg_roi_extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, doub
     if (rc) return rc;
     hid_t dF = -1, dN = -1;
     rc = create_traces(out, "/roi/F", N, T, &dF);
-    if (!rc) rc = create_traces(out, "/roi/Fneu", N, T, &dN);
+    if (!rc && !only) rc = create_traces(out, "/roi/Fneu", N, T, &dN);
     size_t fbytes = YX * sizeof(float);
     size_t chunk = ((size_t)32 << 20) / (fbytes ? fbytes : 1);
     chunk = CAIMG_MAX(1, CAIMG_MIN(chunk, 256));
+    /* The ROIs extracted: sel[k] is the k-th (all of them without `only`). */
+    size_t *sel = caimg_malloc(N ? N : 1, sizeof *sel, "trace weights");
+    size_t ns = 0;
+    for (size_t i = 0; sel && i < N; i++)
+        if (!only || only[i]) sel[ns++] = i;
     /* Pixel offsets and normalised weights of each ROI without the shared
      * pixels (the overlap rule). */
     size_t M = (size_t)r->pix_start[N];
     int64_t *ps = caimg_calloc(N + 1, sizeof *ps, "trace weights");
     size_t *po = caimg_malloc(M ? M : 1, sizeof *po, "trace weights");
     float *pw = caimg_malloc(M ? M : 1, sizeof *pw, "trace weights");
-    size_t Mn = (size_t)r->np_start[N];
+    size_t Mn = only ? 0 : (size_t)r->np_start[N];
     size_t *no = caimg_malloc(Mn ? Mn : 1, sizeof *no, "neuropil offsets");
     float *buf = caimg_malloc(chunk * YX, sizeof *buf, "a chunk of frames");
-    float *bF = caimg_malloc(N ? N * BLOCK : 1, sizeof *bF, "trace buffers");
-    float *bN = caimg_malloc(N ? N * BLOCK : 1, sizeof *bN, "trace buffers");
-    if (!rc && (!ps || !po || !pw || !no || !buf || !bF || !bN)) rc = CAIMG_ENOMEM;
+    float *bF = caimg_malloc(ns ? ns * BLOCK : 1, sizeof *bF, "trace buffers");
+    float *bN = only ? NULL : caimg_malloc(ns ? ns * BLOCK : 1, sizeof *bN, "trace buffers");
+    if (!rc && (!sel || !ps || !po || !pw || !no || !buf || !bF || (!only && !bN)))
+        rc = CAIMG_ENOMEM;
     if (rc) goto out;
     size_t k = 0, nshared = 0;
     for (size_t i = 0; i < N; i++) {
@@ -109,7 +142,7 @@ int caimg_roi_extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, doub
             k++;
         }
         for (size_t j = k0; j < k; j++) pw[j] = (float)(pw[j] / sw);
-        if (k == k0) nshared++;
+        if (k == k0 && (!only || only[i])) nshared++;
         ps[i + 1] = (int64_t)k;
     }
     for (size_t j = 0; j < Mn; j++)
@@ -125,26 +158,31 @@ int caimg_roi_extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, doub
         for (size_t f = 0; f < n;) {
             /* Frames of this chunk that fit in the current block. */
             size_t take = CAIMG_MIN(n - f, BLOCK - nb);
-#pragma omp parallel for schedule(dynamic, 8)
-            for (size_t i = 0; i < N; i++) {
-                float *oF = bF + i * BLOCK + nb, *oN = bN + i * BLOCK + nb;
-                size_t a = (size_t)ps[i], b = (size_t)ps[i + 1];
-                size_t na = (size_t)r->np_start[i], nbb = (size_t)r->np_start[i + 1];
-                for (size_t u = 0; u < take; u++) {
-                    const float *fr = buf + (f + u) * YX;
+            /* Frame by frame, every ROI from one frame while it is in
+             * cache: the ROIs' pixels and annuli together touch a frame
+             * several times over (annuli overlap), which ROI by ROI over
+             * a chunk of frames would fetch from memory each time. */
+#pragma omp parallel for schedule(static)
+            for (size_t u = 0; u < take; u++) {
+                const float *fr = buf + (f + u) * YX;
+                for (size_t q = 0; q < ns; q++) {
+                    size_t i = sel[q];
+                    size_t a = (size_t)ps[i], b = (size_t)ps[i + 1];
                     double s = 0;
                     for (size_t j = a; j < b; j++) s += (double)pw[j] * fr[po[j]];
-                    oF[u] = a < b ? (float)s : NAN;
+                    bF[q * BLOCK + nb + u] = a < b ? (float)s : NAN;
+                    if (only) continue;
+                    size_t na = (size_t)r->np_start[i], nbb = (size_t)r->np_start[i + 1];
                     double sn = 0;
                     for (size_t j = na; j < nbb; j++) sn += fr[no[j]];
-                    oN[u] = nbb > na ? (float)(sn / (double)(nbb - na)) : NAN;
+                    bN[q * BLOCK + nb + u] = nbb > na ? (float)(sn / (double)(nbb - na)) : NAN;
                 }
             }
             nb += take;
             f += take;
             if (nb == BLOCK) {
-                rc = write_block(out, dF, "/roi/F", bF, N, tb, nb);
-                if (!rc) rc = write_block(out, dN, "/roi/Fneu", bN, N, tb, nb);
+                rc = write_rows(out, dF, "/roi/F", bF, only ? sel : NULL, ns, tb, nb);
+                if (!rc && !only) rc = write_block(out, dN, "/roi/Fneu", bN, N, tb, nb);
                 if (rc) break;
                 tb += nb;
                 nb = 0;
@@ -153,13 +191,14 @@ int caimg_roi_extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, doub
         if (!rc) rc = caimg_progress("extracting traces", (double)(t0 + n), (double)T);
     }
     if (!rc && nb) {
-        rc = write_block(out, dF, "/roi/F", bF, N, tb, nb);
-        if (!rc) rc = write_block(out, dN, "/roi/Fneu", bN, N, tb, nb);
+        rc = write_rows(out, dF, "/roi/F", bF, only ? sel : NULL, ns, tb, nb);
+        if (!rc && !only) rc = write_block(out, dN, "/roi/Fneu", bN, N, tb, nb);
     }
     if (!rc) rc = caimg_h5_set_attr_double(out, "/roi", "fs", fs);
 out:
     if (dF >= 0) H5Dclose(dF);
     if (dN >= 0) H5Dclose(dN);
+    free(sel);
     free(ps);
     free(po);
     free(pw);
@@ -168,6 +207,17 @@ out:
     free(bF);
     free(bN);
     return rc;
+}
+
+int caimg_roi_extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, double fs)
+{
+    return extract(m, r, out, fs, NULL);
+}
+
+int roi_extract_only(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, double fs,
+                     const uint8_t *only)
+{
+    return extract(m, r, out, fs, only);
 }
 
 static int write_i64(caimg_h5 *out, const char *name, const int64_t *v, size_t n)

@@ -46,9 +46,16 @@ int roi_edt(const uint8_t *mask, size_t h, size_t w, float *d2);
 /* The overlap rule among cells: re-flag in pix_overlap the pixels of every
  * ROI flagged in iscell, as shared only when another cell has them too
  * (rejected ROIs' flags are left as caimg_roiset_finish set them).
- * *changed receives the number of flags changed.  Returns 0 or
- * CAIMG_ENOMEM. */
-int roi_overlap_cells(caimg_roiset *r, size_t *changed);
+ * *changed receives the number of flags changed, and roi_changed[i]
+ * (r->n entries, set by the caller) is set to 1 for each ROI whose flags
+ * changed.  Returns 0 or CAIMG_ENOMEM. */
+int roi_overlap_cells(caimg_roiset *r, uint8_t *roi_changed, size_t *changed);
+
+/* caimg_roi_extract() for the ROIs flagged in only[] (r->n entries): their
+ * F rows are rewritten in place; Fneu, which the overlap flags do not
+ * change, is left as the first extraction wrote it. */
+int roi_extract_only(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, double fs,
+                     const uint8_t *only);
 
 /* Moments of the standard normal variable z above theta for the activity
  * statistic phi(z) = z - theta for z > theta, 0 otherwise: its mean and

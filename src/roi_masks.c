@@ -389,7 +389,7 @@ out:
     return rc;
 }
 
-int roi_overlap_cells(caimg_roiset *r, size_t *changed)
+int roi_overlap_cells(caimg_roiset *r, uint8_t *roi_changed, size_t *changed)
 {
     size_t YX = r->height * r->width, N = r->n, X = r->width;
     *changed = 0;
@@ -411,6 +411,7 @@ int roi_overlap_cells(caimg_roiset *r, size_t *changed)
                 uint8_t o = cnt[g] > 1;
                 if (o != r->pix_overlap[k]) {
                     r->pix_overlap[k] = o;
+                    roi_changed[i] = 1;
                     (*changed)++;
                 }
             }

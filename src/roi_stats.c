@@ -217,12 +217,16 @@ int caimg_roi_traces(caimg_movie *m, caimg_roiset *r, caimg_h5 *out, const caimg
      * of the cell's trace would only make that trace worse.  The cells'
      * traces are then extracted again and their statistics recomputed; the
      * classification, made from the first traces, stands (revising it
-     * would change which pixels count as shared, and so on). */
+     * would change which pixels count as shared, and so on).  Only the
+ * traces of the cells whose flags changed are extracted again. */
     size_t changed = 0;
-    rc = roi_overlap_cells(r, &changed);
+    uint8_t *which = caimg_calloc(r->n ? r->n : 1, 1, "overlap flags");
+    if (!which) return CAIMG_ENOMEM;
+    rc = roi_overlap_cells(r, which, &changed);
     if (!rc && changed) {
-        rc = caimg_roi_extract(m, r, out, p->fs);
+        rc = roi_extract_only(m, r, out, p->fs, which);
         if (!rc) rc = stats_compute(r, out, p, 0);
     }
+    free(which);
     return rc;
 }

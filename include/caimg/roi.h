@@ -269,9 +269,10 @@ int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params
 /* Traces and classification as caimg roi makes them: caimg_roi_extract()
  * and caimg_roi_stats_compute() with the overlap rule applied among all
  * ROIs; then the pixels a cell shares only with ROIs that are not cells are
- * unflagged for that cell (pix_overlap), and when any were, the traces are
- * extracted again and the cells' skew, snr and np_slope recomputed; prob and
- * iscell keep the first classification.  Returns 0 or an error code. */
+ * unflagged for that cell (pix_overlap), and when any were, the F traces of
+ * those cells are extracted again and the cells' skew, snr and np_slope
+ * recomputed; prob and iscell keep the first classification.  Returns 0 or
+ * an error code. */
 int caimg_roi_traces(caimg_movie *m, caimg_roiset *r, caimg_h5 *out, const caimg_roi_params *p);
 
 /* The classifier on its own: cell probability from the statistics of ROI i

@@ -52,9 +52,6 @@
 
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "caimg/error.h"
 #include "roi_internal.h"
@@ -85,7 +82,6 @@ typedef struct {
     float *ny, *nx;         /* [h], [w]: relative noise s.d. of the filter near
                              * the borders, where it averages fewer pixels */
     double m1, sd1;         /* mean and s.d. of E for pure noise */
-    int nthreads;
 } det;
 
 /* qsort of pixel indices by brightness.  qsort has no context argument in
@@ -105,14 +101,6 @@ static void qsort_r_mean(size_t *ord, size_t n, const float *key)
     sort_key = NULL;
 }
 
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* Step 1, in time: high-pass and normalise each pixel.  Pixels are taken
  * in tiles whose time series are copied out contiguously. */
@@ -349,32 +337,40 @@ static void border_noise(double sigma, size_t n, float *f)
     }
 }
 
+/* Bins are summed in this many fixed groups, each in bin order, and the
+ * groups' sums added in group order, so that S -- and with it every
+ * detection -- is the same whatever the number of threads and however the
+ * threads happen to be scheduled. */
+#define S_GROUPS 16
+
 /* Steps 2-3 on a region: recompute S at rows [ry, ry+rh) and columns
  * [rx, rx+rw) of the crop. */
 static int update_S(det *D, size_t ry, size_t rx, size_t rh, size_t rw)
 {
     size_t n = rh * rw, tmpn = (rh + 2 * D->rblur + 2) * rw;
-    int nt = D->nthreads;
-    float *E = caimg_calloc((size_t)nt * n, sizeof *E, "an activity map");
+    size_t ng = CAIMG_MAX(1, CAIMG_MIN(S_GROUPS, D->nb));
+    float *E = caimg_calloc(ng * n, sizeof *E, "an activity map");
     if (!E) return CAIMG_ENOMEM;
     int err = 0;
     float inv = (float)(1.0 / D->nu), th = (float)THETA0;
 #pragma omp parallel
     {
         float *u = malloc(n * sizeof *u), *tmp = malloc(tmpn * sizeof *tmp);
-        float *e = E + (size_t)thread_id() * n;
         if (!u || !tmp) {
 #pragma omp atomic write
             err = 1;
         }
-#pragma omp for schedule(dynamic, 2)
-        for (size_t k = 0; k < D->nb; k++) {
+#pragma omp for schedule(dynamic, 1)
+        for (size_t g = 0; g < ng; g++) {
             if (!u || !tmp) continue;
-            roi_gauss_blur_window(D->x + k * D->hw, D->h, D->w, D->sigma_s, ry, rx, rh, rw, u,
-                                  tmp);
-            for (size_t i = 0; i < n; i++) {
-                float z = u[i] * inv / (D->ny[ry + i / rw] * D->nx[rx + i % rw]) - th;
-                if (z > 0) e[i] += z;
+            float *e = E + g * n;
+            for (size_t k = g * D->nb / ng; k < (g + 1) * D->nb / ng; k++) {
+                roi_gauss_blur_window(D->x + k * D->hw, D->h, D->w, D->sigma_s, ry, rx, rh, rw,
+                                      u, tmp);
+                for (size_t i = 0; i < n; i++) {
+                    float z = u[i] * inv / (D->ny[ry + i / rw] * D->nx[rx + i % rw]) - th;
+                    if (z > 0) e[i] += z;
+                }
             }
         }
         free(u);
@@ -387,7 +383,7 @@ static int update_S(det *D, size_t ry, size_t rx, size_t rh, size_t rw)
     double mean = D->m1 * (double)D->nb, sd = D->sd1 * sqrt((double)D->nb);
     for (size_t i = 0; i < n; i++) {
         double e = 0;
-        for (int t = 0; t < nt; t++) e += E[(size_t)t * n + i];
+        for (size_t g = 0; g < ng; g++) e += E[g * n + i];
         D->S[(ry + i / rw) * D->w + rx + i % rw] = (float)((e - mean) / sd);
     }
     free(E);
@@ -572,7 +568,6 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
     D.x = b->data;
     D.sigma_s = SMOOTH * p->diameter;
     D.rblur = (size_t)ceil(3 * D.sigma_s);
-    D.nthreads = caimg_nthreads();
     double var1;
     roi_phi_moments(THETA0, &D.m1, &var1);
     D.sd1 = sqrt(var1);

@@ -37,6 +37,7 @@ void caimg_ann_train_opts_init(caimg_ann_train_opts *o)
     o->seed = 1;
     o->calib_max = 512;
     o->init_bias = 1;
+    o->lr_factor = 0.3;
 }
 
 void caimg_ann_history_clear(caimg_ann_history *h)
@@ -263,10 +264,11 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
     if (h) memset(h, 0, sizeof *h);
     if (n < 2) return caimg_error(CAIMG_EINVAL, "training needs at least 2 stimuli, got %zu", n);
     if (o->batch == 0 || !(o->lr > 0) || o->max_epochs == 0 || !(o->val_fraction >= 0) ||
-        o->val_fraction >= 1 || !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
+        o->val_fraction >= 1 || !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) ||
+        !(o->ema >= 0 && o->ema < 1) || (o->lr_decays && !(o->lr_factor > 0 && o->lr_factor < 1)))
         return caimg_error(CAIMG_EINVAL, "training options out of range (batch %zu, lr %g, "
-                           "epochs %zu, validation fraction %g)", o->batch, o->lr, o->max_epochs,
-                           o->val_fraction);
+                           "epochs %zu, validation fraction %g, averaging decay %g)", o->batch, o->lr,
+                           o->max_epochs, o->val_fraction, o->ema);
     int st = check_data(m, x, y, wt, n, o);
     if (st) return st;
 
@@ -316,6 +318,12 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
     float *adam_v = caimg_calloc(m->nparam, sizeof *adam_v, "Adam state");
     float *best = caimg_malloc(m->nparam, sizeof *best, "best weights");
     float *grad = caimg_malloc(m->nparam, sizeof *grad, "gradient");
+    /* Polyak averaging: avg follows the weights; between epochs the two
+     * swap places (raw keeps the weights being trained) so that
+     * validation sees the average. */
+    const int use_ema = o->ema > 0;
+    float *avg = use_ema ? caimg_malloc(m->nparam, sizeof *avg, "averaged weights") : NULL;
+    float *raw = use_ema ? caimg_malloc(m->nparam, sizeof *raw, "raw weights") : NULL;
     float *xv = caimg_malloc(nval ? nval * insz : 1, sizeof *xv, "validation images");
     float *yv = caimg_malloc(nval ? nval * N : 1, sizeof *yv, "validation responses");
     float *pv = caimg_malloc(nval ? nval * N : 1, sizeof *pv, "validation predictions");
@@ -328,7 +336,7 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
     float *xc = caimg_malloc(ncal ? ncal * insz : 1, sizeof *xc, "calibration images");
     caimg_ann_epoch *curve = caimg_malloc(o->max_epochs, sizeof *curve, "training curve");
     if (!w || !xb || !yb || !wb || !pb || !db || !adam_m || !adam_v || !best || !grad ||
-        !xv || !yv || !pv || !best_sd || !xc || !curve) {
+        !xv || !yv || !pv || !best_sd || !xc || !curve || (use_ema && (!avg || !raw))) {
         st = CAIMG_ENOMEM;
         goto done;
     }
@@ -372,9 +380,12 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
     ann_rng_init(&shuf, o->seed, 0x53485546u);   /* "SHUF" */
     double best_score = -INFINITY;
     size_t best_epoch = 0, epoch = 0;
+    size_t ndecay = 0, decayed_at = 0;   /* learning-rate decays so far, and when */
+    double lr = o->lr;
     uint64_t step = 0;
     int stopped = 0;
     memcpy(best, m->theta, m->nparam * sizeof *best);
+    if (use_ema) memcpy(avg, m->theta, m->nparam * sizeof *avg);
     if (ncal) st = caimg_ann_noise_calibrate(m, xc, ncal);
     for (epoch = 1; epoch <= o->max_epochs && !st; epoch++) {
         double t0 = caimg_seconds();
@@ -404,8 +415,11 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
             const float b1 = (float)o->beta1, b2 = (float)o->beta2;
             const double c1 = 1.0 - pow(o->beta1, (double)step);
             const double c2 = 1.0 - pow(o->beta2, (double)step);
-            const float lr_t = (float)(o->lr * sqrt(c2) / c1);
+            const float lr_t = (float)(lr * sqrt(c2) / c1);
             const float eps = (float)(o->eps * sqrt(c2));
+            /* The average's decay ramps up as (1 + t) / (10 + t) so that
+             * the random initial weights are soon forgotten. */
+            const float ed = (float)CAIMG_MIN(o->ema, (1.0 + (double)step) / (10.0 + (double)step));
             float *th = m->theta;
             #pragma omp parallel for schedule(static)
             for (size_t i = 0; i < m->nparam; i++) {
@@ -413,10 +427,18 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
                 adam_m[i] = b1 * adam_m[i] + (1.0f - b1) * g;
                 adam_v[i] = b2 * adam_v[i] + (1.0f - b2) * g * g;
                 th[i] -= lr_t * adam_m[i] / (sqrtf(adam_v[i]) + eps);
+                if (use_ema) avg[i] = ed * avg[i] + (1.0f - ed) * th[i];
             }
         }
         if (st) break;
         if (ncal && (st = caimg_ann_noise_calibrate(m, xc, ncal))) break;
+        if (use_ema) {
+            /* Evaluate (and keep) the averaged weights; the noise scales
+             * stay those of the raw weights, which training draws with,
+             * and are re-measured for the kept weights at the end. */
+            memcpy(raw, m->theta, m->nparam * sizeof *raw);
+            memcpy(m->theta, avg, m->nparam * sizeof *avg);
+        }
         caimg_ann_epoch *e = &curve[epoch - 1];
         e->epoch = epoch;
         e->train_loss = loss_sum / (double)(loss_n ? loss_n : 1) / (double)N;
@@ -429,13 +451,15 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
                           (double)N;
             e->val_corr = caimg_ann_mean_corr(pv, yv, nval, N);
         }
+        if (use_ema) memcpy(m->theta, raw, m->nparam * sizeof *raw);
         e->seconds = caimg_seconds() - t0;
+        e->lr = lr;
         /* With no validation data, the newest weights are the best. */
         double score = nval ? (isnan(e->val_corr) ? -2.0 : e->val_corr) : (double)epoch;
         if (score > best_score) {
             best_score = score;
             best_epoch = epoch;
-            memcpy(best, m->theta, m->nparam * sizeof *best);
+            memcpy(best, use_ema ? avg : m->theta, m->nparam * sizeof *best);
             size_t off = 0;
             for (size_t l = 0; l < m->nl; l++)
                 if (m->L[l].noise_sd) {
@@ -445,14 +469,23 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
         }
         if (o->epoch_fn && o->epoch_fn(e, o->epoch_ctx)) { epoch++; stopped = 1; break; }
         if ((st = caimg_progress("fit", (double)epoch, (double)o->max_epochs))) break;
-        if (nval && epoch >= o->min_epochs && epoch - best_epoch >= o->patience) {
+        if (nval && epoch >= o->min_epochs && epoch - CAIMG_MAX(best_epoch, decayed_at) >= o->patience) {
+            if (ndecay < o->lr_decays) {
+                /* Back to the best weights, and on with smaller steps. */
+                ndecay++;
+                decayed_at = epoch;
+                lr *= o->lr_factor;
+                memcpy(m->theta, best, m->nparam * sizeof *best);
+                if (use_ema) memcpy(avg, best, m->nparam * sizeof *avg);
+                if (ncal && (st = caimg_ann_noise_calibrate(m, xc, ncal))) break;
+                continue;
+            }
             stopped = 1;
             epoch++;
             break;
         }
     }
     if (!st) {
-        size_t nep = epoch - 1;
         memcpy(m->theta, best, m->nparam * sizeof *best);
         size_t off = 0;
         if (best_epoch)
@@ -461,6 +494,10 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
                     memcpy(m->L[l].noise_sd, best_sd + off, m->L[l].osize * sizeof(float));
                     off += m->L[l].osize;
                 }
+        if (use_ema && ncal) st = caimg_ann_noise_calibrate(m, xc, ncal);
+    }
+    if (!st) {
+        size_t nep = epoch - 1;
         if (h) {
             h->nepochs = nep;
             h->epochs = curve;
@@ -476,7 +513,7 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
 done:
     caimg_ann_work_free(w);
     free(xb); free(yb); free(wb); free(pb); free(db);
-    free(adam_m); free(adam_v); free(best); free(grad);
+    free(adam_m); free(adam_v); free(best); free(grad); free(avg); free(raw);
     free(xv); free(yv); free(pv); free(best_sd); free(xc); free(curve);
     free(vmask); free(idx); free(vidx);
     return st;

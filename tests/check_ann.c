@@ -798,6 +798,87 @@ START_TEST(training_is_deterministic_across_threads)
 }
 END_TEST
 
+/* Weight averaging and learning-rate decay: the model returned is the one
+ * whose validation correlation was reported as the best, and the decays
+ * change nothing before the first plateau. */
+START_TEST(averaging_and_decay_keep_the_validated_weights)
+{
+    const size_t n = 200, N = 5;
+    float *x, *y;
+    tiny_data(n, 100, N, &x, &y);
+    for (int variant = 0; variant < 3; variant++) {
+        caimg_ann_history h[2];
+        caimg_ann *m[2];
+        for (int with = 0; with < 2; with++) {
+            m[with] = caimg_ann_create("conv 4 5x5 pad=same; elu; noise noise_rel=0.3;"
+                                       "readout factorised l1=0.001; softplus", 1, 10, 10, N, 5);
+            ck_assert_ptr_nonnull(m[with]);
+            caimg_ann_train_opts o;
+            caimg_ann_train_opts_init(&o);
+            o.max_epochs = 60;
+            o.patience = 3;
+            o.batch = 16;
+            o.lr = 0.02;           /* large, to reach a plateau soon */
+            o.seed = 3;
+            if (with && variant != 1) o.lr_decays = 2;
+            if (with && variant != 0) o.ema = 0.9;
+            ck_assert_int_eq(caimg_ann_train(m[with], x, y, NULL, n, &o, &h[with]), 0);
+            /* The kept weights give the best validation correlation. */
+            size_t nval = 0;
+            for (size_t i = 0; i < n; i++) nval += h[with].val_mask[i];
+            float *xv = malloc(nval * 100 * sizeof *xv), *yv = malloc(nval * N * sizeof *yv);
+            float *pv = malloc(nval * N * sizeof *pv);
+            for (size_t i = 0, k = 0; i < n; i++)
+                if (h[with].val_mask[i]) {
+                    memcpy(xv + k * 100, x + i * 100, 100 * sizeof *xv);
+                    memcpy(yv + k * N, y + i * N, N * sizeof *yv);
+                    k++;
+                }
+            ck_assert_int_eq(caimg_ann_predict(m[with], xv, nval, 0, 0, pv), 0);
+            double r = caimg_ann_mean_corr(pv, yv, nval, N);
+            ck_assert_msg(fabs(r - h[with].best_val_corr) < 1e-9, "variant %d: kept model validates "
+                          "at %.6f, best epoch reported %.6f", variant, r, h[with].best_val_corr);
+            for (size_t e = 0; e < h[with].nepochs; e++)
+                ck_assert(h[with].best_val_corr >= h[with].epochs[e].val_corr);
+            free(xv); free(yv); free(pv);
+        }
+        if (variant == 0) {
+            /* Decay: the same curve up to the first plateau, then smaller
+             * steps from the best weights, and never a worse result. */
+            size_t e0 = h[0].nepochs;
+            ck_assert_uint_gt(h[1].nepochs, e0);
+            for (size_t e = 0; e < e0; e++) {
+                ck_assert(h[0].epochs[e].train_loss == h[1].epochs[e].train_loss);
+                ck_assert(h[1].epochs[e].lr == 0.02);
+            }
+            ck_assert(fabs(h[1].epochs[e0].lr - 0.006) < 1e-12);
+            ck_assert(fabs(h[1].epochs[h[1].nepochs - 1].lr - 0.0018) < 1e-12);
+            ck_assert(h[1].best_val_corr >= h[0].best_val_corr);
+        } else {
+            /* Averaging: a different model from the same steps. */
+            ck_assert_int_ne(memcmp(m[0]->theta, m[1]->theta,
+                                    caimg_ann_nparams(m[0]) * sizeof(float)), 0);
+        }
+        for (int with = 0; with < 2; with++) {
+            caimg_ann_history_clear(&h[with]);
+            caimg_ann_free(m[with]);
+        }
+    }
+    /* Out-of-range settings are refused. */
+    caimg_ann *m = caimg_ann_create("readout dense; softplus", 1, 10, 10, N, 1);
+    caimg_ann_train_opts o;
+    caimg_ann_train_opts_init(&o);
+    o.ema = 1.0;
+    ck_assert_int_eq(caimg_ann_train(m, x, y, NULL, n, &o, NULL), CAIMG_EINVAL);
+    o.ema = 0;
+    o.lr_decays = 1;
+    o.lr_factor = 1.5;
+    ck_assert_int_eq(caimg_ann_train(m, x, y, NULL, n, &o, NULL), CAIMG_EINVAL);
+    caimg_ann_free(m);
+    free(x); free(y);
+}
+END_TEST
+
 START_TEST(training_rejects_bad_data)
 {
     const size_t n = 20, N = 2;
@@ -1084,6 +1165,7 @@ static Suite *ann_suite(void)
     tcase_add_test(tc, resize_properties);
     tcase_add_test(tc, training_is_deterministic_across_threads);
     tcase_add_test(tc, training_rejects_bad_data);
+    tcase_add_test(tc, averaging_and_decay_keep_the_validated_weights);
     tcase_add_test(tc, evaluation_metrics);
     suite_add_tcase(s, tc);
     TCase *tl = tcase_create("learning");

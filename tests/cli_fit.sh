@@ -179,6 +179,10 @@ bad 2 "--noise: 'h1=lots'" "$out" "bad noise value" \
     "$CAIMG" fit --responses "$D/responses.tsv" --stimuli "$D/stimuli.tif" --noise h1=lots -o "$out"
 bad 2 "--crop 10,10,12,12 does not fit" "$out" "crop outside the image" \
     "$CAIMG" fit --responses "$D/responses.tsv" --stimuli "$D/stimuli.tif" --crop 10,10,12,12 -o "$out"
+bad 2 "--ema: '1' is not a number in \\[0, " "$out" "weight-average decay of 1" \
+    "$CAIMG" fit --responses "$D/responses.tsv" --stimuli "$D/stimuli.tif" --ema 1 -o "$out"
+bad 2 "--lr-decay factor: '0' is not a number" "$out" "learning-rate decay factor 0" \
+    "$CAIMG" fit --responses "$D/responses.tsv" --stimuli "$D/stimuli.tif" --lr-decay 2:0 -o "$out"
 bad 2 "unrecognized option|unknown option" "$out" "unknown option" \
     "$CAIMG" fit --frobnicate --responses "$D/responses.tsv" --stimuli "$D/stimuli.tif" -o "$out"
 # Predict on bad inputs.

@@ -323,6 +323,7 @@ typedef struct {
     double val_loss;       /* the same on the validation stimuli (noise off) */
     double val_corr;       /* mean over neurons of the validation correlation */
     double seconds;        /* wall time of the epoch */
+    double lr;             /* the learning rate of the epoch */
 } caimg_ann_epoch;
 
 typedef int (*caimg_ann_epoch_fn)(const caimg_ann_epoch *e, void *ctx);
@@ -343,6 +344,13 @@ typedef struct {
     size_t calib_max;           /* images used to measure noise scales (the sd of a
                                    unit is then known to about 3%) [512] */
     int init_bias;              /* set readout biases from the mean targets [1] */
+    double ema;                 /* Polyak averaging: decay per step of an exponential
+                                   moving average of the weights, which validation
+                                   and the returned model use; 0 = off [0] */
+    size_t lr_decays;           /* when patience runs out, go back to the best weights
+                                   and multiply the learning rate by lr_factor, up to
+                                   this many times, before stopping [0] */
+    double lr_factor;           /* [0.3] */
     caimg_ann_epoch_fn epoch_fn;  /* called after every epoch (may be NULL);
                                      a nonzero return stops training */
     void *epoch_ctx;

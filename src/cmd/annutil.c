@@ -133,6 +133,9 @@ void ann_train_args_init(ann_train_args *a)
     a->lr = 0.002;
     a->epochs = 200;
     a->patience = 10;
+    a->ema = 0;
+    a->lr_decays = 0;
+    a->lr_factor = 0.3;
 }
 
 int ann_train_args_parse(cmd_ctx *c, ann_train_args *a, int opt, const char *arg)
@@ -142,6 +145,18 @@ int ann_train_args_parse(cmd_ctx *c, ann_train_args *a, int opt, const char *arg
     case ANN_OPT_LR:       return cmd_parse_double(c, "--lr", arg, 1e-9, 10, &a->lr);
     case ANN_OPT_EPOCHS:   return cmd_parse_long(c, "--epochs", arg, 1, 1000000, &a->epochs);
     case ANN_OPT_PATIENCE: return cmd_parse_long(c, "--patience", arg, 1, 1000000, &a->patience);
+    case ANN_OPT_EMA:      return cmd_parse_double(c, "--ema", arg, 0, 0.99999, &a->ema);
+    case ANN_OPT_LR_DECAY: {
+        /* N[:F] */
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", arg);
+        char *colon = strchr(buf, ':');
+        if (colon) *colon = '\0';
+        if (cmd_parse_long(c, "--lr-decay", buf, 0, 100, &a->lr_decays)) return -1;
+        if (colon && cmd_parse_double(c, "--lr-decay factor", colon + 1, 1e-6, 0.999, &a->lr_factor))
+            return -1;
+        return 0;
+    }
     }
     cmd_usage_error(c, "internal error: option %d is not a training option", opt);
     return -1;
@@ -153,6 +168,9 @@ void ann_train_args_apply(const ann_train_args *a, caimg_ann_train_opts *to)
     to->lr = a->lr;
     to->max_epochs = (size_t)a->epochs;
     to->patience = (size_t)a->patience;
+    to->ema = a->ema;
+    to->lr_decays = (size_t)a->lr_decays;
+    to->lr_factor = a->lr_factor;
 }
 
 void ann_train_args_record(const ann_train_args *a, caimg_h5 *out)
@@ -161,4 +179,6 @@ void ann_train_args_record(const ann_train_args *a, caimg_h5 *out)
     caimg_h5_param(out, "lr", "%g", a->lr);
     caimg_h5_param(out, "epochs", "%ld", a->epochs);
     caimg_h5_param(out, "patience", "%ld", a->patience);
+    caimg_h5_param(out, "ema", "%g", a->ema);
+    caimg_h5_param(out, "lr-decay", "%ld:%g", a->lr_decays, a->lr_factor);
 }

@@ -37,22 +37,28 @@ int ann_commit_outputs(caimg_h5 **out, caimg_outfile **tsv, caimg_outfile **plot
 /* The training options `caimg fit` and `caimg robustness` share: one
  * spelling, one default and one valid range for both.  Each subcommand
  * lists ANN_TRAIN_LONGOPTS in its option table, starts from
- * ann_train_args_init() and hands the four ANN_OPT_* cases to
+ * ann_train_args_init() and hands the six ANN_OPT_* cases to
  * ann_train_args_parse(). */
 /* Numbered well above any subcommand's private options. */
-enum { ANN_OPT_BATCH = OPT_FIRST_PRIVATE + 900, ANN_OPT_LR, ANN_OPT_EPOCHS, ANN_OPT_PATIENCE };
+enum { ANN_OPT_BATCH = OPT_FIRST_PRIVATE + 900, ANN_OPT_LR, ANN_OPT_EPOCHS, ANN_OPT_PATIENCE,
+       ANN_OPT_EMA, ANN_OPT_LR_DECAY };
 
 #define ANN_TRAIN_LONGOPTS \
     {"batch",    required_argument, NULL, ANN_OPT_BATCH}, \
     {"lr",       required_argument, NULL, ANN_OPT_LR}, \
     {"epochs",   required_argument, NULL, ANN_OPT_EPOCHS}, \
-    {"patience", required_argument, NULL, ANN_OPT_PATIENCE}
+    {"patience", required_argument, NULL, ANN_OPT_PATIENCE}, \
+    {"ema",      required_argument, NULL, ANN_OPT_EMA}, \
+    {"lr-decay", required_argument, NULL, ANN_OPT_LR_DECAY}
 
 typedef struct {
     long batch;         /* mini-batch size [64] */
     double lr;          /* Adam learning rate [0.002] */
     long epochs;        /* maximum epochs [200] */
     long patience;      /* early-stopping patience in epochs [10] */
+    double ema;         /* weight-averaging decay per step, 0 = off [0] */
+    long lr_decays;     /* learning-rate decays on plateau [0] */
+    double lr_factor;   /* by this factor each [0.3] */
 } ann_train_args;
 
 void ann_train_args_init(ann_train_args *a);

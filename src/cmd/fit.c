@@ -89,6 +89,10 @@ static void usage(FILE *fp)
 "      --epochs N          maximum epochs [200]\n"
 "      --patience N        stop after N epochs without a better validation\n"
 "                          correlation [10]\n"
+"      --ema D             keep an average of the weights, decay D per step,\n"
+"                          and validate and save it [0: off]\n"
+"      --lr-decay N[:F]    when patience runs out, go back to the best weights and\n"
+"                          multiply the learning rate by F [0.3], up to N times [0]\n"
 "      --l2 X              weight decay [0.0001]\n"
 "      --val-fraction F    training stimuli used for validation [0.1]\n"
 "      --seed N            weights, noise, splits and shuffling [1]\n"
@@ -132,13 +136,21 @@ static uint64_t mix(uint64_t *s)
 }
 
 /* Per-epoch lines; "\r" first so that they overwrite a progress line. */
+typedef struct {
+    cmd_ctx *c;
+    double lr;      /* the learning rate of the previous epoch */
+} epoch_ctx;
+
 static int on_epoch(const caimg_ann_epoch *e, void *ctx)
 {
-    cmd_ctx *c = ctx;
-    if (!c->quiet)
-        fprintf(stderr, "\rcaimg fit: epoch %zu: loss %.5g, penalty %.4g, validation loss %.5g, "
-                        "correlation %.4f (%.1f s)\n",
-                e->epoch, e->train_loss, e->penalty, e->val_loss, e->val_corr, e->seconds);
+    epoch_ctx *ec = ctx;
+    if (ec->c->quiet) return 0;
+    if (e->lr != ec->lr)
+        fprintf(stderr, "\rcaimg fit: back to the best weights, learning rate %g\n", e->lr);
+    ec->lr = e->lr;
+    fprintf(stderr, "\rcaimg fit: epoch %zu: loss %.5g, penalty %.4g, validation loss %.5g, "
+                    "correlation %.4f (%.1f s)\n",
+            e->epoch, e->train_loss, e->penalty, e->val_loss, e->val_corr, e->seconds);
     return 0;
 }
 
@@ -455,8 +467,9 @@ static int run(cmd_ctx *c, const fit_opts *o)
     to.l2 = o->l2;
     to.val_fraction = o->val_fraction;
     to.seed = c->seed_given ? c->seed : 1;
+    epoch_ctx ectx = {c, to.lr};
     to.epoch_fn = on_epoch;
-    to.epoch_ctx = c;
+    to.epoch_ctx = &ectx;
     if (!c->quiet)
         fprintf(stderr, "caimg fit: %zu neurons, %zu training stimuli (%zu presentations), %zu test "
                         "stimuli, %zu parameters, %s loss\n", Nk, Str, ntr_pres, Ste,
@@ -547,6 +560,9 @@ static int run(cmd_ctx *c, const fit_opts *o)
     if (!st && signal_used) st = caimg_h5_set_attr_string(out, "/fit", "signal", signal_used);
     if (!st) st = caimg_h5_set_attr_long(out, "/fit", "best_epoch", (long)hist.best_epoch);
     if (!st) st = caimg_h5_set_attr_long(out, "/fit", "stopped_early", hist.stopped_early);
+    if (!st) st = caimg_h5_set_attr_double(out, "/fit", "ema", o->train.ema);
+    if (!st) st = caimg_h5_set_attr_long(out, "/fit", "lr_decays", o->train.lr_decays);
+    if (!st) st = caimg_h5_set_attr_double(out, "/fit", "lr_factor", o->train.lr_factor);
     if (!st) st = caimg_h5_set_attr_long(out, "/fit", "eval_samples", o->eval_samples);
     if (!st) st = caimg_h5_set_attr_double(out, "/fit", "ev_threshold", o->ev_threshold);
     if (!st) st = caimg_h5_set_attr_long(out, "/fit", "neurons_in", (long)N0);
@@ -760,6 +776,7 @@ int main_fit(int argc, char **argv)
             o.loss = optarg;
             break;
         case ANN_OPT_BATCH: case ANN_OPT_LR: case ANN_OPT_EPOCHS: case ANN_OPT_PATIENCE:
+        case ANN_OPT_EMA: case ANN_OPT_LR_DECAY:
             if (ann_train_args_parse(&c, &o.train, opt, optarg)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_L2:

@@ -100,6 +100,8 @@ static void usage(FILE *fp)
 "      --seeds N           models per placement, seeds 1..N [3]\n"
 "      --epochs N          maximum epochs [200]\n"
 "      --patience N        early-stopping patience [10]\n"
+"      --ema D             weight-averaging decay per step [0: off]\n"
+"      --lr-decay N[:F]    learning-rate decays by F [0.3] on plateau [0]\n"
 "      --batch N           mini-batch size [64]\n"
 "      --lr X              Adam learning rate [0.002]\n"
 "Attacks (as caimg attack, on the held-out test images):\n"
@@ -1135,6 +1137,7 @@ int main_robustness(int argc, char **argv)
             if (cmd_parse_long(&c, "--seeds", optarg, 1, 64, &o.seeds)) { rc = EXIT_USAGE; goto done; }
             break;
         case ANN_OPT_BATCH: case ANN_OPT_LR: case ANN_OPT_EPOCHS: case ANN_OPT_PATIENCE:
+        case ANN_OPT_EMA: case ANN_OPT_LR_DECAY:
             if (ann_train_args_parse(&c, &o.train, opt, optarg)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_EPS:

@@ -295,10 +295,10 @@ double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diamet
  * log(max(snr, 0.5)), score (clipped to [-3, 8]) and contrast (clipped to
  * [-5, 30]; NaN as 0),
  * fit (NaN as 0), overlap, max(score / 6, contrast / 3), np_slope
- * (clipped to [0, 2.5]; NaN as 1) and np_excess (clipped to [-1, 3]; NaN
- * as 0).  Exposed so that the weights can be
+ * (clipped to [0, 2.5]; NaN as 1), np_excess (clipped to [-1, 3]; NaN
+ * as 0) and the product of the clipped np_excess and contrast.  Exposed so that the weights can be
  * refitted (bench/). */
-#define CAIMG_ROI_NFEATURES 13
+#define CAIMG_ROI_NFEATURES 14
 void caimg_roi_classifier_features(const double *st, double diameter, double *f);
 
 /* Write everything but the traces under /roi of `out`: pix_index,

@@ -246,9 +246,14 @@ int caimg_roi_traces(caimg_movie *m, caimg_roiset *r, caimg_h5 *out, const caimg
      * of the cell's trace would only make that trace worse.  The cells'
      * traces are then extracted again and their statistics recomputed; the
      * classification, made from the first traces, stands (revising it
-     * would change which pixels count as shared, and so on). */
-    size_t changed = 0;
-    rc = roi_overlap_cells(r, &changed);
+     * would change which pixels count as shared, and so on).  Before
+     * that, a cell lying mostly inside a larger one (a piece of the soma
+     * outlined from its activity beside the whole soma outlined in the mean
+     * image) is unflagged: as a second cell it would be a false one, and
+     * it would take its pixels out of the real cell's trace. */
+    size_t changed = 0, pieces = 0;
+    rc = roi_cells_contained(r, &pieces);
+    if (!rc) rc = roi_overlap_cells(r, &changed);
     if (!rc && changed) {
         rc = caimg_roi_extract(m, r, out, p->fs);
         if (!rc) rc = stats_compute(r, out, p, 0);

@@ -278,7 +278,9 @@ int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params
 
 /* Traces and classification as caimg roi makes them: caimg_roi_extract()
  * and caimg_roi_stats_compute() with the overlap rule applied among all
- * ROIs; then the pixels a cell shares only with ROIs that are not cells are
+ * ROIs; then a cell (not a user mask) with at least 70 % of its pixels
+ * inside a larger cell is unflagged in iscell (its prob stays); then the
+ * pixels a cell shares only with ROIs that are not cells are
  * unflagged for that cell (pix_overlap), and when any were, the traces are
  * extracted again and the cells' skew, snr, np_slope and np_excess recomputed; prob and
  * iscell keep the first classification.  Returns 0 or an error code. */

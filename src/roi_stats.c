@@ -28,6 +28,13 @@
  * in outline. */
 static const double W0 = -1.7583;
 static const double W[CAIMG_ROI_NFEATURES] = {0.5841, -0.3621, 0.0651, -0.2849, 0.1688, 0.0859, 0.2941, -0.2722, -0.1382, -0.1845, 0.6936, -0.7893, 0.6964, 1.4087};
+/* For ROIs whose np_excess is unknown (recordings shorter than the
+ * high-pass window, where np_slope and so np_excess are too noisy to
+ * use), the weights fitted without the np_excess features (the last two
+ * set to 0): those of caimg before they were added, fitted the same way to
+ * 2083 ROIs of seeds 901-904. */
+static const double W0_NOEXCESS = -1.3565;
+static const double W_NOEXCESS[CAIMG_ROI_NFEATURES] = {0.5564, -0.6249, 0.0652, -0.3430, 0.0845, -0.1767, 0.3048, 0.5728, -0.1738, -0.2473, 0.9054, -2.6449, 0, 0};
 
 static double clampd(double v, double lo, double hi)
 {
@@ -76,9 +83,12 @@ void caimg_roi_classifier_features(const double *st, double diameter, double *f)
 double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diameter)
 {
     double f[CAIMG_ROI_NFEATURES];
-    caimg_roi_classifier_features(r->stats + i * CAIMG_ROI_NSTATS, diameter, f);
-    double z = W0;
-    for (int k = 0; k < CAIMG_ROI_NFEATURES; k++) z += W[k] * f[k];
+    const double *st = r->stats + i * CAIMG_ROI_NSTATS;
+    caimg_roi_classifier_features(st, diameter, f);
+    int known = isfinite(st[CAIMG_ROI_NP_EXCESS]);
+    const double *w = known ? W : W_NOEXCESS;
+    double z = known ? W0 : W0_NOEXCESS;
+    for (int k = 0; k < CAIMG_ROI_NFEATURES; k++) z += w[k] * f[k];
     return 1.0 / (1.0 + exp(-z));
 }
 
@@ -208,7 +218,9 @@ static int stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params *p
             const float *gn = Fn + k * T;
             double *st = r->stats + (i0 + k) * CAIMG_ROI_NSTATS;
             st[CAIMG_ROI_NP_SLOPE] = np_slope(g, gn, T, sb, sw, dws + (size_t)tid * nws);
-            st[CAIMG_ROI_NP_EXCESS] = np_excess(g, gn, T, r->offset, st[CAIMG_ROI_NP_SLOPE]);
+            /* Fewer bins than one high-pass window: np_slope is too noisy
+             * for np_excess, which carries all of its error. */
+            st[CAIMG_ROI_NP_EXCESS] = T / sb >= sw ? np_excess(g, gn, T, r->offset, st[CAIMG_ROI_NP_SLOPE]) : NAN;
             for (size_t t = 0; t < T; t++)
                 g[t] = isfinite(gn[t]) ? g[t] - (float)p->np_coeff * gn[t] : g[t];
             trace_stats(g, T, scr + (size_t)tid * T, &st[CAIMG_ROI_SKEW], &st[CAIMG_ROI_SNR]);

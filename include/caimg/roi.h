@@ -167,7 +167,8 @@ enum {
                              * Fneu - offset) - np_slope, with the roiset's
                              * detector offset; about 0 for a patch of
                              * neuropil, the soma's own brightness over the
-                             * neuropil's for a cell */
+                             * neuropil's for a cell; NaN with fewer ~1 s
+                             * bins than the high-pass window */
     CAIMG_ROI_NSTATS
 };
 
@@ -287,7 +288,8 @@ int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params
 int caimg_roi_traces(caimg_movie *m, caimg_roiset *r, caimg_h5 *out, const caimg_roi_params *p);
 
 /* The classifier on its own: cell probability from the statistics of ROI i
- * (a logistic model of the features below, weights in src/roi_stats.c). */
+ * (a logistic model of the features below, weights in src/roi_stats.c;
+ * when np_excess is NaN, weights fitted without the np_excess features). */
 double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diameter);
 
 /* The classifier's features of one ROI from its statistics st[CAIMG_ROI_NSTATS]

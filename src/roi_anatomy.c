@@ -228,7 +228,13 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
     P->vss = 0;
     for (size_t j = 0; j < P->n; j++) P->vss += (P->v[j] - P->vm) * (P->v[j] - P->vm);
     best->corr = -2;
-    static const double rs[] = {0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35};
+    /* Radii up to 1.2 R (1.26 R after the fine step): a fit that runs on
+     * to 1.35 R spans twice the expected area, and in the mean image that
+     * is mostly a soma taken together with a neighbour or the neuropil's
+     * texture around it (an ROI of IoU 0.3-0.5 with the soma); larger
+     * somata are still found from their activity. */
+    static const double rs[] = {0.7, 0.8, 0.9, 1.0, 1.1, 1.2};
+    const int nrs = (int)(sizeof rs / sizeof rs[0]);
     soma_fit f;
     /* Coarse: round models, whose value depends on the distance to the
      * centre only, computed once per centre. */
@@ -239,7 +245,7 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
                 double ey = P->y[j] - cy, ex = P->x[j] - cx;
                 P->r[j] = (float)sqrt(ey * ey + ex * ex);
             }
-            for (int ir = 0; ir < 7; ir++) {
+            for (int ir = 0; ir < nrs; ir++) {
                 double a = rs[ir] * R, e = 1.0 / a;
                 double sb = 0, sbb = 0, sbv = 0, sn = 0, snn = 0, snv = 0, sbn = 0;
                 for (size_t j = 0; j < P->n; j++) {
@@ -396,7 +402,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     float *z = caimg_malloc(hw, sizeof *z, "the anatomy map");
     float *scale = caimg_malloc(hw, sizeof *scale, "the anatomy map");
     uint8_t *owner = caimg_calloc(hw, 1, "the anatomy map");
-    long ext_max = (long)ceil(1.35 * R * sqrt(1.45) * 1.05) + 3;
+    long ext_max = (long)ceil(1.2 * R * sqrt(1.45) * 1.05) + 3;
     size_t wmax = (size_t)((2 * ext_max + 1) * (2 * ext_max + 1));
     int32_t *yx = caimg_malloc(2 * wmax, sizeof *yx, "a footprint");
     float *wt = caimg_malloc(wmax, sizeof *wt, "a footprint");

@@ -766,6 +766,7 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
             if (rc) goto out;
         }
     }
+    r->offset = D.offset;
     *out = r;
     r = NULL;
 out:

@@ -20,7 +20,7 @@
 static const char *const stat_names[CAIMG_ROI_NSTATS] = {
     "npix", "cy", "cx", "radius", "compactness", "aspect", "skew", "snr", "score",
     "contrast", "fit", "overlap", "np_npix", "source", "prob",
-    "np_slope"
+    "np_slope", "np_excess"
 };
 
 const char *caimg_roi_stat_name(int k)
@@ -416,6 +416,43 @@ int roi_overlap_cells(caimg_roiset *r, uint8_t *roi_changed, size_t *changed)
                 }
             }
     free(cnt);
+    return 0;
+}
+
+int roi_cells_contained(caimg_roiset *r, size_t *unflagged)
+{
+    size_t YX = r->height * r->width, N = r->n, X = r->width;
+    *unflagged = 0;
+    if (!r->iscell || N < 2) return 0;
+    int32_t *mark = caimg_malloc(YX ? YX : 1, sizeof *mark, "a containment map");
+    uint8_t *drop = caimg_calloc(N, 1, "containment flags");
+    if (!mark || !drop) {
+        free(mark);
+        free(drop);
+        return CAIMG_ENOMEM;
+    }
+    for (size_t g = 0; g < YX; g++) mark[g] = -1;
+    for (size_t i = 0; i < N; i++) {
+        /* User masks are cells by the user's say. */
+        if (!r->iscell[i] || r->stats[i * CAIMG_ROI_NSTATS + CAIMG_ROI_SOURCE] == 0) continue;
+        int64_t ni = r->pix_start[i + 1] - r->pix_start[i];
+        for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++)
+            mark[(size_t)r->pix_index[2 * k] * X + (size_t)r->pix_index[2 * k + 1]] = (int32_t)i;
+        for (size_t j = 0; j < N && !drop[i]; j++) {
+            if (j == i || !r->iscell[j] || r->pix_start[j + 1] - r->pix_start[j] <= ni) continue;
+            int64_t in = 0;
+            for (int64_t k = r->pix_start[j]; k < r->pix_start[j + 1]; k++)
+                in += mark[(size_t)r->pix_index[2 * k] * X + (size_t)r->pix_index[2 * k + 1]] == (int32_t)i;
+            if ((double)in >= CONTAINED * (double)ni) drop[i] = 1;
+        }
+    }
+    for (size_t i = 0; i < N; i++)
+        if (drop[i]) {
+            r->iscell[i] = 0;
+            (*unflagged)++;
+        }
+    free(mark);
+    free(drop);
     return 0;
 }
 

@@ -22,12 +22,19 @@
  * on ROIs detected with lowered thresholds in simulated typical and hard
  * fields of seeds that no test uses, each labelled a cell when it matches a
  * true soma with IoU > 0.5); the script prints them in this form.  They
- * were fitted to the refined ROIs of method activity (2083 ROIs, 895 of
- * them cells; seeds 901-904; at p >= 0.5 791 true and 27 false positives,
- * 104 cells missed, against 720, 50 and 175 without np_slope);
- * activity-classic shares them, as its ROIs differ only in outline. */
-static const double W0 = -1.3565;
-static const double W[CAIMG_ROI_NFEATURES] = {0.5564, -0.6249, 0.0652, -0.3430, 0.0845, -0.1767, 0.3048, 0.5728, -0.1738, -0.2473, 0.9054, -2.6449};
+ * were fitted to the refined ROIs of method activity (2155 ROIs, 934 of
+ * them cells; seeds 901-904; at p >= 0.5 882 true and 21 false positives,
+ * 52 cells missed); activity-classic shares them, as its ROIs differ only
+ * in outline. */
+static const double W0 = -1.7583;
+static const double W[CAIMG_ROI_NFEATURES] = {0.5841, -0.3621, 0.0651, -0.2849, 0.1688, 0.0859, 0.2941, -0.2722, -0.1382, -0.1845, 0.6936, -0.7893, 0.6964, 1.4087};
+/* For ROIs whose np_excess is unknown (recordings shorter than the
+ * high-pass window, where np_slope and so np_excess are too noisy to
+ * use), the weights fitted without the np_excess features (the last two
+ * set to 0): those of caimg before they were added, fitted the same way to
+ * 2083 ROIs of seeds 901-904. */
+static const double W0_NOEXCESS = -1.3565;
+static const double W_NOEXCESS[CAIMG_ROI_NFEATURES] = {0.5564, -0.6249, 0.0652, -0.3430, 0.0845, -0.1767, 0.3048, 0.5728, -0.1738, -0.2473, 0.9054, -2.6449, 0, 0};
 
 static double clampd(double v, double lo, double hi)
 {
@@ -62,14 +69,26 @@ void caimg_roi_classifier_features(const double *st, double diameter, double *f)
      * which neither activity nor the mean image can. */
     double k = st[CAIMG_ROI_NP_SLOPE];
     f[11] = isfinite(k) ? clampd(k, 0, 2.5) : 1;
+    /* The other half of that evidence: a soma's own resting light, which
+     * does not follow the neuropil (np_excess); a patch of neuropil has
+     * none. */
+    double e = st[CAIMG_ROI_NP_EXCESS];
+    f[12] = isfinite(e) ? clampd(e, -1, 3) : 0;
+    /* Contrast in the mean image counts for as much as the light is the
+     * ROI's own: a bright patch of neuropil has contrast but no excess, a
+     * dim soma little contrast but all of it its own. */
+    f[13] = f[12] * f[7];
 }
 
 double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diameter)
 {
     double f[CAIMG_ROI_NFEATURES];
-    caimg_roi_classifier_features(r->stats + i * CAIMG_ROI_NSTATS, diameter, f);
-    double z = W0;
-    for (int k = 0; k < CAIMG_ROI_NFEATURES; k++) z += W[k] * f[k];
+    const double *st = r->stats + i * CAIMG_ROI_NSTATS;
+    caimg_roi_classifier_features(st, diameter, f);
+    int known = isfinite(st[CAIMG_ROI_NP_EXCESS]);
+    const double *w = known ? W : W_NOEXCESS;
+    double z = known ? W0 : W0_NOEXCESS;
+    for (int k = 0; k < CAIMG_ROI_NFEATURES; k++) z += w[k] * f[k];
     return 1.0 / (1.0 + exp(-z));
 }
 
@@ -107,6 +126,25 @@ static double np_slope(const float *F, const float *Fn, size_t T, size_t b, size
         sxx += dn * dn;
     }
     return sxx > 0 ? sxy / sxx : NAN;
+}
+
+/* The resting light of F (T frames) that does not move with the neuropil
+ * Fn around it, in units of the neuropil's brightness: with b = mean - off
+ * (off the detector offset), b(F) / b(Fn) - k for the slope k of F on Fn
+ * (np_slope).  A patch of neuropil is the neuropil's pattern times its
+ * activity, all of its light moves with the annulus's and the excess is
+ * about 0; a soma displaces neuropil and adds its own resting light, which
+ * does not follow the neuropil, so its excess is its brightness over the
+ * neuropil's.  NaN when k is, for non-finite frames or for an annulus no
+ * brighter than the offset. */
+static double np_excess(const float *F, const float *Fn, size_t T, double off, double k)
+{
+    if (!isfinite(k) || T == 0) return NAN;
+    double sf = 0, sn = 0;
+    for (size_t t = 0; t < T; t++) { sf += F[t]; sn += Fn[t]; }
+    double bf = sf / (double)T - off, bn = sn / (double)T - off;
+    if (!isfinite(bf) || !isfinite(bn) || !(bn > 0)) return NAN;
+    return bf / bn - k;
 }
 
 /* skew and snr of one trace g[T] (overwritten as scratch). */
@@ -180,6 +218,9 @@ static int stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params *p
             const float *gn = Fn + k * T;
             double *st = r->stats + (i0 + k) * CAIMG_ROI_NSTATS;
             st[CAIMG_ROI_NP_SLOPE] = np_slope(g, gn, T, sb, sw, dws + (size_t)tid * nws);
+            /* Fewer bins than one high-pass window: np_slope is too noisy
+             * for np_excess, which carries all of its error. */
+            st[CAIMG_ROI_NP_EXCESS] = T / sb >= sw ? np_excess(g, gn, T, r->offset, st[CAIMG_ROI_NP_SLOPE]) : NAN;
             for (size_t t = 0; t < T; t++)
                 g[t] = isfinite(gn[t]) ? g[t] - (float)p->np_coeff * gn[t] : g[t];
             trace_stats(g, T, scr + (size_t)tid * T, &st[CAIMG_ROI_SKEW], &st[CAIMG_ROI_SNR]);
@@ -217,12 +258,17 @@ int caimg_roi_traces(caimg_movie *m, caimg_roiset *r, caimg_h5 *out, const caimg
      * of the cell's trace would only make that trace worse.  The cells'
      * traces are then extracted again and their statistics recomputed; the
      * classification, made from the first traces, stands (revising it
-     * would change which pixels count as shared, and so on).  Only the
- * traces of the cells whose flags changed are extracted again. */
-    size_t changed = 0;
+     * would change which pixels count as shared, and so on); only the
+     * traces of the cells whose flags changed are extracted again.  Before
+     * that, a cell lying mostly inside a larger one (a piece of the soma
+     * outlined from its activity beside the whole soma outlined in the mean
+     * image) is unflagged: as a second cell it would be a false one, and
+     * it would take its pixels out of the real cell's trace. */
+    size_t changed = 0, pieces = 0;
     uint8_t *which = caimg_calloc(r->n ? r->n : 1, 1, "overlap flags");
     if (!which) return CAIMG_ENOMEM;
-    rc = roi_overlap_cells(r, which, &changed);
+    rc = roi_cells_contained(r, &pieces);
+    if (!rc) rc = roi_overlap_cells(r, which, &changed);
     if (!rc && changed) {
         rc = roi_extract_only(m, r, out, p->fs, which);
         if (!rc) rc = stats_compute(r, out, p, 0);

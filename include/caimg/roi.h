@@ -162,6 +162,13 @@ enum {
                              * to the high-pass window) changes: about the
                              * neuropil fraction seen through a soma (0.7)
                              * below 1, and 1 or more for a patch of neuropil */
+    CAIMG_ROI_NP_EXCESS,    /* resting light of F beyond the part that moves
+                             * with the neuropil: (mean F - offset) / (mean
+                             * Fneu - offset) - np_slope, with the roiset's
+                             * detector offset; about 0 for a patch of
+                             * neuropil, the soma's own brightness over the
+                             * neuropil's for a cell; NaN with fewer ~1 s
+                             * bins than the high-pass window */
     CAIMG_ROI_NSTATS
 };
 
@@ -182,6 +189,10 @@ typedef struct {
     double *stats;              /* [n][CAIMG_ROI_NSTATS]: statistic k of ROI i is
                                  * stats[i * CAIMG_ROI_NSTATS + k] */
     uint8_t *iscell;            /* [n] probability >= cell_threshold */
+    double offset;              /* detector offset of the movie (the level of no
+                                 * light), as the activity methods measure it
+                                 * from the photon transfer curve; 0 when not
+                                 * measured (set by caimg_roiset_alloc) */
     size_t cap_roi, cap_pix;    /* allocated capacities (internal) */
 } caimg_roiset;
 
@@ -262,21 +273,24 @@ int caimg_roi_detect(const caimg_roi_type *t, const caimg_roi_params *p,
 int caimg_roi_extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, double fs);
 
 /* Read /roi/F and /roi/Fneu back from `f` one ROI at a time, compute skew,
- * snr, np_slope and the cell probability (prob) and set iscell = prob >=
+ * snr, np_slope, np_excess (with r->offset) and the cell probability (prob) and set iscell = prob >=
  * p->cell_threshold; user masks (source 0) are always flagged cells. */
 int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params *p);
 
 /* Traces and classification as caimg roi makes them: caimg_roi_extract()
  * and caimg_roi_stats_compute() with the overlap rule applied among all
- * ROIs; then the pixels a cell shares only with ROIs that are not cells are
- * unflagged for that cell (pix_overlap), and when any were, the F traces of
- * those cells are extracted again and the cells' skew, snr and np_slope
+ * ROIs; then a cell (not a user mask) with at least 70 % of its pixels
+ * inside a larger cell is unflagged in iscell (its prob stays); then the
+ * pixels a cell shares only with ROIs that are not cells are unflagged for
+ * that cell (pix_overlap), and when any were, the F traces of those cells
+ * are extracted again and the cells' skew, snr, np_slope and np_excess
  * recomputed; prob and iscell keep the first classification.  Returns 0 or
  * an error code. */
 int caimg_roi_traces(caimg_movie *m, caimg_roiset *r, caimg_h5 *out, const caimg_roi_params *p);
 
 /* The classifier on its own: cell probability from the statistics of ROI i
- * (a logistic model of the features below, weights in src/roi_stats.c). */
+ * (a logistic model of the features below, weights in src/roi_stats.c;
+ * when np_excess is NaN, weights fitted without the np_excess features). */
 double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diameter);
 
 /* The classifier's features of one ROI from its statistics st[CAIMG_ROI_NSTATS]
@@ -285,10 +299,11 @@ double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diamet
  * compactness (clipped to 1.2), log(aspect), skew (clipped to [-2, 10]),
  * log(max(snr, 0.5)), score (clipped to [-3, 8]) and contrast (clipped to
  * [-5, 30]; NaN as 0),
- * fit (NaN as 0), overlap, max(score / 6, contrast / 3), and np_slope
- * (clipped to [0, 2.5]; NaN as 1).  Exposed so that the weights can be
+ * fit (NaN as 0), overlap, max(score / 6, contrast / 3), np_slope
+ * (clipped to [0, 2.5]; NaN as 1), np_excess (clipped to [-1, 3]; NaN
+ * as 0) and the product of the clipped np_excess and contrast.  Exposed so that the weights can be
  * refitted (bench/). */
-#define CAIMG_ROI_NFEATURES 12
+#define CAIMG_ROI_NFEATURES 14
 void caimg_roi_classifier_features(const double *st, double diameter, double *f);
 
 /* Write everything but the traces under /roi of `out`: pix_index,

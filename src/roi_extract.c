@@ -267,5 +267,8 @@ int caimg_roi_write(caimg_h5 *out, const caimg_roiset *r, const caimg_roi_summar
     if (!rc) rc = caimg_h5_set_attr_long(out, "/roi", "n_rois", (long)N);
     if (!rc) rc = caimg_h5_set_attr_string(out, "/roi", "method", method ? method : "");
     if (!rc) rc = caimg_h5_set_attr_double(out, "/roi", "diameter", diameter);
+    /* The level np_excess counts light from, so the statistic can be
+     * recomputed from the file. */
+    if (!rc) rc = caimg_h5_set_attr_double(out, "/roi", "offset", r->offset);
     return rc;
 }

@@ -57,12 +57,12 @@ int roi_overlap_cells(caimg_roiset *r, uint8_t *roi_changed, size_t *changed);
 int roi_extract_only(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, double fs,
                      const uint8_t *only);
 
-/* A cell (iscell, not a user mask) with at least CONTAINED of its pixels
+/* A cell (iscell, not a user mask) with at least ROI_CONTAINED of its pixels
  * inside a larger cell is a piece or a second outline of that soma, not a
  * second cell: its flag is cleared (prob stays).  The decisions are made on
  * the flags as given, so the order of the ROIs does not matter.
  * *unflagged receives how many.  Returns 0 or CAIMG_ENOMEM. */
-#define CONTAINED 0.7
+#define ROI_CONTAINED 0.7
 int roi_cells_contained(caimg_roiset *r, size_t *unflagged);
 
 /* Moments of the standard normal variable z above theta for the activity

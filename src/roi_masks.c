@@ -431,6 +431,24 @@ int roi_cells_contained(caimg_roiset *r, size_t *unflagged)
         free(drop);
         return CAIMG_ENOMEM;
     }
+    /* Bounding boxes (y0, y1, x0, x1, inclusive), so that only cells that
+     * can overlap are compared pixel by pixel. */
+    int32_t *bb = caimg_malloc(4 * N, sizeof *bb, "containment flags");
+    if (!bb) {
+        free(mark);
+        free(drop);
+        return CAIMG_ENOMEM;
+    }
+    for (size_t i = 0; i < N; i++) {
+        int32_t *b = bb + 4 * i;
+        b[0] = b[2] = INT32_MAX;
+        b[1] = b[3] = -1;
+        for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++) {
+            int32_t y = r->pix_index[2 * k], x = r->pix_index[2 * k + 1];
+            b[0] = CAIMG_MIN(b[0], y); b[1] = CAIMG_MAX(b[1], y);
+            b[2] = CAIMG_MIN(b[2], x); b[3] = CAIMG_MAX(b[3], x);
+        }
+    }
     for (size_t g = 0; g < YX; g++) mark[g] = -1;
     for (size_t i = 0; i < N; i++) {
         /* User masks are cells by the user's say. */
@@ -438,12 +456,15 @@ int roi_cells_contained(caimg_roiset *r, size_t *unflagged)
         int64_t ni = r->pix_start[i + 1] - r->pix_start[i];
         for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++)
             mark[(size_t)r->pix_index[2 * k] * X + (size_t)r->pix_index[2 * k + 1]] = (int32_t)i;
+        const int32_t *bi = bb + 4 * i;
         for (size_t j = 0; j < N && !drop[i]; j++) {
+            const int32_t *bj = bb + 4 * j;
             if (j == i || !r->iscell[j] || r->pix_start[j + 1] - r->pix_start[j] <= ni) continue;
+            if (bj[0] > bi[1] || bj[1] < bi[0] || bj[2] > bi[3] || bj[3] < bi[2]) continue;
             int64_t in = 0;
             for (int64_t k = r->pix_start[j]; k < r->pix_start[j + 1]; k++)
                 in += mark[(size_t)r->pix_index[2 * k] * X + (size_t)r->pix_index[2 * k + 1]] == (int32_t)i;
-            if ((double)in >= CONTAINED * (double)ni) drop[i] = 1;
+            if ((double)in >= ROI_CONTAINED * (double)ni) drop[i] = 1;
         }
     }
     for (size_t i = 0; i < N; i++)
@@ -453,6 +474,7 @@ int roi_cells_contained(caimg_roiset *r, size_t *unflagged)
         }
     free(mark);
     free(drop);
+    free(bb);
     return 0;
 }
 

@@ -30,6 +30,7 @@ head -1 "$T/stats.tsv" | grep -q "npix" || fail "stats.tsv header: $(head -1 "$T
 [ "$(wc -l < "$T/stats.tsv")" -eq $((n + 1)) ] || fail "stats.tsv rows"
 ok "export mean image" "$CAIMG" export "$T/r.h5" -d /roi/mean -o "$T/mean.tif"
 "$CAIMG" info -v "$T/r.h5" | grep -q "diameter = 12" || fail "parameters not in provenance"
+h5dump -a /roi/offset "$T/r.h5" >/dev/null 2>&1 || fail "roi output lacks the /roi offset attribute"
 # The same ROIs, traces and statistics whatever the number of threads.
 ok "roi 1 thread" "$CAIMG" roi -q -@ 1 "$T/m.h5" -o "$T/r1.h5"
 ok "roi 2 threads" "$CAIMG" roi -q -@ 2 "$T/m.h5" -o "$T/r2.h5"

@@ -19,6 +19,11 @@ fail() {
     fails=$((fails + 1))
 }
 
+# finite FILE DATASET: no NaN or Inf anywhere in the dataset.  Only the
+# values are searched: the header names the file, whose random temporary
+# directory may itself spell "nan" or "inf".
+finite() { ! h5dump -d "$2" "$1" | sed -n '/^ *DATA {/,$p' | grep -Eqi 'nan|inf'; }
+
 # ok DESCRIPTION CMD...: the command must succeed.
 ok() {
     desc=$1; shift

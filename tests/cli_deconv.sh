@@ -8,7 +8,6 @@
 MKTRACES=$top_builddir/tests/mktraces
 value() { awk -F'\t' -v s="$1" -v m="$2" '$1 == s && $2 == m {print $3}' "$T/out"; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
-finite() { ! h5dump -d "$2" "$1" | grep -Eqi 'nan|inf'; }
 score() { "$CAIMG" eval --tsv --truth "$T/truth.h5" "$1" | awk -F'\t' '$1 == "spikes" && $2 == "corr_mean" {print $3}'; }
 
 "$CAIMG" simulate -q --size 96x96 --frames 1500 --seed 2 --truth "$T/truth.h5" || fail "simulate"

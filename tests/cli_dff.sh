@@ -8,8 +8,6 @@ MKTRACES=$top_builddir/tests/mktraces
 # value SECTION METRIC (from the TSV in $T/out)
 value() { awk -F'\t' -v s="$1" -v m="$2" '$1 == s && $2 == m {print $3}' "$T/out"; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
-# finite FILE DATASET: no NaN or Inf anywhere in the dataset
-finite() { ! h5dump -d "$2" "$1" | grep -Eqi 'nan|inf'; }
 
 "$CAIMG" simulate -q --size 96x96 --frames 1500 --seed 2 --truth "$T/truth.h5" || fail "simulate"
 "$MKTRACES" "$T/truth.h5" -o "$T/roi.h5" --snr 5 || fail "mktraces"

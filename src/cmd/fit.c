@@ -135,12 +135,13 @@ static uint64_t mix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Per-epoch lines; "\r" first so that they overwrite a progress line. */
 typedef struct {
     cmd_ctx *c;
     double lr;      /* the learning rate of the previous epoch */
 } epoch_ctx;
 
+/* Per-epoch lines, and a line when the learning rate drops (--lr-decay);
+ * "\r" first so that they overwrite a progress line. */
 static int on_epoch(const caimg_ann_epoch *e, void *ctx)
 {
     epoch_ctx *ec = ctx;

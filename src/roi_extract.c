@@ -76,18 +76,18 @@ static int write_rows(caimg_h5 *out, hid_t d, const char *name, const float *buf
 {
     if (!sel) return write_block(out, d, name, buf, ns, t0, n);
     int rc = 0;
+    hid_t fsp = H5Dget_space(d);
+    hsize_t mdims[1] = {n};
+    hid_t msp = H5Screate_simple(1, mdims, NULL);
     for (size_t k = 0; !rc && k < ns; k++) {
-        hid_t fsp = H5Dget_space(d);
         hsize_t start[2] = {sel[k], t0}, count[2] = {1, n};
         H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
-        hsize_t mdims[1] = {n};
-        hid_t msp = H5Screate_simple(1, mdims, NULL);
         if (H5Dwrite(d, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, buf + k * BLOCK) < 0)
             rc = caimg_error(CAIMG_EIO, "%s: cannot write %s (disk full?)", caimg_h5_path(out),
                              name);
-        H5Sclose(msp);
-        H5Sclose(fsp);
     }
+    H5Sclose(msp);
+    H5Sclose(fsp);
     return rc;
 }
 

@@ -462,8 +462,10 @@ int roi_cells_contained(caimg_roiset *r, size_t *unflagged)
             if (j == i || !r->iscell[j] || r->pix_start[j + 1] - r->pix_start[j] <= ni) continue;
             if (bj[0] > bi[1] || bj[1] < bi[0] || bj[2] > bi[3] || bj[3] < bi[2]) continue;
             int64_t in = 0;
-            for (int64_t k = r->pix_start[j]; k < r->pix_start[j + 1]; k++)
-                in += mark[(size_t)r->pix_index[2 * k] * X + (size_t)r->pix_index[2 * k + 1]] == (int32_t)i;
+            for (int64_t k = r->pix_start[j]; k < r->pix_start[j + 1]; k++) {
+                size_t g = (size_t)r->pix_index[2 * k] * X + (size_t)r->pix_index[2 * k + 1];
+                in += mark[g] == (int32_t)i;
+            }
             if ((double)in >= ROI_CONTAINED * (double)ni) drop[i] = 1;
         }
     }

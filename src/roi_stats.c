@@ -220,7 +220,8 @@ static int stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params *p
             st[CAIMG_ROI_NP_SLOPE] = np_slope(g, gn, T, sb, sw, dws + (size_t)tid * nws);
             /* Fewer bins than one high-pass window: np_slope is too noisy
              * for np_excess, which carries all of its error. */
-            st[CAIMG_ROI_NP_EXCESS] = T / sb >= sw ? np_excess(g, gn, T, r->offset, st[CAIMG_ROI_NP_SLOPE]) : NAN;
+            st[CAIMG_ROI_NP_EXCESS] =
+                T / sb >= sw ? np_excess(g, gn, T, r->offset, st[CAIMG_ROI_NP_SLOPE]) : NAN;
             for (size_t t = 0; t < T; t++)
                 g[t] = isfinite(gn[t]) ? g[t] - (float)p->np_coeff * gn[t] : g[t];
             trace_stats(g, T, scr + (size_t)tid * T, &st[CAIMG_ROI_SKEW], &st[CAIMG_ROI_SNR]);

@@ -273,8 +273,9 @@ int caimg_roi_detect(const caimg_roi_type *t, const caimg_roi_params *p,
 int caimg_roi_extract(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, double fs);
 
 /* Read /roi/F and /roi/Fneu back from `f` one ROI at a time, compute skew,
- * snr, np_slope, np_excess (with r->offset) and the cell probability (prob) and set iscell = prob >=
- * p->cell_threshold; user masks (source 0) are always flagged cells. */
+ * snr, np_slope, np_excess (with r->offset) and the cell probability
+ * (prob) and set iscell = prob >= p->cell_threshold; user masks (source 0)
+ * are always flagged cells. */
 int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params *p);
 
 /* Traces and classification as caimg roi makes them: caimg_roi_extract()

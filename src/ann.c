@@ -731,6 +731,7 @@ caimg_ann *caimg_ann_clone(const caimg_ann *src)
     if (!m) return NULL;
     *m = *src;
     m->L = NULL; m->theta = NULL; m->tens = NULL;
+    m->nmem = 0; m->mem = NULL;
     m->L = caimg_malloc(src->nl, sizeof *m->L, "layers");
     m->tens = caimg_malloc(src->ntens ? src->ntens : 1, sizeof *m->tens, "tensor table");
     m->theta = caimg_malloc(src->nparam ? src->nparam : 1, sizeof *m->theta, "model parameters");
@@ -753,6 +754,14 @@ caimg_ann *caimg_ann_clone(const caimg_ann *src)
         if (!m->L[l].noise_sd) { caimg_ann_free(m); return NULL; }
         memcpy(m->L[l].noise_sd, src->L[l].noise_sd, m->L[l].osize * sizeof(float));
     }
+    for (size_t k = 0; k < src->nmem; k++) {
+        caimg_ann *c = caimg_ann_clone(src->mem[k]);
+        if (!c || caimg_ann_ensemble_add(m, c)) {
+            caimg_ann_free(c);
+            caimg_ann_free(m);
+            return NULL;
+        }
+    }
     return m;
 }
 
@@ -766,7 +775,42 @@ void caimg_ann_free(caimg_ann *m)
     free(m->theta);
     free(m->out_scale);
     free(m->out_offset);
+    for (size_t k = 0; k < m->nmem; k++) caimg_ann_free(m->mem[k]);
+    free(m->mem);
     free(m);
+}
+
+/* ---- ensembles ----------------------------------------------------------------- */
+
+int caimg_ann_ensemble_add(caimg_ann *m, caimg_ann *member)
+{
+    if (!member || member == m || member->nmem)
+        return caimg_error(CAIMG_EINVAL, "an ensemble member must be a single network");
+    const caimg_ann_prep *a = &m->prep, *b = &member->prep;
+    if (member->L[0].osize != m->L[0].osize || member->L[0].oc != m->L[0].oc ||
+        member->L[0].oh != m->L[0].oh || member->nout != m->nout)
+        return caimg_error(CAIMG_EINVAL, "ensemble members must share the input (%zux%zux%zu, not "
+                           "%zux%zux%zu) and the neurons (%zu, not %zu)", m->L[0].oc, m->L[0].oh,
+                           m->L[0].ow, member->L[0].oc, member->L[0].oh, member->L[0].ow, m->nout,
+                           member->nout);
+    if (a->src_h != b->src_h || a->src_w != b->src_w || a->crop_y != b->crop_y ||
+        a->crop_x != b->crop_x || a->crop_h != b->crop_h || a->crop_w != b->crop_w)
+        return caimg_error(CAIMG_EINVAL, "ensemble members must share the image preprocessing");
+    caimg_ann **mem = realloc(m->mem, (m->nmem + 1) * sizeof *mem);
+    if (!mem) return caimg_error(CAIMG_ENOMEM, "out of memory");
+    m->mem = mem;
+    m->mem[m->nmem++] = member;
+    return 0;
+}
+
+size_t caimg_ann_members(const caimg_ann *m)
+{
+    return 1 + m->nmem;
+}
+
+const caimg_ann *caimg_ann_member(const caimg_ann *m, size_t k)
+{
+    return k == 0 ? m : k <= m->nmem ? m->mem[k - 1] : NULL;
 }
 
 /* ---- canonical text ---------------------------------------------------------- */
@@ -1028,7 +1072,9 @@ int caimg_ann_noise_set(caimg_ann *m, const char *name, double sigma, int mode)
                            "(it would make predicted rates negative)", name);
     L->sigma = sigma;
     L->noise_mode = mode;
-    return alloc_noise_sd(L);
+    int st = alloc_noise_sd(L);
+    for (size_t k = 0; !st && k < m->nmem; k++) st = caimg_ann_noise_set(m->mem[k], name, sigma, mode);
+    return st;
 }
 
 int caimg_ann_noise_get(const caimg_ann *m, size_t layer, double *sigma, int *mode)
@@ -1063,6 +1109,12 @@ void caimg_ann_work_free(caimg_ann_work *w)
     free(w->aux);
     free(w->cgrad);
     free(w->pgrad);
+    if (w->sub)
+        for (size_t k = 0; k < w->m->nmem; k++) caimg_ann_work_free(w->sub[k]);
+    free(w->sub);
+    free(w->ens_out);
+    free(w->ens_dout);
+    free(w->ens_dx);
     free(w);
 }
 
@@ -1100,6 +1152,15 @@ caimg_ann_work *caimg_ann_work_alloc(const caimg_ann *m, size_t max_batch)
     }
     w->pgrad = caimg_calloc(m->nparam ? m->nparam : 1, sizeof(float), "parameter gradient");
     if (!w->pgrad) goto fail;
+    if (m->nmem) {
+        w->sub = caimg_calloc(m->nmem, sizeof *w->sub, "ensemble work spaces");
+        w->ens_out = caimg_malloc(caimg_mul(max_batch, m->nout), sizeof(float), "ensemble output");
+        w->ens_dout = caimg_malloc(caimg_mul(max_batch, m->nout), sizeof(float), "ensemble output");
+        w->ens_dx = caimg_malloc(caimg_mul(max_batch, m->L[0].osize), sizeof(float), "ensemble input");
+        if (!w->sub || !w->ens_out || !w->ens_dout || !w->ens_dx) goto fail;
+        for (size_t k = 0; k < m->nmem; k++)
+            if (!(w->sub[k] = caimg_ann_work_alloc(m->mem[k], max_batch))) goto fail;
+    }
     return w;
 fail:
     caimg_ann_work_free(w);
@@ -1108,6 +1169,7 @@ fail:
 
 const float *caimg_ann_work_activation(const caimg_ann_work *w, size_t layer)
 {
+    if (w->m->nmem && w->have_fwd && layer == w->m->nl - 1) return w->ens_out;
     return (w->have_fwd && layer < w->m->nl) ? w->act[layer] : NULL;
 }
 
@@ -1156,8 +1218,9 @@ static void forward_chunk(const caimg_ann *m, caimg_ann_work *w, const float *x,
             y[i * m->nout + k] = y[i * m->nout + k] * m->out_scale[k] + m->out_offset[k];
 }
 
-int caimg_ann_forward(const caimg_ann *m, caimg_ann_work *w, const float *x,
-                      size_t n, const caimg_ann_noise_draw *noise, float *out)
+/* The forward pass of the first network alone. */
+static int forward_one(const caimg_ann *m, caimg_ann_work *w, const float *x, size_t n,
+                       const caimg_ann_noise_draw *noise)
 {
     int st = check_work(m, w, n);
     if (st) return st;
@@ -1178,7 +1241,26 @@ int caimg_ann_forward(const caimg_ann *m, caimg_ann_work *w, const float *x,
     w->n = n;
     w->have_fwd = 1;
     w->have_bwd = 0;
-    if (out) memcpy(out, w->act[m->nl - 1], n * m->nout * sizeof *out);
+    return 0;
+}
+
+int caimg_ann_forward(const caimg_ann *m, caimg_ann_work *w, const float *x,
+                      size_t n, const caimg_ann_noise_draw *noise, float *out)
+{
+    int st = forward_one(m, w, x, n, noise);
+    /* An ensemble predicts the mean of its members, each drawing its own
+     * noise (the noise is keyed by the member's seed). */
+    for (size_t k = 0; !st && k < m->nmem; k++) st = forward_one(m->mem[k], w->sub[k], x, n, noise);
+    if (st) return st;
+    if (m->nmem) {
+        const double inv = 1.0 / (double)(m->nmem + 1);
+        for (size_t i = 0; i < n * m->nout; i++) {
+            double s = w->act[m->nl - 1][i];
+            for (size_t k = 0; k < m->nmem; k++) s += w->sub[k]->act[m->mem[k]->nl - 1][i];
+            w->ens_out[i] = (float)(s * inv);
+        }
+    }
+    if (out) memcpy(out, caimg_ann_work_activation(w, m->nl - 1), n * m->nout * sizeof *out);
     return 0;
 }
 
@@ -1232,9 +1314,10 @@ static void backward_chunk(const caimg_ann *m, caimg_ann_work *w, const bwd_plan
     }
 }
 
-int caimg_ann_backward(const caimg_ann *m, caimg_ann_work *w, const float *dout,
-                       const caimg_ann_grad_seed *seeds, size_t nseeds, float *dx,
-                       int want_params)
+/* The backward pass of the first network alone. */
+static int backward_one(const caimg_ann *m, caimg_ann_work *w, const float *dout,
+                        const caimg_ann_grad_seed *seeds, size_t nseeds, float *dx,
+                        int want_params)
 {
     if (!w || w->m != m) return caimg_error(CAIMG_EINVAL, "work space was made for another model");
     if (!w->have_fwd) return caimg_error(CAIMG_EINVAL, "backward pass without a forward pass");
@@ -1305,6 +1388,34 @@ int caimg_ann_backward(const caimg_ann *m, caimg_ann_work *w, const float *dout,
     return 0;
 }
 
+int caimg_ann_backward(const caimg_ann *m, caimg_ann_work *w, const float *dout,
+                       const caimg_ann_grad_seed *seeds, size_t nseeds, float *dx,
+                       int want_params)
+{
+    if (!m->nmem) return backward_one(m, w, dout, seeds, nseeds, dx, want_params);
+    if (want_params)
+        return caimg_error(CAIMG_EINVAL, "an ensemble is not trained as one network; train its "
+                           "members one by one");
+    if (!w || w->m != m) return caimg_error(CAIMG_EINVAL, "work space was made for another model");
+    if (!w->have_fwd) return caimg_error(CAIMG_EINVAL, "backward pass without a forward pass");
+    /* Each member gets 1/K of the gradient of the mean prediction; the
+     * hidden layers of an ensemble, and so the seeds, are the first
+     * network's. */
+    const size_t n = w->n, K = m->nmem + 1;
+    const float *d = NULL;
+    if (dout) {
+        for (size_t i = 0; i < n * m->nout; i++) w->ens_dout[i] = dout[i] / (float)K;
+        d = w->ens_dout;
+    }
+    int st = backward_one(m, w, d, seeds, nseeds, dx, 0);
+    for (size_t k = 0; !st && d && k < m->nmem; k++) {
+        st = backward_one(m->mem[k], w->sub[k], d, NULL, 0, dx ? w->ens_dx : NULL, 0);
+        if (!st && dx)
+            for (size_t i = 0; i < n * m->L[0].osize; i++) dx[i] += w->ens_dx[i];
+    }
+    return st;
+}
+
 /* ---- prediction and calibration ---------------------------------------------------- */
 
 #define ANN_EVAL_BATCH 256
@@ -1333,8 +1444,8 @@ int caimg_ann_predict(const caimg_ann *m, const float *x, size_t n,
         for (size_t k = 0; k < samples && !st; k++) {
             caimg_ann_noise_draw nd = {stream0 + k, b0};
             st = caimg_ann_forward(m, w, x + b0 * insz, nb, &nd, NULL);
-            const float *y = w->act[m->nl - 1];
-            for (size_t i = 0; i < nb * N; i++) acc[i] += y[i];
+            const float *y = caimg_ann_work_activation(w, m->nl - 1);
+            for (size_t i = 0; !st && i < nb * N; i++) acc[i] += y[i];
         }
         for (size_t i = 0; i < nb * N; i++) out[b0 * N + i] = (float)(acc[i] / (double)samples);
     }
@@ -1345,6 +1456,10 @@ int caimg_ann_predict(const caimg_ann *m, const float *x, size_t n,
 
 int caimg_ann_noise_calibrate(caimg_ann *m, const float *x, size_t n)
 {
+    for (size_t k = 0; k < m->nmem; k++) {
+        int st = caimg_ann_noise_calibrate(m->mem[k], x, n);
+        if (st) return st;
+    }
     int any = 0;
     for (size_t l = 0; l < m->nl; l++)
         if (m->L[l].noise_sd) any = 1;
@@ -1364,7 +1479,7 @@ int caimg_ann_noise_calibrate(caimg_ann *m, const float *x, size_t n)
     const size_t insz = m->L[0].osize;
     for (size_t b0 = 0; b0 < n && !st; b0 += bs) {
         size_t nb = CAIMG_MIN(bs, n - b0);
-        st = caimg_ann_forward(m, w, x + b0 * insz, nb, NULL, NULL);
+        st = forward_one(m, w, x + b0 * insz, nb, NULL);
         for (size_t l = 0; l < m->nl && !st; l++) {
             if (!m->L[l].noise_sd) continue;
             const size_t sz = m->L[l].osize;

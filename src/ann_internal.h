@@ -73,6 +73,11 @@ struct caimg_ann {
     float *out_scale, *out_offset;   /* [nout] output affine */
     caimg_ann_prep prep;
     size_t max_col;           /* largest conv col buffer (floats per sample) */
+    /* An ensemble: the further networks whose predictions are averaged
+     * with this one's (caimg_ann_ensemble_add()); they have none of their
+     * own.  Everything else in this struct describes the first network. */
+    size_t nmem;
+    caimg_ann **mem;
 };
 
 struct caimg_ann_work {
@@ -88,6 +93,11 @@ struct caimg_ann_work {
     size_t nchunk_grad;       /* chunk gradient buffers allocated */
     float *cgrad;             /* nchunk_grad * nparam */
     float *pgrad;             /* nparam: the summed parameter gradient */
+    /* For an ensemble: the other members' work spaces, the mean
+     * prediction [cap][nout], and room for a member's share of the output
+     * gradient [cap][nout] and its input gradient [cap][input size]. */
+    caimg_ann_work **sub;
+    float *ens_out, *ens_dout, *ens_dx;
 };
 
 /* ---- random numbers (ann.c) --------------------------------------------- */

@@ -140,6 +140,12 @@ int caimg_ann_save(const caimg_ann *m, caimg_h5 *f, const char *group)
         if (!st) st = save_tensor(f, group, &t);
     }
     free(arch);
+    if (!st && m->nmem) st = caimg_h5_set_attr_long(f, group, "members", (long)(m->nmem + 1));
+    for (size_t k = 0; !st && k < m->nmem; k++) {
+        char name[512];
+        snprintf(name, sizeof name, "%s_member%zu", group, k + 1);
+        st = caimg_ann_save(m->mem[k], f, name);
+    }
     return st;
 }
 
@@ -154,7 +160,40 @@ static int get_size(caimg_h5 *f, const char *group, const char *name, size_t *v)
     return 0;
 }
 
+static caimg_ann *load_one(caimg_h5 *f, const char *group);
+
 caimg_ann *caimg_ann_load(caimg_h5 *f, const char *group)
+{
+    caimg_ann *m = load_one(f, group);
+    long K = 1;
+    if (!m) return NULL;
+    int rc = caimg_h5_get_attr_long(f, group, "members", &K);
+    if (rc == CAIMG_ENOENT) return m;       /* a single network */
+    if (rc || K < 1 || K > 1000) {
+        caimg_error(CAIMG_EFORMAT, "%s: %s has an invalid members attribute", caimg_h5_path(f), group);
+        caimg_ann_free(m);
+        return NULL;
+    }
+    for (long k = 1; k < K; k++) {
+        char name[512];
+        snprintf(name, sizeof name, "%s_member%ld", group, k);
+        caimg_ann *mk = load_one(f, name);
+        if (!mk || caimg_ann_ensemble_add(m, mk)) {
+            if (mk) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "%s: %s", caimg_h5_path(f), name);
+                caimg_error_prefix(msg);
+            }
+            caimg_ann_free(mk);
+            caimg_ann_free(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+/* One network from `group`. */
+static caimg_ann *load_one(caimg_h5 *f, const char *group)
 {
     const char *path = caimg_h5_path(f);
     if (!caimg_h5_exists(f, group)) {

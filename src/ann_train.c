@@ -262,6 +262,9 @@ int caimg_ann_train(caimg_ann *m, const float *x, const float *y, const float *w
     const caimg_ann_train_opts *o = opts;
     const size_t insz = m->L[0].osize, N = m->nout;
     if (h) memset(h, 0, sizeof *h);
+    if (m->nmem)
+        return caimg_error(CAIMG_EINVAL, "an ensemble is not trained as one network; train its "
+                           "members one by one");
     if (n < 2) return caimg_error(CAIMG_EINVAL, "training needs at least 2 stimuli, got %zu", n);
     if (o->batch == 0 || !(o->lr > 0) || o->max_epochs == 0 || !(o->val_fraction >= 0) ||
         o->val_fraction >= 1 || !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) ||

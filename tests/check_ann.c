@@ -684,6 +684,94 @@ START_TEST(save_load_round_trip)
 }
 END_TEST
 
+/* An ensemble predicts the mean of its networks (noisy draws included),
+ * its input gradient is the mean of theirs, and it survives saving and
+ * loading; it refuses training and networks that do not fit. */
+START_TEST(ensemble_is_the_mean_of_its_networks)
+{
+    const char *arch = "input noise_abs=0.1; conv 3 5x5 pad=same name=c1; elu;"
+                       "noise name=h1 noise_rel=0.5; readout factorised; softplus";
+    const size_t K = 3, N = 4, n = 7;
+    caimg_ann *net[3], *copy[3];
+    for (size_t k = 0; k < K; k++) {
+        net[k] = caimg_ann_create(arch, 1, 10, 9, N, 40 + k);
+        ck_assert_ptr_nonnull(net[k]);
+        caimg_ann_set_input_norm(net[k], 1.0 + (double)k, 2.0);
+    }
+    const size_t insz = caimg_ann_input_size(net[0]);
+    float *x = malloc(n * insz * sizeof *x);
+    fill_normal(x, n * insz, 2.0, 11);
+    for (size_t k = 0; k < K; k++) {
+        ck_assert_int_eq(caimg_ann_noise_calibrate(net[k], x, n), 0);
+        copy[k] = caimg_ann_clone(net[k]);
+    }
+    float *p = malloc(K * n * N * sizeof *p), *q = malloc(n * N * sizeof *q);
+    float *dx = malloc(K * n * insz * sizeof *dx), *dq = malloc(n * insz * sizeof *dq);
+    float *dout = malloc(n * N * sizeof *dout);
+    fill_normal(dout, n * N, 1.0, 12);
+    for (size_t k = 0; k < K; k++) {
+        ck_assert_int_eq(caimg_ann_predict(copy[k], x, n, 4, 9, p + k * n * N), 0);
+        caimg_ann_work *w = caimg_ann_work_alloc(copy[k], n);
+        ck_assert_int_eq(caimg_ann_forward(copy[k], w, x, n, NULL, NULL), 0);
+        ck_assert_int_eq(caimg_ann_backward(copy[k], w, dout, NULL, 0, dx + k * n * insz, 0), 0);
+        caimg_ann_work_free(w);
+    }
+    caimg_ann *e = net[0];
+    ck_assert_int_eq(caimg_ann_ensemble_add(e, net[1]), 0);
+    ck_assert_int_eq(caimg_ann_ensemble_add(e, net[2]), 0);
+    ck_assert_uint_eq(caimg_ann_members(e), K);
+    ck_assert_ptr_eq(caimg_ann_member(e, 2), net[2]);
+    ck_assert_ptr_null(caimg_ann_member(e, 3));
+    ck_assert_int_eq(caimg_ann_predict(e, x, n, 4, 9, q), 0);
+    for (size_t i = 0; i < n * N; i++) {
+        double mean = ((double)p[i] + p[n * N + i] + p[2 * n * N + i]) / 3.0;
+        ck_assert_double_eq_tol(q[i], mean, 1e-6 * (1.0 + fabs(mean)));
+    }
+    caimg_ann_work *w = caimg_ann_work_alloc(e, n);
+    ck_assert_int_eq(caimg_ann_forward(e, w, x, n, NULL, NULL), 0);
+    ck_assert_int_eq(caimg_ann_backward(e, w, dout, NULL, 0, dq, 0), 0);
+    for (size_t i = 0; i < n * insz; i++) {
+        double mean = ((double)dx[i] + dx[n * insz + i] + dx[2 * n * insz + i]) / 3.0;
+        ck_assert_double_eq_tol(dq[i], mean, 1e-5 * (1e-3 + fabs(mean)));
+    }
+    ck_assert_int_ne(caimg_ann_backward(e, w, dout, NULL, 0, NULL, 1), 0);
+    caimg_ann_work_free(w);
+    /* Saved and loaded: the same predictions, bit for bit; a clone too. */
+    char path[] = "/tmp/caimg-ann-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    caimg_h5 *f = caimg_h5_create(path, "fit", "check_ann");
+    ck_assert_int_eq(caimg_ann_save(e, f, "/model"), 0);
+    ck_assert_int_eq(caimg_h5_commit(f), 0);
+    f = caimg_h5_open(path);
+    caimg_ann *e2 = caimg_ann_load(f, "/model");
+    ck_assert_msg(e2 != NULL, "%s", caimg_errmsg());
+    caimg_h5_close(f);
+    unlink(path);
+    caimg_ann *e3 = caimg_ann_clone(e);
+    ck_assert_uint_eq(caimg_ann_members(e2), K);
+    for (caimg_ann *c = e2; c; c = c == e2 ? e3 : NULL) {
+        ck_assert_int_eq(caimg_ann_predict(c, x, n, 4, 9, p), 0);
+        ck_assert_mem_eq(p, q, n * N * sizeof *q);
+    }
+    /* Not trainable as one network; members must match. */
+    float y[7 * 4];
+    for (size_t i = 0; i < n * N; i++) y[i] = 1.0f + (float)(i % 3);
+    ck_assert_int_ne(caimg_ann_train(e, x, y, NULL, n, NULL, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(caimg_errmsg(), "ensemble"));
+    caimg_ann *odd = caimg_ann_create(arch, 1, 10, 9, N + 1, 50);
+    ck_assert_int_ne(caimg_ann_ensemble_add(e, odd), 0);
+    ck_assert_int_ne(caimg_ann_ensemble_add(e, e3), 0);    /* has members of its own */
+    caimg_ann_free(odd);
+    caimg_ann_free(e);
+    caimg_ann_free(e2);
+    caimg_ann_free(e3);
+    for (size_t k = 0; k < K; k++) caimg_ann_free(copy[k]);
+    free(x); free(p); free(q); free(dx); free(dq); free(dout);
+}
+END_TEST
+
 START_TEST(resize_properties)
 {
     float in[12 * 16], out[6 * 8], out2[24 * 32];
@@ -1162,6 +1250,7 @@ static Suite *ann_suite(void)
     tcase_add_test(tc, gradcheck_penalties);
     tcase_add_test(tc, gradcheck_hidden_seed);
     tcase_add_test(tc, save_load_round_trip);
+    tcase_add_test(tc, ensemble_is_the_mean_of_its_networks);
     tcase_add_test(tc, resize_properties);
     tcase_add_test(tc, training_is_deterministic_across_threads);
     tcase_add_test(tc, training_rejects_bad_data);

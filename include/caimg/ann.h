@@ -112,6 +112,29 @@ caimg_ann *caimg_ann_clone(const caimg_ann *m);
 
 void caimg_ann_free(caimg_ann *m);
 
+/* Ensembles.  Networks of one input and one set of neurons (usually one
+ * architecture trained from different seeds) can be joined into an
+ * ensemble, which predicts the mean of its members' predictions: averaging
+ * networks that differ only in their random initialisation removes much of
+ * what each one learned from chance, which lifts held-out accuracy.  The
+ * ensemble is the first network, which owns the others:
+ * caimg_ann_ensemble_add() moves `member` (a single network, with the same
+ * input shape, preprocessing and neurons) into `m`, to be freed with it.
+ * For an ensemble, caimg_ann_forward() and caimg_ann_predict() give the mean
+ * prediction (each member draws its own noise), caimg_ann_backward() the
+ * gradient of the mean with respect to the input, caimg_ann_noise_set() and
+ * caimg_ann_noise_calibrate() act on every member, and caimg_ann_save() and
+ * caimg_ann_load() keep the members; every other function, and the hidden
+ * layers of the forward and backward passes (activations, gradients,
+ * seeds), concern the first network.  An ensemble is not trained as one
+ * network: caimg_ann_train() and backward passes with want_params refuse
+ * it.  Returns 0, CAIMG_EINVAL for a mismatch, or CAIMG_ENOMEM. */
+int caimg_ann_ensemble_add(caimg_ann *m, caimg_ann *member);
+/* Number of networks: 1 for a single network. */
+size_t caimg_ann_members(const caimg_ann *m);
+/* Network k (0 = m itself), or NULL when k >= caimg_ann_members(m). */
+const caimg_ann *caimg_ann_member(const caimg_ann *m, size_t k);
+
 /* The canonical architecture text: one layer per line, every option
  * explicit, noise settings included; caimg_ann_create() of this text gives
  * the same structure.  Returns a malloc'd string (free with free()). */
@@ -216,7 +239,10 @@ int caimg_ann_resize(const float *in, size_t h, size_t w, float *out, size_t oh,
  * created: attributes arch (the canonical text), seed, input_channels,
  * input_height, input_width, nneurons, input_mean, input_sd, image_height,
  * image_width, crop_y, crop_x, crop_h, crop_w; one float32 dataset per
- * tensor, named as the tensor ("/model/conv1/weight").  See caimg-h5(5). */
+ * tensor, named as the tensor ("/model/conv1/weight").  An ensemble of K
+ * networks also gets the attribute members = K, and its networks 2..K go
+ * to the groups `group`_member1 .. `group`_member(K-1) ("/model_member1"),
+ * written the same way.  See caimg-h5(5). */
 int caimg_ann_save(const caimg_ann *m, caimg_h5 *f, const char *group);
 
 /* Read a model saved by caimg_ann_save(); errors name the file and the

@@ -24,7 +24,7 @@ enum {
     OPT_STIMULI = OPT_FIRST_PRIVATE, OPT_SCHEDULE, OPT_SIGNAL, OPT_WINDOW, OPT_REDUCE,
     OPT_RESPONSES, OPT_TEST_FRACTION, OPT_CROP, OPT_RESIZE, OPT_ARCH, OPT_NOISE, OPT_LOSS,
     OPT_L2, OPT_VAL_FRACTION, OPT_EVAL_SAMPLES,
-    OPT_EV_THRESHOLD
+    OPT_EV_THRESHOLD, OPT_ENSEMBLE
 };
 
 static const struct option longopts[] = {
@@ -41,6 +41,7 @@ static const struct option longopts[] = {
     {"arch",          required_argument, NULL, OPT_ARCH},
     {"noise",         required_argument, NULL, OPT_NOISE},
     {"loss",          required_argument, NULL, OPT_LOSS},
+    {"ensemble",      required_argument, NULL, OPT_ENSEMBLE},
     ANN_TRAIN_LONGOPTS,
     {"l2",            required_argument, NULL, OPT_L2},
     {"val-fraction",  required_argument, NULL, OPT_VAL_FRACTION},
@@ -81,6 +82,8 @@ static void usage(FILE *fp)
 "      --noise LAYER=S[abs]  Gaussian noise after a named layer, sd S times the unit's\n"
 "                          clean sd (or S absolute); repeatable; e.g. input=0.5,\n"
 "                          h1=1 [none]\n"
+"      --ensemble K        train K networks from seeds N, N+1, ... and predict\n"
+"                          their mean [1]\n"
 "Training:\n"
 "      --loss L            auto, poisson or mse [auto: poisson if no response is\n"
 "                          negative, else mse]\n"
@@ -124,6 +127,7 @@ typedef struct {
     const char *loss;
     ann_train_args train;
     long eval_samples;
+    long ensemble;
 } fit_opts;
 
 /* splitmix64: a small seeded generator for the test split. */
@@ -232,9 +236,11 @@ static int run(cmd_ctx *c, const fit_opts *o)
     unsigned char *want = NULL;
     caimg_table *sched = NULL;
     caimg_resp *R = NULL;
-    caimg_ann *m = NULL;
+    caimg_ann *m = NULL, *mk = NULL;
     caimg_h5 *out = NULL;
     char *arch = NULL;
+    float *nw = NULL;
+    double *memv = NULL;
     caimg_ann_history hist;
     caimg_ann_eval ev, evtr;
     memset(&hist, 0, sizeof hist);
@@ -454,11 +460,11 @@ static int run(cmd_ctx *c, const fit_opts *o)
     /* Normalisation, pixel range, output scales and neuron weights from
      * the training set (the library's rules, shared with the robustness
      * experiment). */
-    float *nw = malloc(Nk * sizeof *nw);
+    nw = malloc(Nk * sizeof *nw);
     if (!nw) { st = caimg_error(CAIMG_ENOMEM, "out of memory"); goto done; }
     st = caimg_ann_fit_scales(m, x, y, Str, loss, nw);
     if (st == CAIMG_EFORMAT) caimg_error_prefix(o->stimuli);
-    if (st) { free(nw); goto done; }
+    if (st) goto done;
 
     caimg_ann_train_opts to;
     caimg_ann_train_opts_init(&to);
@@ -467,7 +473,8 @@ static int run(cmd_ctx *c, const fit_opts *o)
     ann_train_args_apply(&o->train, &to);
     to.l2 = o->l2;
     to.val_fraction = o->val_fraction;
-    to.seed = c->seed_given ? c->seed : 1;
+    const uint64_t seed = c->seed_given ? c->seed : 1;
+    to.seed = seed;
     epoch_ctx ectx = {c, to.lr};
     to.epoch_fn = on_epoch;
     to.epoch_ctx = &ectx;
@@ -475,8 +482,43 @@ static int run(cmd_ctx *c, const fit_opts *o)
         fprintf(stderr, "caimg fit: %zu neurons, %zu training stimuli (%zu presentations), %zu test "
                         "stimuli, %zu parameters, %s loss\n", Nk, Str, ntr_pres, Ste,
                 caimg_ann_nparams(m), loss == CAIMG_ANN_POISSON ? "Poisson" : "MSE");
+    /* Per network of the ensemble: seed, epochs trained, best epoch and
+     * its validation correlation. */
+    const size_t K = (size_t)o->ensemble;
+    memv = calloc(4 * K, sizeof *memv);
+    if (!memv) { st = caimg_error(CAIMG_ENOMEM, "out of memory"); goto done; }
+    if (K > 1 && !c->quiet) fprintf(stderr, "caimg fit: network 1 of %zu (seed %llu)\n", K,
+                                    (unsigned long long)seed);
     st = caimg_ann_train(m, x, y, wt, Str, &to, &hist);
-    free(nw);
+    if (st) goto done;
+    memv[0] = (double)seed;
+    memv[K] = (double)hist.nepochs;
+    memv[2 * K] = (double)hist.best_epoch;
+    memv[3 * K] = hist.best_val_corr;
+    /* The other networks: the same data, split and scales, their own
+     * initial weights, validation stimuli, shuffling and noise. */
+    for (size_t k = 1; k < K && !st; k++) {
+        caimg_ann_history hk;
+        memset(&hk, 0, sizeof hk);
+        if (!c->quiet) fprintf(stderr, "caimg fit: network %zu of %zu (seed %llu)\n", k + 1, K,
+                               (unsigned long long)(seed + k));
+        mk = caimg_ann_create(arch, 1, H, W, Nk, seed + k);
+        if (!mk) { st = CAIMG_EINVAL; goto done; }
+        st = caimg_ann_set_prep(mk, &prep);
+        for (int i = 0; !st && i < o->nnoise; i++)
+            if (ann_parse_noise(c, mk, o->noise[i])) st = CAIMG_EINVAL;
+        if (!st) st = caimg_ann_fit_scales(mk, x, y, Str, loss, nw);
+        to.seed = seed + k;
+        ectx.lr = to.lr;
+        if (!st) st = caimg_ann_train(mk, x, y, wt, Str, &to, &hk);
+        memv[k] = (double)(seed + k);
+        memv[K + k] = (double)hk.nepochs;
+        memv[2 * K + k] = (double)hk.best_epoch;
+        memv[3 * K + k] = hk.best_val_corr;
+        caimg_ann_history_clear(&hk);
+        if (!st) st = caimg_ann_ensemble_add(m, mk);
+        if (!st) mk = NULL;
+    }
     if (st) goto done;
 
     /* ---- evaluation on held-out stimuli (and, for comparison, training) ---- */
@@ -553,6 +595,7 @@ static int run(cmd_ctx *c, const fit_opts *o)
     caimg_h5_param(out, "val-fraction", "%g", o->val_fraction);
     caimg_h5_param(out, "seed", "%lu", c->seed_given ? c->seed : 1UL);
     caimg_h5_param(out, "eval-samples", "%ld", o->eval_samples);
+    caimg_h5_param(out, "ensemble", "%ld", o->ensemble);
     caimg_h5_param(out, "ev-threshold", "%g", o->ev_threshold);
     if (!st) st = caimg_ann_save(m, out, "/model");
     if (!st) st = caimg_h5_mkgroup(out, "/fit");
@@ -565,6 +608,16 @@ static int run(cmd_ctx *c, const fit_opts *o)
     if (!st) st = caimg_h5_set_attr_long(out, "/fit", "lr_decays", o->train.lr_decays);
     if (!st) st = caimg_h5_set_attr_double(out, "/fit", "lr_factor", o->train.lr_factor);
     if (!st) st = caimg_h5_set_attr_long(out, "/fit", "eval_samples", o->eval_samples);
+    if (!st) st = caimg_h5_set_attr_long(out, "/fit", "ensemble", o->ensemble);
+    {
+        static const char *const mnames[] = {"seed", "epochs", "best_epoch", "best_val_corr"};
+        size_t d = K;
+        for (int i = 0; !st && i < 4; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "/fit/members/%s", mnames[i]);
+            st = caimg_h5_write(out, name, CAIMG_DT_F64, 1, &d, memv + (size_t)i * K);
+        }
+    }
     if (!st) st = caimg_h5_set_attr_double(out, "/fit", "ev_threshold", o->ev_threshold);
     if (!st) st = caimg_h5_set_attr_long(out, "/fit", "neurons_in", (long)N0);
     if (!st && R->names) {
@@ -686,6 +739,9 @@ done:
     caimg_ann_eval_clear(&ev);
     caimg_ann_eval_clear(&evtr);
     caimg_ann_free(m);
+    caimg_ann_free(mk);
+    free(nw);
+    free(memv);
     caimg_resp_free(R);
     caimg_table_free(sched);
     free(traces); free(images); free(x); free(y); free(wt); free(xte); free(pred); free(rte);
@@ -708,6 +764,7 @@ int main_fit(int argc, char **argv)
     o.ev_threshold = 0.15;
     o.arch = "conv2";
     o.loss = "auto";
+    o.ensemble = 1;
     ann_train_args_init(&o.train);
     int opt;
     while ((opt = getopt_long(c.argc, c.argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
@@ -785,6 +842,9 @@ int main_fit(int argc, char **argv)
             break;
         case OPT_EVAL_SAMPLES:
             if (cmd_parse_long(&c, "--eval-samples", optarg, 0, 100000, &o.eval_samples)) { rc = EXIT_USAGE; goto done; }
+            break;
+        case OPT_ENSEMBLE:
+            if (cmd_parse_long(&c, "--ensemble", optarg, 1, 100, &o.ensemble)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_EV_THRESHOLD:
             if (cmd_parse_double(&c, "--ev-threshold", optarg, 0, 1, &o.ev_threshold)) { rc = EXIT_USAGE; goto done; }

@@ -93,6 +93,27 @@ ok "fit other seed" $FIT "$D/spikes.h5" --schedule "$D/schedule.tsv" --stimuli "
     --arch "$ARCH" --epochs 2 --seed 8 -o "$D/d3.h5"
 h5diff -q "$D/d1.h5" "$D/d3.h5" /model/conv1/weight /model/conv1/weight && fail "different seeds, same weights"
 
+# ---- an ensemble: its first network is the single fit of the same seed ---------------
+ok "fit --ensemble 2" $FIT "$D/spikes.h5" --schedule "$D/schedule.tsv" --stimuli "$D/stimuli.tif" \
+    --arch "$ARCH" --noise h1=0.3 --noise input=0.2 --epochs 4 --seed 7 --ensemble 2 -o "$D/e.h5" -@ 2
+h5diff -q "$D/d2.h5" "$D/e.h5" /model/conv1/weight /model/conv1/weight ||
+    fail "the ensemble's first network differs from the single network of its seed"
+h5diff -q "$D/e.h5" "$D/e.h5" /model/conv1/weight /model_member1/conv1/weight &&
+    fail "the ensemble's second network has the first one's weights"
+[ "$(attr "$D/e.h5" /model members)" = 2 ] || fail "/model members attribute"
+[ "$(dump "$D/e.h5" /fit/members/seed | tr '\n' ' ')" = "7 8 " ] || fail "/fit/members/seed"
+ok "predict an ensemble" "$CAIMG" predict -q "$D/e.h5" "$D/stimuli.tif" -o "$D/ep.h5"
+ok "predict its first network" "$CAIMG" predict -q "$D/d2.h5" "$D/stimuli.tif" -o "$D/dp.h5"
+h5diff -q "$D/ep.h5" "$D/dp.h5" /predict/responses /predict/responses &&
+    fail "the ensemble predicts what its first network does"
+# The evaluation used the ensemble too: /fit/test/pred is what predict gives.
+s=$(dump "$D/e.h5" /fit/test/stimulus | head -1)
+dump "$D/e.h5" /fit/test/pred | head -8 > "$T/tp"
+dump "$D/ep.h5" /predict/responses | sed -n "$((s * 8 + 1)),$((s * 8 + 8))p" > "$T/pp"
+[ "$(wc -l < "$T/tp")" = 8 ] && paste "$T/tp" "$T/pp" |
+    awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * (1 + ($1 < 0 ? -$1 : $1))) exit 1 }' ||
+    fail "the ensemble's test predictions (/fit/test/pred) are not predict's"
+
 # ---- a ready response matrix with a split column -------------------------------------
 ok "fit --responses" $FIT --responses "$D/responses.tsv" --stimuli "$D/stimuli.tif" --arch ln \
     --epochs 5 -o "$D/r.h5"
@@ -183,6 +204,8 @@ bad 2 "--ema: '1' is not a number in \\[0, " "$out" "weight-average decay of 1" 
     "$CAIMG" fit --responses "$D/responses.tsv" --stimuli "$D/stimuli.tif" --ema 1 -o "$out"
 bad 2 "--lr-decay factor: '0' is not a number" "$out" "learning-rate decay factor 0" \
     "$CAIMG" fit --responses "$D/responses.tsv" --stimuli "$D/stimuli.tif" --lr-decay 2:0 -o "$out"
+bad 2 "--ensemble: '0'" "$out" "an ensemble of 0 networks" \
+    "$CAIMG" fit --responses "$D/responses.tsv" --stimuli "$D/stimuli.tif" --ensemble 0 -o "$out"
 bad 2 "unrecognized option|unknown option" "$out" "unknown option" \
     "$CAIMG" fit --frobnicate --responses "$D/responses.tsv" --stimuli "$D/stimuli.tif" -o "$out"
 # Predict on bad inputs.

@@ -692,15 +692,17 @@ static void ar1_output(caimg_deconv_ws *ws, size_t T, double g, double *c, doubl
     const uint32_t *pt = ws->pt, *pl = ws->pl;
     size_t zend = ws->zend;
     memset(c, 0, zend * sizeof *c);
-    memset(s, 0, T * sizeof *s);
+    if (s) memset(s, 0, T * sizeof *s);
     double prev = 0;
     for (size_t i = 0; i < ws->npool; i++) {
         double v = pv[i];
         size_t t = pt[i], l = pl[i];
         double *ct = c + t;
         for (size_t k = 0; k < l; k++) ct[k] = v * gp[k];
-        s[t] = v - g * prev;
-        if (s[t] < 0) s[t] = 0;   /* rounding only: v >= g^l v_prev + smin */
+        if (s) {
+            s[t] = v - g * prev;
+            if (s[t] < 0) s[t] = 0;   /* rounding only: v >= g^l v_prev + smin */
+        }
         prev = ct[l - 1];
     }
 }
@@ -1139,18 +1141,29 @@ static void ar2_pools(caimg_deconv_ws *ws, const double *z, size_t T, double smi
     ws->zend = zend;
 }
 
+/* c and (unless s is NULL) s from the pools.  The calcium of a pool is
+ * built four frames at a time (GCC -O2 leaves the plain loop scalar), each
+ * frame with the same two products and one sum. */
+DECONV_SIMD_CLONES
 static void ar2_output_greedy(caimg_deconv_ws *ws, size_t T, const double g[2],
                               double *c, double *s)
 {
     memset(c, 0, ws->zend * sizeof *c);
-    memset(s, 0, T * sizeof *s);
+    if (s) memset(s, 0, T * sizeof *s);
     const double *h11 = ws->h11, *h12 = ws->h12;
     for (size_t i = 0; i < ws->npool; i++) {
         size_t t = ws->pt[i], l = ws->pl[i];
         double v = ws->pv[i], cp = ws->qcp[i];
-        size_t lk = l < ws->K ? l : ws->K;
-        for (size_t k = 0; k < lk; k++) c[t + k] = v * h11[k] + cp * h12[k];
+        size_t lk = l < ws->K ? l : ws->K, k = 0;
+        double *ct = c + t;
+        const ar_v4 v4 = {v, v, v, v}, cp4 = {cp, cp, cp, cp};
+        for (; k + 4 <= lk; k += 4) {
+            ar_v4 x = v4 * ar_load4(h11 + k) + cp4 * ar_load4(h12 + k);
+            memcpy(ct + k, &x, sizeof x);
+        }
+        for (; k < lk; k++) ct[k] = v * h11[k] + cp * h12[k];
         if (lk < l) memset(c + t + lk, 0, (l - lk) * sizeof *c);
+        if (!s) continue;
         double c1 = t >= 1 ? c[t - 1] : 0, c2 = t >= 2 ? c[t - 2] : 0;
         double sv = c[t] - g[0] * c1 - g[1] * c2;
         s[t] = sv > 0 ? sv : 0;
@@ -1508,7 +1521,8 @@ static void solve_constrained(solver *S, double sn, double *b, double *lam_out)
     *lam_out = lam;
 }
 
-/* Fill c and s (length T) from the state left by the last run. */
+/* Fill c and s (length T; s may be NULL) from the state left by the last
+ * run. */
 static void final_output(solver *S, double *c, double *s)
 {
     caimg_deconv_ws *ws = S->ws;
@@ -1519,7 +1533,7 @@ static void final_output(solver *S, double *c, double *s)
         ar2_output_greedy(ws, S->T, S->g, c, s);
     } else {
         memcpy(c, ws->c, S->T * sizeof *c);
-        memcpy(s, ws->s, S->T * sizeof *s);
+        if (s) memcpy(s, ws->s, S->T * sizeof *s);
         ws->s_pools = 0;
     }
 }
@@ -1990,15 +2004,12 @@ static void vec_sub(double *r, const double *y, const double *c, size_t T)
     for (; t < T; t++) r[t] = y[t] - c[t];
 }
 
-static void vec_widen(double *y, const float *x, size_t T)
+static void vec_narrow(float *x, const double *y, size_t T)
 {
     typedef float v4f __attribute__((vector_size(16), aligned(4), may_alias));
     size_t t = 0;
-    for (; t + 4 <= T; t += 4) {
-        ar_v4 v = __builtin_convertvector(*(const v4f *)(x + t), ar_v4);
-        memcpy(y + t, &v, sizeof v);
-    }
-    for (; t < T; t++) y[t] = x[t];
+    for (; t + 4 <= T; t += 4) *(v4f *)(x + t) = __builtin_convertvector(ar_load4(y + t), v4f);
+    for (; t < T; t++) x[t] = (float)y[t];
 }
 
 /* The mode of y[0..T), whose smallest and largest values are lo and hi. */
@@ -2014,14 +2025,17 @@ static double residual_mode(const double *y, size_t T, double lo, double hi, dou
                         h, work);
 }
 
-int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
-                         const double *yin, double *c, double *s,
-                         caimg_deconv_info *info, size_t roi)
+/* caimg_deconv_execute() on the trace yin, or (yin NULL) on the trace yf
+ * in single precision, which is widened as it is copied. */
+static int deconv_run(const caimg_deconv_plan *plan, caimg_deconv_ws *ws, const double *yin,
+                      const float *yf, double *c, double *s, caimg_deconv_info *info,
+                      size_t roi)
 {
     const caimg_deconv_params *pp = &plan->p;
     size_t T = plan->T;
     caimg_deconv_info inf;
     memset(&inf, 0, sizeof inf);
+    ws->s_pools = 0;   /* until a solve sets it (caimg_deconv_traces() reads it) */
     double *y = ws->y;
     /* Copy, look for non-finite samples, sum and find the range in one
      * pass (four partial sums: one running sum is a chain of dependent
@@ -2030,7 +2044,12 @@ int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
     double a0 = 0, a1 = 0, a2 = 0, a3 = 0, lo = INFINITY, hi = -INFINITY;
     size_t t4 = T & ~(size_t)3;
     for (size_t t = 0; t < t4; t += 4) {
-        double v0 = yin[t], v1 = yin[t + 1], v2 = yin[t + 2], v3 = yin[t + 3];
+        double v0, v1, v2, v3;
+        if (yin) {
+            v0 = yin[t]; v1 = yin[t + 1]; v2 = yin[t + 2]; v3 = yin[t + 3];
+        } else {
+            v0 = yf[t]; v1 = yf[t + 1]; v2 = yf[t + 2]; v3 = yf[t + 3];
+        }
         y[t] = v0; y[t + 1] = v1; y[t + 2] = v2; y[t + 3] = v3;
         a0 += v0; a1 += v1; a2 += v2; a3 += v3;
         /* Plain comparisons (fmin would be a library call); a NaN is
@@ -2042,7 +2061,7 @@ int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
         hi = h > hi ? h : hi;
     }
     for (size_t t = t4; t < T; t++) {
-        double v = yin[t];
+        double v = yin ? yin[t] : yf[t];
         y[t] = v;
         a0 += v;
         lo = v < lo ? v : lo;
@@ -2149,7 +2168,7 @@ int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
         b = residual_mode(y, T, lo - off, hi - off, sn, ws->work);
         smin = pp->smin > 0 ? pp->smin : zfloor;
         inf.flags |= solve_given_g(plan, ws, y, T, p, g, CAIMG_DECONV_THRESHOLDED,
-                                   CAIMG_DECONV_B_FIXED, 0, sn, smin, scale, &b, NULL, cc, ss);
+                                   CAIMG_DECONV_B_FIXED, 0, sn, smin, scale, &b, NULL, cc, NULL);
         if (!(pp->sn > 0)) {
             /* The spikes' own power reaches into the PSD band (sharp rises
              * are broadband), so the first estimate is biased up on active
@@ -2235,6 +2254,13 @@ int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
     return CAIMG_OK;
 }
 
+int caimg_deconv_execute(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
+                         const double *yin, double *c, double *s,
+                         caimg_deconv_info *info, size_t roi)
+{
+    return deconv_run(plan, ws, yin, NULL, c, s, info, roi);
+}
+
 int caimg_deconv_traces(const caimg_deconv_plan *plan, size_t n, const float *Y,
                         float *c, float *s, float *spikes, caimg_deconv_info *info,
                         size_t first)
@@ -2248,7 +2274,7 @@ int caimg_deconv_traces(const caimg_deconv_plan *plan, size_t n, const float *Y,
     int status = ws && buf ? CAIMG_OK : CAIMG_ENOMEM;
     for (int i = 0; status == CAIMG_OK && i < nt; i++) {
         ws[i] = caimg_deconv_ws_alloc(plan);
-        buf[i] = caimg_malloc(3 * T, sizeof(double), "deconvolution buffers");
+        buf[i] = caimg_malloc(2 * T, sizeof(double), "deconvolution buffers");
         if (!ws[i] || !buf[i]) status = CAIMG_ENOMEM;
     }
     if (status == CAIMG_OK) {
@@ -2258,26 +2284,25 @@ int caimg_deconv_traces(const caimg_deconv_plan *plan, size_t n, const float *Y,
 #ifdef _OPENMP
             tid = omp_get_thread_num();
 #endif
-            double *yb = buf[tid], *cb = yb + T, *sb = cb + T;
-            const float *yi = Y + i * T;
-            vec_widen(yb, yi, T);
+            double *cb = buf[tid], *sb = cb + T;
             caimg_deconv_info inf;
-            caimg_deconv_execute(plan, ws[tid], yb, cb, sb, &inf, first + i);
+            deconv_run(plan, ws[tid], NULL, Y + i * T, cb, sb, &inf, first + i);
             double inv = inf.amplitude > 0 ? 1 / inf.amplitude : 0;
             float *oc = c ? c + i * T : NULL, *os = s ? s + i * T : NULL;
             float *ok = spikes ? spikes + i * T : NULL;
-            if (oc && os && ok) {
-                /* The usual case in one sweep over the results. */
-                for (size_t t = 0; t < T; t++) {
-                    oc[t] = (float)cb[t];
-                    os[t] = (float)sb[t];
-                    ok[t] = (float)(sb[t] * inv);
+            if (oc) vec_narrow(oc, cb, T);
+            if (ws[tid]->s_pools) {
+                /* The spikes are zero but at the pool starts. */
+                const caimg_deconv_ws *w = ws[tid];
+                if (os) memset(os, 0, T * sizeof *os);
+                if (ok) memset(ok, 0, T * sizeof *ok);
+                for (size_t j = 0; j < w->npool; j++) {
+                    size_t t = w->pt[j];
+                    if (os) os[t] = (float)sb[t];
+                    if (ok) ok[t] = (float)(sb[t] * inv);
                 }
             } else {
-                if (oc)
-                    for (size_t t = 0; t < T; t++) oc[t] = (float)cb[t];
-                if (os)
-                    for (size_t t = 0; t < T; t++) os[t] = (float)sb[t];
+                if (os) vec_narrow(os, sb, T);
                 if (ok)
                     for (size_t t = 0; t < T; t++) ok[t] = (float)(sb[t] * inv);
             }

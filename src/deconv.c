@@ -1990,8 +1990,16 @@ static double mode_on_grid(const double *y, const double *c, size_t T, size_t st
                 spare = {NB, NB, NB, NB};
     size_t i = 0, t = 0;
     for (; t + 3 * step < T; t += 4 * step, i += 4) {
-        ar_v4 v = {y[t], y[t + step], y[t + 2 * step], y[t + 3 * step]};
-        if (c) v -= (ar_v4){c[t], c[t + step], c[t + 2 * step], c[t + 3 * step]};
+        ar_v4 v;
+        if (step == 1) {
+            /* Contiguous samples: one load each (the general case below
+             * gathers them one by one). */
+            v = ar_load4(y + t);
+            if (c) v -= ar_load4(c + t);
+        } else {
+            v = (ar_v4){y[t], y[t + step], y[t + 2 * step], y[t + 3 * step]};
+            if (c) v -= (ar_v4){c[t], c[t + step], c[t + 2 * step], c[t + 3 * step]};
+        }
         ar_v4 q = (v - lo4) * inv4 + half;
         ar_v4i in = (q >= zero) & (q < top4);
         q = (ar_v4)(((ar_v4i)q & in) | ((ar_v4i)spare & ~in));
@@ -2334,11 +2342,22 @@ int caimg_deconv_traces(const caimg_deconv_plan *plan, size_t n, const float *Y,
             tid = omp_get_thread_num();
 #endif
             double *cb = buf[tid], *sb = cb + T;
+            float *oc = c ? c + i * T : NULL, *os = s ? s + i * T : NULL;
+            float *ok = spikes ? spikes + i * T : NULL;
+            /* The next trace, and this one's outputs, are fetched from
+             * memory while this trace is worked on (into the second-level
+             * cache: most of the work happens in between, and they fit
+             * there), so that the first and last passes do not wait for
+             * memory. */
+            for (size_t t = 0; t < T; t += 64 / sizeof(float)) {
+                if (i + 1 < n) __builtin_prefetch(Y + (i + 1) * T + t, 0, 2);
+                if (oc) __builtin_prefetch(oc + t, 1, 2);
+                if (os) __builtin_prefetch(os + t, 1, 2);
+                if (ok) __builtin_prefetch(ok + t, 1, 2);
+            }
             caimg_deconv_info inf;
             deconv_run(plan, ws[tid], NULL, Y + i * T, cb, sb, &inf, first + i);
             double inv = inf.amplitude > 0 ? 1 / inf.amplitude : 0;
-            float *oc = c ? c + i * T : NULL, *os = s ? s + i * T : NULL;
-            float *ok = spikes ? spikes + i * T : NULL;
             if (oc) vec_narrow(oc, cb, T);
             if (ws[tid]->s_pools) {
                 /* The spikes are zero but at the pool starts. */

@@ -168,19 +168,7 @@ int caimg_ar_to_tau(const double g[2], int p, double fs, double *tau_decay, doub
 /* The vector loops below are also built for AVX2 where the compiler can,
  * and the better version is picked when the library is loaded; the
  * results are the same either way (no fused multiply-adds). */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define DECONV_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef DECONV_SIMD_CLONES
-#define DECONV_SIMD_CLONES
-#endif
-
-typedef double ar_v4 __attribute__((vector_size(32)));
-/* The same vector at any double's address (an unaligned load). */
-typedef double ar_v4u __attribute__((vector_size(32), aligned(8), may_alias));
-#define ar_load4(p) (*(const ar_v4u *)(p))
+#define ar_load4(p) (*(const caimg_v4du *)(p))
 typedef int64_t ar_v4i __attribute__((vector_size(32)));   /* comparison masks */
 typedef int32_t ar_v4s __attribute__((vector_size(16)));   /* bin numbers */
 typedef double ar_v2 __attribute__((vector_size(16)));
@@ -205,25 +193,25 @@ static inline unsigned ar_bits2(ar_v2i m)
  * all of them; every lane still adds the same products in the same order
  * (separate multiply and add, no fused rounding), so the sums do not
  * depend on the vector width the function was built for. */
-DECONV_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static void lag_products(const double *y, size_t T, size_t L, double acc[16][4], double *sum)
 {
     /* The sum of y too, in four lanes: one running sum would be a chain
      * of T dependent additions, slower than all the products. */
-    ar_v4 s4 = {0, 0, 0, 0};
+    caimg_v4d s4 = {0, 0, 0, 0};
     size_t i = 0;
     for (; i + 4 <= T; i += 4) s4 += ar_load4(y + i);
     double tot = (s4[0] + s4[1]) + (s4[2] + s4[3]);
     for (; i < T; i++) tot += y[i];
     *sum = tot;
-    ar_v4 a[16];
-    for (size_t k = 0; k < 16; k++) a[k] = (ar_v4){0, 0, 0, 0};
+    caimg_v4d a[16];
+    for (size_t k = 0; k < 16; k++) a[k] = (caimg_v4d){0, 0, 0, 0};
     size_t t = 0;
     if (T >= 12) {
-        ar_v4 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5], a6 = a[6],
+        caimg_v4d a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5], a6 = a[6],
               a7 = a[7];
         for (; t + 4 <= T - 7; t += 4) {
-            ar_v4 x = ar_load4(y + t);
+            caimg_v4d x = ar_load4(y + t);
             a0 += x * x;
             a1 += x * ar_load4(y + t + 1);
             a2 += x * ar_load4(y + t + 2);
@@ -238,7 +226,7 @@ static void lag_products(const double *y, size_t T, size_t L, double acc[16][4],
     }
     for (size_t k = 0; k <= L; k++) {
         size_t n = T - k, tt = k < 8 ? t : 0;
-        ar_v4 ak = a[k];
+        caimg_v4d ak = a[k];
         for (; tt + 4 <= n; tt += 4) ak += ar_load4(y + tt) * ar_load4(y + tt + k);
         for (int m = 0; m < 4; m++) acc[k][m] = ak[m];
         for (; tt < n; tt++) acc[k][0] += y[tt] * y[tt + k];
@@ -1193,7 +1181,7 @@ static void ar2_pools(caimg_deconv_ws *ws, const double *z, size_t T, double smi
 /* c and (unless s is NULL) s from the pools.  The calcium of a pool is
  * built four frames at a time (GCC -O2 leaves the plain loop scalar), each
  * frame with the same two products and one sum. */
-DECONV_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static void ar2_output_greedy(caimg_deconv_ws *ws, size_t T, const double g[2],
                               double *c, double *s)
 {
@@ -1205,9 +1193,9 @@ static void ar2_output_greedy(caimg_deconv_ws *ws, size_t T, const double g[2],
         double v = ws->pv[i], cp = ws->qcp[i];
         size_t lk = l < ws->K ? l : ws->K, k = 0;
         double *ct = c + t;
-        const ar_v4 v4 = {v, v, v, v}, cp4 = {cp, cp, cp, cp};
+        const caimg_v4d v4 = {v, v, v, v}, cp4 = {cp, cp, cp, cp};
         for (; k + 4 <= lk; k += 4) {
-            ar_v4 x = v4 * ar_load4(h11 + k) + cp4 * ar_load4(h12 + k);
+            caimg_v4d x = v4 * ar_load4(h11 + k) + cp4 * ar_load4(h12 + k);
             memcpy(ct + k, &x, sizeof x);
         }
         for (; k < lk; k++) ct[k] = v * h11[k] + cp * h12[k];
@@ -1966,7 +1954,7 @@ static double fit_amplitude(const double *s, size_t T, const uint32_t *at, size_
  * trace with large transients costs no more than a quiet one: a coarse
  * grid over the whole range, then a fine one within 4 sn of the coarse
  * mode.  `work` holds 2 * 512 doubles. */
-DECONV_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static double mode_on_grid(const double *y, const double *c, size_t T, size_t step,
                            double lo, double hi, double h, double *work)
 {
@@ -1988,7 +1976,7 @@ static double mode_on_grid(const double *y, const double *c, size_t T, size_t st
     uint32_t cnt[4][NB + 1];
     memset(cnt, 0, sizeof cnt);
     double inv = 1 / dx, top = (double)nb;
-    const ar_v4 lo4 = {lo, lo, lo, lo}, inv4 = {inv, inv, inv, inv}, half = {0.5, 0.5, 0.5, 0.5},
+    const caimg_v4d lo4 = {lo, lo, lo, lo}, inv4 = {inv, inv, inv, inv}, half = {0.5, 0.5, 0.5, 0.5},
                 zero = {0, 0, 0, 0}, top4 = {top, top, top, top},
                 spare = {NB, NB, NB, NB};
     /* In blocks: first the bins of the block's samples, in vectors, then
@@ -1999,19 +1987,19 @@ static double mode_on_grid(const double *y, const double *c, size_t T, size_t st
     while (t + 3 * step < T) {
         size_t m = 0;
         for (; m < BLK && t + 3 * step < T; t += 4 * step, m += 4) {
-            ar_v4 v;
+            caimg_v4d v;
             if (step == 1) {
                 /* Contiguous samples: one load each (the general case
                  * gathers them one by one). */
                 v = ar_load4(y + t);
                 if (c) v -= ar_load4(c + t);
             } else {
-                v = (ar_v4){y[t], y[t + step], y[t + 2 * step], y[t + 3 * step]};
-                if (c) v -= (ar_v4){c[t], c[t + step], c[t + 2 * step], c[t + 3 * step]};
+                v = (caimg_v4d){y[t], y[t + step], y[t + 2 * step], y[t + 3 * step]};
+                if (c) v -= (caimg_v4d){c[t], c[t + step], c[t + 2 * step], c[t + 3 * step]};
             }
-            ar_v4 q = (v - lo4) * inv4 + half;
+            caimg_v4d q = (v - lo4) * inv4 + half;
             ar_v4i in = (q >= zero) & (q < top4);
-            q = (ar_v4)(((ar_v4i)q & in) | ((ar_v4i)spare & ~in));
+            q = (caimg_v4d)(((ar_v4i)q & in) | ((ar_v4i)spare & ~in));
             ar_v4s k = __builtin_convertvector(q, ar_v4s);
             memcpy(kb + m, &k, sizeof k);
         }
@@ -2057,9 +2045,9 @@ static double residual_mode_near(const double *y, const double *c, size_t T, dou
 static void vec_sub_const(double *y, size_t T, double off)
 {
     size_t t = 0;
-    const ar_v4 o = {off, off, off, off};
+    const caimg_v4d o = {off, off, off, off};
     for (; t + 4 <= T; t += 4) {
-        ar_v4 v = ar_load4(y + t) - o;
+        caimg_v4d v = ar_load4(y + t) - o;
         memcpy(y + t, &v, sizeof v);
     }
     for (; t < T; t++) y[t] -= off;
@@ -2069,7 +2057,7 @@ static void vec_sub(double *r, const double *y, const double *c, size_t T)
 {
     size_t t = 0;
     for (; t + 4 <= T; t += 4) {
-        ar_v4 v = ar_load4(y + t) - ar_load4(c + t);
+        caimg_v4d v = ar_load4(y + t) - ar_load4(c + t);
         memcpy(r + t, &v, sizeof v);
     }
     for (; t < T; t++) r[t] = y[t] - c[t];

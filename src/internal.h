@@ -48,4 +48,22 @@ int caimg_nthreads(void);
 /* Seconds on the monotonic clock, for timing work. */
 double caimg_seconds(void);
 
+/* Simple per-sample loops are vectorised by the compiler, but the baseline
+ * x86-64 target allows only SSE2.  Functions marked CAIMG_SIMD_CLONES are
+ * also built for AVX2 where the compiler supports it, and the better
+ * version is picked when the library is loaded. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define CAIMG_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef CAIMG_SIMD_CLONES
+#define CAIMG_SIMD_CLONES
+#endif
+
+/* Four doubles as one vector (GCC/Clang vector extensions), and the same
+ * at any double's address (an unaligned load or store). */
+typedef double caimg_v4d __attribute__((vector_size(32)));
+typedef double caimg_v4du __attribute__((vector_size(32), aligned(8), may_alias));
+
 #endif

@@ -536,7 +536,7 @@ void mc_template_spectrum(const fftwf_complex *G, const float *filt, size_t n, i
 /* Tapered, mean-free copy of a frame: the input of every transform.  The
  * mean is removed before tapering so that the taper itself, which does not
  * move with the scene, carries no signal. */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static void taper_frame(const caimg_mc_plan *p, const float *f, float mean, float *out)
 {
     size_t nx = p->nx;
@@ -553,7 +553,7 @@ static void taper_frame(const caimg_mc_plan *p, const float *f, float mean, floa
 /* d x d block sums of a frame (nx wide) into out (by x bx): the d rows are
  * summed first (contiguous, so it vectorises) into rs (nx floats), then
  * groups of d columns of that sum. */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 void mc_bin_frame(const float *f, size_t nx, size_t d, size_t by, size_t bx, float *rs,
                   float *out)
 {
@@ -577,7 +577,7 @@ void mc_bin_frame(const float *f, size_t nx, size_t d, size_t by, size_t bx, flo
 
 /* Spectrum of the B x B binned frame (sums), mean removed and tapered,
  * into w->bspec. */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static void coarse_transform(const caimg_mc_plan *p, mc_work *w, const float *f, float mean)
 {
     size_t bnx = p->bnx;
@@ -714,7 +714,7 @@ int mc_estimate_noise(caimg_mc_plan *p, const void *frames, const void *const *p
 /* ---- per-frame steps ----------------------------------------------------- */
 
 /* acc += f over n pixels. */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static void add_frame(float *restrict acc, const float *restrict f, size_t n)
 {
 #pragma omp simd
@@ -724,7 +724,7 @@ static void add_frame(float *restrict acc, const float *restrict f, size_t n)
 /* mc_clean, and with acc not NULL, acc += the frame if it is usable: for
  * uint16 frames in the same pass (the sum is taken back from an unusable,
  * i.e. constant, frame: exact, as sums of integers below 2^24 are). */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static int clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst,
                  float *mean, float *acc)
 {
@@ -881,7 +881,7 @@ void mc_subpixel(const float *c, size_t ny, size_t nx, long iy, long ix, double 
 
 /* Whitened cross-power spectrum, in place: X <- X T / |X|, T being the
  * pre-whitened filtered conjugate template spectrum. */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 void mc_cross(const fftwf_complex *F, const fftwf_complex *restrict T,
                          fftwf_complex *X, size_t n, int whiten)
 {
@@ -1006,7 +1006,7 @@ static void inverse_rows(const caimg_mc_plan *p, mc_work *w)
  * w->corr from the zoom-transformed cross-power spectrum in zs: row
  * y of the column transform is the sum over b of exp(2 pi i b y / ny)
  * times sub-row b of block y mod zL. */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static void zoom_rows(const caimg_mc_plan *p, mc_work *w, const fftwf_complex *zs, long yc,
                       long r)
 {
@@ -1035,7 +1035,7 @@ static void zoom_rows(const caimg_mc_plan *p, mc_work *w, const fftwf_complex *z
 
 /* The frame, mean removed, times the taper moved with the scene (w->swy,
  * w->swx), into w->real. */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static void taper_fine(mc_work *w, const float *f, float mean, long ny, long nx)
 {
     for (long y = 0; y < ny; y++) {
@@ -1048,7 +1048,7 @@ static void taper_fine(mc_work *w, const float *f, float mean, long ny, long nx)
     }
 }
 
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc_est *e)
 {
     long ny = (long)p->ny, nx = (long)p->nx;
@@ -1108,7 +1108,7 @@ static inline long clampl(long v, long hi)
 /* Horizontal pass of mc_warp_rigid for one source row s into t: taps
  * x + ix0 - 1 .. x + ix0 + 2 with weights wx, inside the row for x in
  * [xa, xb), the nearest edge pixel elsewhere. */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static void warp_row(const float *s, float *t, long nx, long ix0, const float wx[4], long xa,
                      long xb)
 {
@@ -1141,7 +1141,7 @@ static void warp_row(const float *s, float *t, long nx, long ix0, const float wx
  * repeated) horizontally filtered source rows, kept in a ring of four rows
  * (w->tmp), so each is made once and used while in the cache.  With dst
  * NULL the rows exist only for the sink (in w->crow, one at a time). */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 void mc_warp_rigid(const caimg_mc_plan *p, mc_work *w, const float *src, float *dst,
                    double dy, double dx, int border, mc_rows *sink)
 {
@@ -1257,7 +1257,7 @@ static double corr_finish(const caimg_mc_plan *p, const int box[4], double sa, d
 /* Float to the output type with rounding and clamping.  The common integer
  * types get a fast vectorisable path (caimg_from_float rounds with lround,
  * which is a library call per sample). */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static size_t store(const float *src, void *dst, caimg_dtype dt, size_t n)
 {
     size_t bad = 0;
@@ -1335,7 +1335,7 @@ struct mc_rows {
     size_t clamped;
 };
 
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 void mc_rows_take(mc_rows *r, size_t y, const float *row)
 {
     size_t nx = r->p->nx;

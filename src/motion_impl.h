@@ -13,20 +13,7 @@
 #endif
 
 #include "caimg/motion.h"
-
-/* The per-pixel loops of registration and resampling (conversions, tapers,
- * the cross-power spectrum, interpolation) are simple enough for the
- * compiler to vectorise, but the baseline x86-64 target allows only 4-lane
- * SSE2.  Where the compiler supports it, such functions are also built for
- * AVX2 and the better version is picked when the library is loaded. */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define MC_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef MC_SIMD_CLONES
-#define MC_SIMD_CLONES
-#endif
+#include "internal.h"
 
 /* Work space of one thread.  All FFT arrays come from fftwf_malloc, so they
  * have the alignment the plans were made with and can be passed to the

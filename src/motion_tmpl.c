@@ -171,7 +171,7 @@ static int cmp_keyed(const void *a, const void *b)
 }
 
 /* acc += f over n pixels. */
-MC_SIMD_CLONES
+CAIMG_SIMD_CLONES
 static void add_double(double *restrict acc, const float *restrict f, size_t n)
 {
 #pragma omp simd

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "internal.h"
 #include "tsutil.h"
 
 /* Quickselect with median-of-three pivots and a three-way partition, so
@@ -137,19 +138,7 @@ static double smooth_at(const double *hist, size_t nb, const double *kern, size_
  * smooth_at() in the same order: the extra terms are zeros added before
  * the first product (0 + 0 = 0) or after the last (x + 0 = x, with x >= 0
  * here), which change nothing. */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define TS_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef TS_SIMD_CLONES
-#define TS_SIMD_CLONES
-#endif
-
-typedef double ts_v4 __attribute__((vector_size(32)));
-typedef double ts_v4u __attribute__((vector_size(32), aligned(8), may_alias));
-
-TS_SIMD_CLONES
+CAIMG_SIMD_CLONES
 size_t caimg_ts_smooth_argmax(const double *hist, size_t nb, const double *kern, size_t rad,
                               double *dens)
 {
@@ -166,14 +155,14 @@ size_t caimg_ts_smooth_argmax(const double *hist, size_t nb, const double *kern,
         memset(pad + rad + nb, 0, (rad + 16) * sizeof *pad);
         for (size_t k = 0; k < nb; k += 16) {
             const double *h = pad + k;
-            ts_v4 a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+            caimg_v4d a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
             for (size_t j = 0; j <= 2 * rad; j++) {
                 double w = kern[j > rad ? j - rad : rad - j];
-                const ts_v4 w4 = {w, w, w, w};
-                a0 += *(const ts_v4u *)(h + j) * w4;
-                a1 += *(const ts_v4u *)(h + j + 4) * w4;
-                a2 += *(const ts_v4u *)(h + j + 8) * w4;
-                a3 += *(const ts_v4u *)(h + j + 12) * w4;
+                const caimg_v4d w4 = {w, w, w, w};
+                a0 += *(const caimg_v4du *)(h + j) * w4;
+                a1 += *(const caimg_v4du *)(h + j + 4) * w4;
+                a2 += *(const caimg_v4du *)(h + j + 8) * w4;
+                a3 += *(const caimg_v4du *)(h + j + 12) * w4;
             }
             double last[16];
             double *o = k + 16 <= nb ? dens + k : last;

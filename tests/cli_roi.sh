@@ -81,7 +81,8 @@ grep -q "not motion corrected" "$T/err" || fail "tiff input: no warning"
 # np_slope feature, 0.752-0.800 on seeds 41-43 -- and 0.930 and 0.662 without
 # the refinement of method activity; 0.958 and 0.782 before, 0.972 and
 # 0.830 after the np_excess features and the cap on the mean-image soma
-# fit; see caimg-roi(1) for the full-size fields):
+# fit; 0.972 and 0.857 after the nucleus feature and the soma fit over
+# each candidate's own pixels; see caimg-roi(1) for the full-size fields):
 # the targets (0.95 and 0.92) are not all met, and the report says so.
 sim() {
     "$CAIMG" simulate -q --preset "$1" --size 192x192 --frames 1500 --seed 41 --motion-sd 0 \

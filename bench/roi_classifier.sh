@@ -11,7 +11,9 @@
 # without motion, ROIs are detected with the default thresholds, each ROI
 # is labelled a cell when it matches a true soma with IoU > 0.5
 # (tests/roieval), and logistic regression is fitted to all of them by IRLS
-# (bench/roi_fitclass).  Paste the printed arrays into src/roi_stats.c.
+# (bench/roi_fitclass), with and without the np_excess features, each with
+# its accuracy when one seed at a time is left out of the fit and scored.
+# Paste the printed arrays into src/roi_stats.c.
 # Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
 set -e
 b=$(pwd)
@@ -33,3 +35,4 @@ for kind in typical hard dimactive; do
     done
 done
 "$b/bench/roi_fitclass" "$dir"/*.tsv
+"$b/bench/roi_fitclass" --no-excess "$dir"/*.tsv

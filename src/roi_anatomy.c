@@ -14,7 +14,8 @@
  * so all read in noise units, and the largest is kept; where the cell also
  * showed some activity the two kinds of evidence are combined.  Local
  * maxima at or above the threshold are fitted with a soma model (an
- * ellipse with a soft edge, less a nucleus of fitted depth) and, taken
+ * ellipse with a soft edge, less a nucleus of fitted depth), each over the
+ * pixels nearer to it than to any other maximum, and, taken
  * strongest first, become ROIs whose masks are the fitted ellipses, unless
  * the fit is poor or they mostly cover an ROI already found.  The somata
  * found are subtracted from the image and the search is repeated, so that
@@ -165,8 +166,9 @@ static int robust_z(float *m, size_t n, float *scratch, const uint8_t *skip)
  * 1.5, a nucleus darker than the surroundings).  Fitted to a candidate by
  * maximising the Pearson correlation with the high-passed mean image over a
  * fixed disk around the candidate (so the surroundings, which the model
- * says are dark, count too): a coarse search over centre, size and nucleus,
- * then a fine one adding elongation and orientation (nucleus depth kept). */
+ * says are dark, count too) less the pixels nearer to another candidate: a
+ * coarse search over centre, size and nucleus, then a fine one adding
+ * elongation and orientation (nucleus depth kept). */
 typedef struct {
     double cy, cx, a, b, th, beta, corr;
 } soma_fit;
@@ -205,8 +207,15 @@ static double model_corr(const patch *P, const soma_fit *f)
     return var > 0 && P->vss > 0 ? stv / sqrt(var * P->vss) : -1;
 }
 
+/* Fit a soma at the peak (py, px).  The disk of 2.4 R + 1 around it is
+ * shared with its neighbours in a crowded field, and over the whole disk a
+ * bright neighbour is either covered by a larger model (a fit too large and
+ * off-centre) or left in the model's dark surroundings (a poor fit that is
+ * rejected): so the pixels nearer to one of the other candidates' peaks
+ * nb[nnb][2] (y, x) than to this one are left out, and the neighbour
+ * counts neither for nor against the model. */
 static void fit_soma(const float *img, size_t h, size_t w, double py, double px, double R,
-                     patch *P, soma_fit *best)
+                     const float *nb, size_t nnb, patch *P, soma_fit *best)
 {
     double W = 2.4 * R + 1;
     long iw = (long)ceil(W);
@@ -215,9 +224,15 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
     for (long dy = -iw; dy <= iw; dy++)
         for (long dx = -iw; dx <= iw; dx++) {
             long yy = (long)py + dy, xx = (long)px + dx;
-            if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w
-                || (double)(dy * dy + dx * dx) > W * W)
-                continue;
+            double d2 = (double)(dy * dy + dx * dx);
+            if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w || d2 > W * W) continue;
+            size_t k = 0;
+            while (k < nnb) {
+                double ey = (double)yy - nb[2 * k], ex = (double)xx - nb[2 * k + 1];
+                if (ey * ey + ex * ex < d2) break;
+                k++;
+            }
+            if (k < nnb) continue;
             P->y[P->n] = (float)yy;
             P->x[P->n] = (float)xx;
             P->v[P->n] = img[(size_t)yy * w + (size_t)xx];
@@ -477,7 +492,10 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
         fits = caimg_malloc(np, sizeof *fits, "soma fits");
         if (!fits) { rc = CAIMG_ENOMEM; goto out; }
         int ferr = 0;
-        /* The fits are independent: in parallel. */
+        /* The fits are independent: in parallel.  Each one's neighbours are
+         * the other peaks of the round that can be nearer than it to a pixel
+         * of its window (within twice the window's radius). */
+        double reach = 2 * (2.4 * R + 1);
 #pragma omp parallel
         {
             patch P;
@@ -485,20 +503,31 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
             P.x = malloc(pmax * sizeof *P.x);
             P.v = malloc(pmax * sizeof *P.v);
             P.r = malloc(pmax * sizeof *P.r);
-            if (!P.y || !P.x || !P.v || !P.r) {
+            float *nb = malloc(2 * np * sizeof *nb);
+            int ok = P.y && P.x && P.v && P.r && nb;
+            if (!ok) {
 #pragma omp atomic write
                 ferr = 1;
             }
 #pragma omp for schedule(dynamic, 1)
             for (size_t q = 0; q < np; q++) {
-                if (!P.y || !P.x || !P.v || !P.r) continue;
-                fit_soma(hp, h, w, (double)(pk[q].i / (int32_t)w), (double)(pk[q].i % (int32_t)w),
-                         R, &P, &fits[q]);
+                if (!ok) continue;
+                double qy = (double)(pk[q].i / (int32_t)w), qx = (double)(pk[q].i % (int32_t)w);
+                size_t nnb = 0;
+                for (size_t o = 0; o < np; o++) {
+                    double oy = (double)(pk[o].i / (int32_t)w), ox = (double)(pk[o].i % (int32_t)w);
+                    if (o == q || hypot(oy - qy, ox - qx) > reach) continue;
+                    nb[2 * nnb] = (float)oy;
+                    nb[2 * nnb + 1] = (float)ox;
+                    nnb++;
+                }
+                fit_soma(hp, h, w, qy, qx, R, nb, nnb, &P, &fits[q]);
             }
             free(P.y);
             free(P.x);
             free(P.v);
             free(P.r);
+            free(nb);
         }
         if (ferr) { rc = caimg_error(CAIMG_ENOMEM, "out of memory fitting somata"); goto out; }
         size_t accepted = 0;
@@ -532,6 +561,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
             rc = caimg_roiset_add(r, m, yx, wt, NAN, 2);
             if (rc) goto out;
             r->stats[(r->n - 1) * CAIMG_ROI_NSTATS + CAIMG_ROI_FIT] = f->corr;
+            r->stats[(r->n - 1) * CAIMG_ROI_NSTATS + CAIMG_ROI_NUCLEUS] = f->beta;
             for (size_t k = 0; k < m; k++)
                 owner[(size_t)(yx[2 * k] - (int32_t)y0) * w + (size_t)(yx[2 * k + 1] - (int32_t)x0)] = 1;
             /* Its least-squares brightness, to take it out of the image. */
@@ -559,7 +589,8 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
 final:
     /* Every ROI's contrast, in the mean image with all cells in it but in
      * units of the noise measured away from them (the residual's texture),
-     * and, for those not found here, how well a soma model fits there. */
+     * and, for those not found here, how well a soma model fits there
+     * and the depth of its nucleus. */
     {
         prepare(mean, cells, h, w, d, hp, res, work, tmp, 1);
         uint8_t *skip = caimg_malloc(hw, 1, "the anatomy map");
@@ -603,8 +634,9 @@ final:
             st[CAIMG_ROI_CONTRAST] = isfinite(best) ? best : NAN;
             if (st[CAIMG_ROI_SOURCE] != 2 && iy >= 0 && ix >= 0 && iy < (long)h && ix < (long)w) {
                 soma_fit f;
-                fit_soma(hp, h, w, (double)iy, (double)ix, R, &P, &f);
+                fit_soma(hp, h, w, (double)iy, (double)ix, R, NULL, 0, &P, &f);
                 st[CAIMG_ROI_FIT] = f.corr;
+                st[CAIMG_ROI_NUCLEUS] = f.beta;
             }
         }
         free(P.y);

@@ -20,7 +20,7 @@
 static const char *const stat_names[CAIMG_ROI_NSTATS] = {
     "npix", "cy", "cx", "radius", "compactness", "aspect", "skew", "snr", "score",
     "contrast", "fit", "overlap", "np_npix", "source", "prob",
-    "np_slope", "np_excess"
+    "np_slope", "np_excess", "nucleus"
 };
 
 const char *caimg_roi_stat_name(int k)

@@ -503,7 +503,7 @@ int roi_refine(const caimg_roi_params *p, const caimg_roi_summary *s, size_t y0,
     /* The ROIs: each footprint outlined at OUTLINE of its (lightly
      * smoothed) peak, the part connected to the peak, holes filled; the
      * weights are the footprint there (raw units).  Statistics of the
-     * candidate (score, source, contrast, fit) are carried over. */
+     * candidate (score, source, contrast, fit, nucleus) are carried over. */
     out = caimg_roiset_alloc(in->height, in->width);
     yx = caimg_malloc(2 * maxwn + 2, sizeof *yx, "a footprint");
     wt = caimg_malloc(maxwn + 1, sizeof *wt, "a footprint");
@@ -524,6 +524,7 @@ int roi_refine(const caimg_roi_params *p, const caimg_roi_summary *s, size_t y0,
             double *so = out->stats + (out->n - 1) * CAIMG_ROI_NSTATS;
             so[CAIMG_ROI_CONTRAST] = st[CAIMG_ROI_CONTRAST];
             so[CAIMG_ROI_FIT] = st[CAIMG_ROI_FIT];
+            so[CAIMG_ROI_NUCLEUS] = st[CAIMG_ROI_NUCLEUS];
             continue;
         }
         roi_gauss_blur(k->a, S->sm, k->wh, k->ww, OUTLINE_SMOOTH, S->tmp);
@@ -555,6 +556,7 @@ int roi_refine(const caimg_roi_params *p, const caimg_roi_summary *s, size_t y0,
         double *so = out->stats + (out->n - 1) * CAIMG_ROI_NSTATS;
         so[CAIMG_ROI_CONTRAST] = st[CAIMG_ROI_CONTRAST];
         so[CAIMG_ROI_FIT] = st[CAIMG_ROI_FIT];
+        so[CAIMG_ROI_NUCLEUS] = st[CAIMG_ROI_NUCLEUS];
     }
     caimg_roiset_free(in);
     *r = out;

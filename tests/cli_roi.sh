@@ -28,6 +28,15 @@ ok "export F" "$CAIMG" export "$T/r.h5" -d /roi/F -o "$T/F.tsv"
 ok "export stats" "$CAIMG" export "$T/r.h5" -d /roi/stats -o "$T/stats.tsv"
 head -1 "$T/stats.tsv" | grep -q "npix" || fail "stats.tsv header: $(head -1 "$T/stats.tsv")"
 [ "$(wc -l < "$T/stats.tsv")" -eq $((n + 1)) ] || fail "stats.tsv rows"
+# Every statistic of caimg-h5(5) is there, and the nucleus depth of the
+# soma fit keeps to its documented range (NaN only where no fit was made).
+for col in npix cy cx radius compactness aspect skew snr score contrast fit overlap np_npix \
+           source prob np_slope np_excess nucleus; do
+    head -1 "$T/stats.tsv" | tr '\t' '\n' | grep -qx "$col" || fail "stats.tsv: no column $col"
+done
+awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "nucleus") c = i; next }
+    tolower($c) != "nan" && !($c + 0 >= 0 && $c + 0 <= 1.5) { bad++ }
+    END { exit !(c && !bad) }' "$T/stats.tsv" || fail "stats.tsv: nucleus outside [0, 1.5]"
 ok "export mean image" "$CAIMG" export "$T/r.h5" -d /roi/mean -o "$T/mean.tif"
 "$CAIMG" info -v "$T/r.h5" | grep -q "diameter = 12" || fail "parameters not in provenance"
 h5dump -a /roi/offset "$T/r.h5" >/dev/null 2>&1 || fail "roi output lacks the /roi offset attribute"
@@ -81,7 +90,8 @@ grep -q "not motion corrected" "$T/err" || fail "tiff input: no warning"
 # np_slope feature, 0.752-0.800 on seeds 41-43 -- and 0.930 and 0.662 without
 # the refinement of method activity; 0.958 and 0.782 before, 0.972 and
 # 0.830 after the np_excess features and the cap on the mean-image soma
-# fit; see caimg-roi(1) for the full-size fields):
+# fit; 0.972 and 0.857 after the nucleus feature and the soma fit over
+# each candidate's own pixels; see caimg-roi(1) for the full-size fields):
 # the issue's targets (0.95 and 0.92) are not all met, and the report says so.
 sim() {
     "$CAIMG" simulate -q --preset "$1" --size 192x192 --frames 1500 --seed 41 --motion-sd 0 \

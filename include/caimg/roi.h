@@ -169,6 +169,9 @@ enum {
                              * neuropil, the soma's own brightness over the
                              * neuropil's for a cell; NaN with fewer ~1 s
                              * bins than the high-pass window */
+    CAIMG_ROI_NUCLEUS,      /* depth of the nucleus in the soma model of fit
+                             * (0 none, 1 as dark as the surroundings, up to
+                             * 1.5) */
     CAIMG_ROI_NSTATS
 };
 
@@ -302,9 +305,10 @@ double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diamet
  * [-5, 30]; NaN as 0),
  * fit (NaN as 0), overlap, max(score / 6, contrast / 3), np_slope
  * (clipped to [0, 2.5]; NaN as 1), np_excess (clipped to [-1, 3]; NaN
- * as 0) and the product of the clipped np_excess and contrast.  Exposed so that the weights can be
- * refitted (bench/). */
-#define CAIMG_ROI_NFEATURES 14
+ * as 0), the product of the clipped np_excess and contrast, and nucleus
+ * (0 when NaN or when fit is under 0.3).  Exposed so that the weights can
+ * be refitted (bench/). */
+#define CAIMG_ROI_NFEATURES 15
 void caimg_roi_classifier_features(const double *st, double diameter, double *f);
 
 /* Write everything but the traces under /roi of `out`: pix_index,

@@ -83,7 +83,7 @@ static void usage(FILE *fp)
 "                          clean sd (or S absolute); repeatable; e.g. input=0.5,\n"
 "                          h1=1 [none]\n"
 "      --ensemble K        train K networks from seeds N, N+1, ... and predict\n"
-"                          their mean [3]\n"
+"                          their mean [5]\n"
 "Training:\n"
 "      --loss L            auto, poisson or mse [auto: poisson if no response is\n"
 "                          negative, else mse]\n"
@@ -764,7 +764,7 @@ int main_fit(int argc, char **argv)
     o.ev_threshold = 0.15;
     o.arch = "conv2";
     o.loss = "auto";
-    o.ensemble = 3;
+    o.ensemble = 5;
     ann_train_args_init(&o.train);
     int opt;
     while ((opt = getopt_long(c.argc, c.argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {

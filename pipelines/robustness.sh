@@ -23,8 +23,10 @@ echo "== simulated: 1500 pink-noise images (24x24), 2 repeats, 60 neurons"
     --stim-isi 0.3 --seed 3 --stim-out "$out/sim-stim.tif" --schedule "$out/sim-sched.tsv" \
     --truth "$out/sim-truth.h5" -o "$out/sim-movie.h5" -@ "$threads"
 rm -f "$out/sim-movie.h5"     # the experiment needs only the truth and the stimuli
+# The template model only defines the experiment (architecture, data,
+# split), which trains single networks of its own: one network is enough.
 "$caimg" fit "$out/sim-truth.h5" --signal /truth/spikes --schedule "$out/sim-sched.tsv" \
-    --stimuli "$out/sim-stim.tif" -o "$out/sim-base.h5" -@ "$threads"
+    --stimuli "$out/sim-stim.tif" --ensemble 1 -o "$out/sim-base.h5" -@ "$threads"
 "$caimg" robustness "$out/sim-base.h5" --stimuli "$out/sim-stim.tif" --images 50 --seeds 3 \
     -o "$out/sim-rob.h5" --tsv "$out/sim-rob.tsv" --plot "$out/sim-rob.svg" -@ "$threads" |
     tee "$out/sim-rob.txt"
@@ -33,7 +35,7 @@ A=$top/../shared/realdata/allen-natural-scenes
 if [ -f "$A/responses.tsv" ]; then
     echo "== Allen Brain Observatory natural scenes: 118 scenes (31x31), 212 cells"
     "$caimg" fit --responses "$A/responses.tsv" --stimuli "$A/scenes_31x31.tif" --val-fraction 0.2 \
-        -o "$out/allen-base.h5" -@ "$threads"
+        --ensemble 1 -o "$out/allen-base.h5" -@ "$threads"
     "$caimg" robustness "$out/allen-base.h5" --stimuli "$A/scenes_31x31.tif" --seeds 5 \
         -o "$out/allen-rob.h5" --tsv "$out/allen-rob.tsv" --plot "$out/allen-rob.svg" -@ "$threads" |
         tee "$out/allen-rob.txt"

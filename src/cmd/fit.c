@@ -711,8 +711,15 @@ static int run(cmd_ctx *c, const fit_opts *o)
         out = NULL;
     }
     if (!st && !c->quiet) {
-        fprintf(stderr, "caimg fit: kept the weights of epoch %zu of %zu%s\n", hist.best_epoch,
-                hist.nepochs, hist.stopped_early ? " (stopped early)" : "");
+        if (K == 1) {
+            fprintf(stderr, "caimg fit: kept the weights of epoch %zu of %zu%s\n", hist.best_epoch,
+                    hist.nepochs, hist.stopped_early ? " (stopped early)" : "");
+        } else {
+            fprintf(stderr, "caimg fit: %zu networks kept the weights of epochs", K);
+            for (size_t k = 0; k < K; k++)
+                fprintf(stderr, "%s %.0f of %.0f", k ? "," : "", memv[2 * K + k], memv[K + k]);
+            fputc('\n', stderr);
+        }
         fprintf(stderr, "caimg fit: training stimuli: mean correlation with trial averages %.3f\n",
                 evtr.mean_corr_avg);
         if (Ste) {

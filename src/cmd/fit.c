@@ -226,6 +226,22 @@ static int write_eval(caimg_h5 *f, const char *g, const caimg_ann_eval *ev, size
     return st;
 }
 
+/* A network of the architecture, with the preprocessing and the --noise
+settings, initialised from `seed`.  Returns 0, -1 after a usage error
+(a bad --noise), or an error status. */
+static int new_network(cmd_ctx *c, const fit_opts *o, const char *arch, const caimg_ann_prep *prep,
+                       size_t H, size_t W, size_t N, uint64_t seed, caimg_ann **out)
+{
+    caimg_ann *m = caimg_ann_create(arch, 1, H, W, N, seed);
+    if (!m) return CAIMG_EINVAL;
+    int st = caimg_ann_set_prep(m, prep);
+    for (int i = 0; !st && i < o->nnoise; i++)
+        if (ann_parse_noise(c, m, o->noise[i])) st = -1;
+    if (st) caimg_ann_free(m);
+    else *out = m;
+    return st;
+}
+
 /* Everything after option parsing. */
 static int run(cmd_ctx *c, const fit_opts *o)
 {
@@ -436,11 +452,10 @@ static int run(cmd_ctx *c, const fit_opts *o)
                          o->crop[0], o->crop[1], o->crop[2], o->crop[3], ih, iw, o->stimuli);
         goto done;
     }
-    m = caimg_ann_create(arch, 1, H, W, Nk, c->seed_given ? c->seed : 1);
-    if (!m) { st = CAIMG_EINVAL; goto done; }
-    if ((st = caimg_ann_set_prep(m, &prep))) goto done;
-    for (int i = 0; i < o->nnoise; i++)
-        if (ann_parse_noise(c, m, o->noise[i])) { st = CAIMG_EINVAL; goto usage_done; }
+    const uint64_t seed = c->seed_given ? c->seed : 1;
+    st = new_network(c, o, arch, &prep, H, W, Nk, seed, &m);
+    if (st == -1) goto usage_done;
+    if (st) goto done;
 
     /* Model inputs of the training and test stimuli. */
     x = malloc(Str * H * W * sizeof *x);
@@ -457,14 +472,8 @@ static int run(cmd_ctx *c, const fit_opts *o)
         }
     }
     if (st) goto done;
-    /* Normalisation, pixel range, output scales and neuron weights from
-     * the training set (the library's rules, shared with the robustness
-     * experiment). */
     nw = malloc(Nk * sizeof *nw);
     if (!nw) { st = caimg_error(CAIMG_ENOMEM, "out of memory"); goto done; }
-    st = caimg_ann_fit_scales(m, x, y, Str, loss, nw);
-    if (st == CAIMG_EFORMAT) caimg_error_prefix(o->stimuli);
-    if (st) goto done;
 
     caimg_ann_train_opts to;
     caimg_ann_train_opts_init(&to);
@@ -473,8 +482,6 @@ static int run(cmd_ctx *c, const fit_opts *o)
     ann_train_args_apply(&o->train, &to);
     to.l2 = o->l2;
     to.val_fraction = o->val_fraction;
-    const uint64_t seed = c->seed_given ? c->seed : 1;
-    to.seed = seed;
     epoch_ctx ectx = {c, to.lr};
     to.epoch_fn = on_epoch;
     to.epoch_ctx = &ectx;
@@ -487,38 +494,36 @@ static int run(cmd_ctx *c, const fit_opts *o)
     const size_t K = (size_t)o->ensemble;
     memv = calloc(4 * K, sizeof *memv);
     if (!memv) { st = caimg_error(CAIMG_ENOMEM, "out of memory"); goto done; }
-    if (K > 1 && !c->quiet) fprintf(stderr, "caimg fit: network 1 of %zu (seed %llu)\n", K,
-                                    (unsigned long long)seed);
-    st = caimg_ann_train(m, x, y, wt, Str, &to, &hist);
-    if (st) goto done;
-    memv[0] = (double)seed;
-    memv[K] = (double)hist.nepochs;
-    memv[2 * K] = (double)hist.best_epoch;
-    memv[3 * K] = hist.best_val_corr;
-    /* The other networks: the same data, split and scales, their own
-     * initial weights, validation stimuli, shuffling and noise. */
-    for (size_t k = 1; k < K && !st; k++) {
-        caimg_ann_history hk;
+    /* The networks: the same data and split, each its own initial weights,
+     * validation stimuli, shuffling and noise.  The first one's history is
+     * the one saved (curve, validation split). */
+    for (size_t k = 0; k < K && !st; k++) {
+        caimg_ann_history hk, *hp = k ? &hk : &hist;
         memset(&hk, 0, sizeof hk);
-        if (!c->quiet) fprintf(stderr, "caimg fit: network %zu of %zu (seed %llu)\n", k + 1, K,
-                               (unsigned long long)(seed + k));
-        mk = caimg_ann_create(arch, 1, H, W, Nk, seed + k);
-        if (!mk) { st = CAIMG_EINVAL; goto done; }
-        st = caimg_ann_set_prep(mk, &prep);
-        for (int i = 0; !st && i < o->nnoise; i++)
-            if (ann_parse_noise(c, mk, o->noise[i])) st = CAIMG_EINVAL;
-        if (!st) st = caimg_ann_fit_scales(mk, x, y, Str, loss, nw);
+        if (K > 1 && !c->quiet) fprintf(stderr, "caimg fit: network %zu of %zu (seed %llu)\n", k + 1,
+                                        K, (unsigned long long)(seed + k));
+        caimg_ann *net = m;
+        if (k) {
+            if ((st = new_network(c, o, arch, &prep, H, W, Nk, seed + k, &mk))) break;
+            net = mk;
+        }
+        /* Normalisation, pixel range, output scales and neuron weights
+         * from the training set (the library's rules, shared with the
+         * robustness experiment): the same for every network. */
+        st = caimg_ann_fit_scales(net, x, y, Str, loss, nw);
+        if (st == CAIMG_EFORMAT) caimg_error_prefix(o->stimuli);
         to.seed = seed + k;
         ectx.lr = to.lr;
-        if (!st) st = caimg_ann_train(mk, x, y, wt, Str, &to, &hk);
+        if (!st) st = caimg_ann_train(net, x, y, wt, Str, &to, hp);
         memv[k] = (double)(seed + k);
-        memv[K + k] = (double)hk.nepochs;
-        memv[2 * K + k] = (double)hk.best_epoch;
-        memv[3 * K + k] = hk.best_val_corr;
+        memv[K + k] = (double)hp->nepochs;
+        memv[2 * K + k] = (double)hp->best_epoch;
+        memv[3 * K + k] = hp->best_val_corr;
         caimg_ann_history_clear(&hk);
-        if (!st) st = caimg_ann_ensemble_add(m, mk);
+        if (!st && k) st = caimg_ann_ensemble_add(m, mk);
         if (!st) mk = NULL;
     }
+    if (st == -1) goto usage_done;
     if (st) goto done;
 
     /* ---- evaluation on held-out stimuli (and, for comparison, training) ---- */

@@ -61,9 +61,9 @@ int roi_extract_only(caimg_movie *m, const caimg_roiset *r, caimg_h5 *out, doubl
  * inside a larger cell is a piece or a second outline of that soma, not a
  * second cell: its flag is cleared (prob stays).  The decisions are made on
  * the flags as given, so the order of the ROIs does not matter.
- * *unflagged receives how many.  Returns 0 or CAIMG_ENOMEM. */
+ * Returns 0 or CAIMG_ENOMEM. */
 #define ROI_CONTAINED 0.7
-int roi_cells_contained(caimg_roiset *r, size_t *unflagged);
+int roi_cells_contained(caimg_roiset *r);
 
 /* Moments of the standard normal variable z above theta for the activity
  * statistic phi(z) = z - theta for z > theta, 0 otherwise: its mean and

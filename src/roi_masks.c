@@ -419,10 +419,9 @@ int roi_overlap_cells(caimg_roiset *r, uint8_t *roi_changed, size_t *changed)
     return 0;
 }
 
-int roi_cells_contained(caimg_roiset *r, size_t *unflagged)
+int roi_cells_contained(caimg_roiset *r)
 {
     size_t YX = r->height * r->width, N = r->n, X = r->width;
-    *unflagged = 0;
     if (!r->iscell || N < 2) return 0;
     int32_t *mark = caimg_malloc(YX ? YX : 1, sizeof *mark, "a containment map");
     uint8_t *drop = caimg_calloc(N, 1, "containment flags");
@@ -470,10 +469,7 @@ int roi_cells_contained(caimg_roiset *r, size_t *unflagged)
         }
     }
     for (size_t i = 0; i < N; i++)
-        if (drop[i]) {
-            r->iscell[i] = 0;
-            (*unflagged)++;
-        }
+        if (drop[i]) r->iscell[i] = 0;
     free(mark);
     free(drop);
     free(bb);

@@ -275,10 +275,10 @@ int caimg_roi_traces(caimg_movie *m, caimg_roiset *r, caimg_h5 *out, const caimg
      * outlined from its activity beside the whole soma outlined in the mean
      * image) is unflagged: as a second cell it would be a false one, and
      * it would take its pixels out of the real cell's trace. */
-    size_t changed = 0, pieces = 0;
+    size_t changed = 0;
     uint8_t *which = caimg_calloc(r->n ? r->n : 1, 1, "overlap flags");
     if (!which) return CAIMG_ENOMEM;
-    rc = roi_cells_contained(r, &pieces);
+    rc = roi_cells_contained(r);
     if (!rc) rc = roi_overlap_cells(r, which, &changed);
     if (!rc && changed) {
         rc = roi_extract_only(m, r, out, p->fs, which);

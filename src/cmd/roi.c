@@ -230,11 +230,18 @@ int main_roi(int argc, char **argv)
                  t2 - t1, t3 - t2);
     if (!rc) rc = caimg_roi_write(out, set, sum, type->name, p.fs, p.diameter);
     if (!rc) {
-        size_t ncell = 0;
-        for (size_t i = 0; i < set->n; i++) ncell += set->iscell[i];
+        /* Cells, and ROIs probable enough that were not kept as cells
+         * because they lie inside a larger cell (caimg-roi(1)). */
+        size_t ncell = 0, ninside = 0;
+        for (size_t i = 0; i < set->n; i++) {
+            ncell += set->iscell[i];
+            ninside += !set->iscell[i] &&
+                       set->stats[i * CAIMG_ROI_NSTATS + CAIMG_ROI_PROB] >= p.cell_threshold;
+        }
         if (c.verbose)
-            cmd_note(&c, "%s: %zu ROIs, %zu classified as cells (probability >= %g)",
-                     c.output, set->n, ncell, p.cell_threshold);
+            cmd_note(&c, "%s: %zu ROIs, %zu classified as cells (probability >= %g; %zu more "
+                     "%s inside a larger cell)", c.output, set->n, ncell, p.cell_threshold,
+                     ninside, ninside == 1 ? "lies" : "lie");
         rc = caimg_h5_commit(out);
         out = NULL;
     }

@@ -207,7 +207,13 @@ static double model_corr(const patch *P, const soma_fit *f)
     return var > 0 && P->vss > 0 ? stv / sqrt(var * P->vss) : -1;
 }
 
-/* Fit a soma at the peak (py, px).  The disk of 2.4 R + 1 around it is
+/* Radius of the disk a soma of expected radius R is fitted over. */
+static double fit_radius(double R)
+{
+    return 2.4 * R + 1;
+}
+
+/* Fit a soma at the peak (py, px).  The disk of fit_radius(R) around it is
  * shared with its neighbours in a crowded field, and over the whole disk a
  * bright neighbour is either covered by a larger model (a fit too large and
  * off-centre) or left in the model's dark surroundings (a poor fit that is
@@ -217,7 +223,7 @@ static double model_corr(const patch *P, const soma_fit *f)
 static void fit_soma(const float *img, size_t h, size_t w, double py, double px, double R,
                      const float *nb, size_t nnb, patch *P, soma_fit *best)
 {
-    double W = 2.4 * R + 1;
+    double W = fit_radius(R);
     long iw = (long)ceil(W);
     P->n = 0;
     double s = 0;
@@ -451,7 +457,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     size_t cap = 256;
     pk = caimg_malloc(cap, sizeof *pk, "peaks");
     if (!pk) { rc = CAIMG_ENOMEM; goto out; }
-    size_t pmax = (size_t)(2 * ceil(2.4 * R + 1) + 1);
+    size_t pmax = (size_t)(2 * ceil(fit_radius(R)) + 1);
     pmax *= pmax;
     for (int round = 0; round < ROUNDS; round++) {
         /* Peaks: local maxima over a disk of NMS_RADIUS d above threshold,
@@ -495,7 +501,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
         /* The fits are independent: in parallel.  Each one's neighbours are
          * the other peaks of the round that can be nearer than it to a pixel
          * of its window (within twice the window's radius). */
-        double reach = 2 * (2.4 * R + 1);
+        double reach = 2 * fit_radius(R);
 #pragma omp parallel
         {
             patch P;
@@ -603,7 +609,7 @@ final:
         free(skip);
         if (rc == 1) { rc = 0; goto out; }
         if (rc) goto out;
-        size_t pmax2 = (size_t)(2 * ceil(2.4 * R + 1) + 1);
+        size_t pmax2 = (size_t)(2 * ceil(fit_radius(R)) + 1);
         pmax2 *= pmax2;
         patch P;
         P.y = malloc(pmax2 * sizeof *P.y);

@@ -755,6 +755,20 @@ START_TEST(ensemble_is_the_mean_of_its_networks)
         ck_assert_int_eq(caimg_ann_predict(c, x, n, 4, 9, p), 0);
         ck_assert_mem_eq(p, q, n * N * sizeof *q);
     }
+    /* A file that claims more networks than it holds, or a nonsensical
+     * number of them, is an error naming the file and the object. */
+    for (int bad = 0; bad < 2; bad++) {
+        f = caimg_h5_create(path, "fit", "check_ann");
+        ck_assert_int_eq(caimg_ann_save(copy[1], f, "/model"), 0);
+        ck_assert_int_eq(caimg_h5_set_attr_long(f, "/model", "members", bad ? 0 : 2), 0);
+        ck_assert_int_eq(caimg_h5_commit(f), 0);
+        f = caimg_h5_open(path);
+        ck_assert_ptr_null(caimg_ann_load(f, "/model"));
+        ck_assert_ptr_nonnull(strstr(caimg_errmsg(), path));
+        ck_assert_ptr_nonnull(strstr(caimg_errmsg(), bad ? "members" : "/model_member1"));
+        caimg_h5_close(f);
+        unlink(path);
+    }
     /* Not trainable as one network; members must match. */
     float y[7 * 4];
     for (size_t i = 0; i < n * N; i++) y[i] = 1.0f + (float)(i % 3);

@@ -25,8 +25,8 @@ cat > "$out/demo.conf" <<'CONF'
 # Gaussian noise after the first hidden layer (h1 of the conv2 preset),
 # with a standard deviation equal to each unit's own, during training.
 noise = h1=1
-# One network instead of the default ensemble of three: the attacks below
-# then run three times faster (see caimg-fit(1), --ensemble).
+# One network instead of the default ensemble of five: the attacks below
+# then run about five times faster (see caimg-fit(1), --ensemble).
 ensemble = 1
 [attack]
 images = 12

@@ -38,6 +38,7 @@ void caimg_mc_params_init(caimg_mc_params *p)
     p->bidi_offset = 0;
     p->bidi_subpixel = 0;
     p->threads = 0;
+    p->measure = 0;
 }
 
 /* ---- windows and filters ------------------------------------------------ */
@@ -134,8 +135,8 @@ static int work_alloc(caimg_mc_plan *p, mc_work *w)
     w->ppnr = caimg_calloc(p->npatch, sizeof(float), "patch PNR");
     w->pok = caimg_calloc(p->npatch, 1, "patch flags");
     w->wrow = caimg_calloc(12 * p->nx, sizeof(float), "shift field rows");
-    w->acc_in = caimg_calloc(n, sizeof(float), "mean image");
-    w->acc_out = caimg_calloc(n, sizeof(float), "mean image");
+    w->acc_in = caimg_calloc(n, sizeof(double), "mean image");
+    w->acc_out = caimg_calloc(n, sizeof(double), "mean image");
     if (!w->frame || !w->real || !w->spec || !w->xspec || !w->corr || !w->xrow || !w->crow || !w->tmp || !w->outf || (p->par.piecewise && !w->tmp2)
         || !w->bre || !w->bcorr || !w->bspec || !w->swy || !w->swx
         || !w->preal || !w->pcorr || !w->pspec || !w->pshift || !w->ppnr
@@ -384,14 +385,22 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
     for (int t = 0; t < p->nthr; t++)
         if (work_alloc(p, &p->work[t])) goto fail;
 
-    /* FFTW_MEASURE finds fast algorithms for the sizes at hand; it
-     * overwrites the arrays, which hold nothing yet.  Measuring takes time,
-     * though: for 512 x 512 frames about as long as 2000 full-size (or 6000
-     * binned) transforms save by running the measured plans rather than
-     * estimated ones (FFTW 3.3.10, AVX2).  With a known, smaller number of
-     * frames (plus the template's few hundred), the estimate is quicker in
-     * all. */
-    unsigned full_flags = FFTW_MEASURE, coarse_flags = FFTW_MEASURE;
+    /* Estimated plans by default: FFTW_MEASURE times the candidate
+     * algorithms and keeps the fastest, and which one that is varies from
+     * run to run (4 different plans in 8 runs for 96 x 96 frames), each
+     * rounding differently, so the shifts, the template and everything
+     * downstream would differ in their last bits between two runs on the
+     * same data.
+     *
+     * When asked for, FFTW_MEASURE finds faster algorithms for the sizes at
+     * hand; it overwrites the arrays, which hold nothing yet.  Measuring
+     * takes time, though: for 512 x 512 frames about as long as 2000
+     * full-size (or 6000 binned) transforms save by running the measured
+     * plans rather than estimated ones (FFTW 3.3.10, AVX2).  With a known,
+     * smaller number of frames (plus the template's few hundred), the
+     * estimate is quicker in all. */
+    unsigned measure = par->measure ? FFTW_MEASURE : FFTW_ESTIMATE;
+    unsigned full_flags = measure, coarse_flags = measure;
     if (par->frames_hint) {
         size_t runs = par->frames_hint + 250, bruns = par->frames_hint + 600;
         if (runs < 2000) full_flags = FFTW_ESTIMATE;
@@ -416,8 +425,8 @@ caimg_mc_plan *caimg_mc_plan_create(size_t ny, size_t nx, const caimg_mc_params 
     }
     if (p->par.piecewise) {
         int P = (int)p->P;
-        p->pfwd = fftwf_plan_dft_r2c_2d(P, P, w->preal, w->pspec, FFTW_MEASURE);
-        p->pinv = fftwf_plan_dft_c2r_2d(P, P, w->pspec, w->pcorr, FFTW_MEASURE);
+        p->pfwd = fftwf_plan_dft_r2c_2d(P, P, w->preal, w->pspec, measure);
+        p->pinv = fftwf_plan_dft_c2r_2d(P, P, w->pspec, w->pcorr, measure);
         if (!p->pfwd || !p->pinv) {
             caimg_error(CAIMG_EFAIL, "FFTW could not plan %dx%d patch transforms", P, P);
             goto fail;
@@ -506,8 +515,8 @@ void caimg_mc_reset(caimg_mc_plan *p)
     p->valid[3] = (int)p->nx;
     for (int t = 0; t < p->nthr; t++) {
         mc_work *w = &p->work[t];
-        memset(w->acc_in, 0, sizeof(float) * p->npix);
-        memset(w->acc_out, 0, sizeof(float) * p->npix);
+        memset(w->acc_in, 0, sizeof(double) * p->npix);
+        memset(w->acc_out, 0, sizeof(double) * p->npix);
         w->n_in = w->n_out = 0;
     }
 }
@@ -715,7 +724,7 @@ int mc_estimate_noise(caimg_mc_plan *p, const void *frames, const void *const *p
 
 /* acc += f over n pixels. */
 CAIMG_SIMD_CLONES
-static void add_frame(float *restrict acc, const float *restrict f, size_t n)
+static void add_frame(double *restrict acc, const float *restrict f, size_t n)
 {
 #pragma omp simd
     for (size_t k = 0; k < n; k++) acc[k] += f[k];
@@ -723,10 +732,10 @@ static void add_frame(float *restrict acc, const float *restrict f, size_t n)
 
 /* mc_clean, and with acc not NULL, acc += the frame if it is usable: for
  * uint16 frames in the same pass (the sum is taken back from an unusable,
- * i.e. constant, frame: exact, as sums of integers below 2^24 are). */
+ * i.e. constant, frame: exact, as sums of integers below 2^53 are). */
 CAIMG_SIMD_CLONES
 static int clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst,
-                 float *mean, float *acc)
+                 float *mean, double *acc)
 {
     size_t n = p->npix, nx = p->nx, bad = 0;
     double s = 0;
@@ -741,7 +750,7 @@ static int clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float 
             float rs = 0, rl = INFINITY, rh = -INFINITY;
             if (dt == CAIMG_DT_U16 && acc) {
                 const uint16_t *restrict q = u + y * nx;
-                float *restrict a = acc + y * nx;
+                double *restrict a = acc + y * nx;
 #pragma omp simd reduction(+ : rs) reduction(min : rl) reduction(max : rh)
                 for (size_t x = 0; x < nx; x++) {
                     float v = (float)q[x];
@@ -1327,7 +1336,7 @@ static void box_and(int *acc, const int *b)
  * (rather than in three more passes over the whole frame). */
 struct mc_rows {
     const caimg_mc_plan *p;
-    float *acc;            /* running sum of corrected frames, or NULL */
+    double *acc;           /* running sum of corrected frames, or NULL */
     const int *box;        /* correlation box, or NULL for no correlation */
     double sa, saa, sab;
     char *out;             /* converted output, or NULL */
@@ -1340,7 +1349,7 @@ void mc_rows_take(mc_rows *r, size_t y, const float *row)
 {
     size_t nx = r->p->nx;
     if (r->acc) {
-        float *restrict acc = r->acc + y * nx;
+        double *restrict acc = r->acc + y * nx;
 #pragma omp simd
         for (size_t x = 0; x < nx; x++) acc[x] += row[x];
     }
@@ -1415,7 +1424,10 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
     int nthr = p->nthr < 64 ? p->nthr : 64;
     for (int t = 0; t < nthr; t++) memcpy(boxes[t], p->valid, sizeof boxes[t]);
 
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr) reduction(+ : clamped)
+    /* Frames are dealt to the threads in fixed shares, so that each
+     * thread's sums of frames (and their rounding) are the same on every
+     * run. */
+#pragma omp parallel for schedule(static) num_threads(nthr) reduction(+ : clamped)
     for (size_t i = 0; i < n; i++) {
         int tid = mc_thread_num();
         mc_work *w = &p->work[tid];
@@ -1474,10 +1486,10 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
     p->frames += n;
     for (int t = 0; t < nthr; t++) box_and(p->valid, boxes[t]);
 
-    /* Fold the per-thread float sums into the double ones now, while they
-     * hold few frames, so precision does not degrade over long movies;
-     * all threads share the pixels (in thread order per pixel, as
-     * before). */
+    /* Fold the per-thread sums into the plan's now, while they hold few
+     * frames (sums of floats in double are then exact, whatever share of
+     * the frames each thread had); all threads share the pixels (in thread
+     * order per pixel, as before). */
     {
         int nt = p->nthr;
         size_t nblk = (npix + 4095) / 4096;
@@ -1488,11 +1500,11 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
                 mc_work *wt = &p->work[t];
                 if (wt->n_in) {
                     for (size_t k = k0; k < k1; k++) p->sum_in[k] += wt->acc_in[k];
-                    memset(wt->acc_in + k0, 0, sizeof(float) * (k1 - k0));
+                    memset(wt->acc_in + k0, 0, sizeof(double) * (k1 - k0));
                 }
                 if (wt->n_out) {
                     for (size_t k = k0; k < k1; k++) p->sum_out[k] += wt->acc_out[k];
-                    memset(wt->acc_out + k0, 0, sizeof(float) * (k1 - k0));
+                    memset(wt->acc_out + k0, 0, sizeof(double) * (k1 - k0));
                 }
             }
         }

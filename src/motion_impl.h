@@ -38,7 +38,9 @@ typedef struct {
     fftwf_complex *bspec;
     float *swy, *swx;      /* the edge taper moved with the scene */
     float *wrow;           /* per-row field, weights and integer parts: 12 * nx */
-    float *acc_in, *acc_out;   /* running sums of input / corrected frames */
+    double *acc_in, *acc_out;  /* running sums of input / corrected frames (in
+                                  double, so that how the frames are shared
+                                  among the threads does not change them) */
     size_t n_in, n_out;
 } mc_work;
 

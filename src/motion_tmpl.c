@@ -218,7 +218,11 @@ static int make_template(caimg_mc_plan *p, const void *raw, const void *const *p
     int rc = 0;
     size_t *use = caimg_malloc(n ? n : 1, sizeof(size_t), "template sample");
     double *sum = caimg_calloc(npix, sizeof(double), "template");
-    /* Per-thread sums of frames, added in thread order. */
+    /* Per-thread sums of frames, added in thread order.  The frames are
+     * dealt to the threads in fixed shares (static schedule), so a run
+     * repeats the last bit of the one before; and float frames summed in
+     * double lose nothing at image magnitudes, so the thread count does not
+     * change the sums either. */
     double *tsum = caimg_malloc((size_t)nthr * npix, sizeof(double), "template sums");
     unsigned char *ok = caimg_calloc(n ? n : 1, 1, "template sample");
     float *tmpl = caimg_malloc(npix, sizeof(float), "template");
@@ -232,7 +236,7 @@ static int make_template(caimg_mc_plan *p, const void *raw, const void *const *p
         double saved = p->bidi;
         p->bidi = 0;
         memset(tsum, 0, sizeof(double) * (size_t)nthr * npix);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
+#pragma omp parallel for schedule(static) num_threads(nthr)
         for (size_t i = 0; i < n; i++) {
             int t = mc_thread_num();
             mc_work *w = &p->work[t];
@@ -334,7 +338,7 @@ static int make_template(caimg_mc_plan *p, const void *raw, const void *const *p
     }
     qsort(order, m, sizeof *order, cmp_keyed);
     memset(tsum, 0, sizeof(double) * (size_t)nthr * npix);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
+#pragma omp parallel for schedule(static) num_threads(nthr)
     for (size_t j = 0; j <= k; j++) {
         int t = mc_thread_num();
         mc_work *w = &p->work[t];
@@ -395,13 +399,11 @@ static int make_template(caimg_mc_plan *p, const void *raw, const void *const *p
         float *cen = med + m;   /* typical field, np2 values */
         if (nonrigid)
             for (size_t q = 0; q < np2; q++) cen[q] = trimmed_mean(fields + q, np2, m, med);
-        for (int t = 0; t < nthr; t++) {
-            memset(p->work[t].acc_out, 0, sizeof(float) * npix);
-            p->work[t].n_out = 0;
-        }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
+        memset(tsum, 0, sizeof(double) * (size_t)nthr * npix);
+#pragma omp parallel for schedule(static) num_threads(nthr)
         for (size_t j = 0; j < nsel; j++) {
-            mc_work *w = &p->work[mc_thread_num()];
+            int t = mc_thread_num();
+            mc_work *w = &p->work[t];
             size_t f = order[j].idx;
             float mean;
             load(p, w, frames, use[f], &mean);
@@ -415,12 +417,9 @@ static int make_template(caimg_mc_plan *p, const void *raw, const void *const *p
                 mc_warp_rigid(p, w, w->frame, w->outf, sh[3 * f] - cy, sh[3 * f + 1] - cx,
                               CAIMG_MC_BORDER_NEAREST, NULL);
             }
-            for (size_t t = 0; t < npix; t++) w->acc_out[t] += w->outf[t];
-            w->n_out++;
+            add_double(tsum + (size_t)t * npix, w->outf, npix);
         }
-        memset(sum, 0, sizeof(double) * npix);
-        for (int t = 0; t < nthr; t++)
-            for (size_t u = 0; u < npix; u++) sum[u] += p->work[t].acc_out[u];
+        fold_sums(tsum, nthr, npix, sum);
         for (size_t u = 0; u < npix; u++) tmpl[u] = (float)(sum[u] / (double)nsel);
         if ((rc = caimg_progress("template", it + 1, iters))) goto done;
     }

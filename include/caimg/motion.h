@@ -151,10 +151,16 @@ typedef struct {
                                which odd rows are then moved by exactly; 1:
                                keep the fraction and interpolate [0] */
     int threads;            /* OpenMP workers; 0 means the OpenMP default [0] */
-    size_t frames_hint;     /* how many frames the plan will register, if known;
-                               FFTW's measured plans (a few tenths of a second to
-                               make, 20-30% faster to run) are made only for the
-                               transforms run often enough to pay for that, quick
+    int measure;            /* 0: FFTW's estimated plans, which are the same on
+                               every run, so the same input gives the same
+                               output to the last bit; 1: measured plans, timed
+                               on this machine (20-30% faster transforms, but
+                               the algorithm chosen, and with it the rounding
+                               of the results, can change from run to run) [0] */
+    size_t frames_hint;     /* with measure: how many frames the plan will
+                               register, if known; measured plans (a few tenths
+                               of a second to make) are then made only for the
+                               transforms run often enough to pay for that,
                                estimated plans for the others; 0: unknown, all
                                are measured [0] */
 } caimg_mc_params;

@@ -16,7 +16,7 @@ enum {
     OPT_TEMPLATE = OPT_FIRST_PRIVATE, OPT_TFRAMES, OPT_TITER, OPT_MAXSHIFT, OPT_SMOOTH,
     OPT_NOWHITEN, OPT_TAPER, OPT_PIECEWISE, OPT_PATCH, OPT_OVERLAP, OPT_MAXDEV, OPT_MINPNR,
     OPT_INTERP, OPT_BORDER, OPT_BIDI, OPT_BIDISUB, OPT_DTYPE, OPT_DEFLATE, OPT_CHUNK,
-    OPT_CHANNELS, OPT_CHANNEL, OPT_PLANES, OPT_PLANE, OPT_DATASET
+    OPT_CHANNELS, OPT_CHANNEL, OPT_PLANES, OPT_PLANE, OPT_DATASET, OPT_MEASURE
 };
 
 static const struct option longopts[] = {
@@ -46,6 +46,7 @@ static const struct option longopts[] = {
     {"planes",          required_argument, NULL, OPT_PLANES},
     {"plane",           required_argument, NULL, OPT_PLANE},
     {"dataset",         required_argument, NULL, OPT_DATASET},
+    {"fftw-measure",    no_argument,       NULL, OPT_MEASURE},
     {NULL, 0, NULL, 0}
 };
 
@@ -89,6 +90,9 @@ static void usage(FILE *fp)
 "      --dataset NAME        dataset of an HDF5 input [/movie]\n"
 "      --channels N --channel K --planes P --plane Q\n"
 "                            interleaving of TIFF pages, 1-based [ImageJ metadata, else 1]\n"
+"      --fftw-measure        time FFTW's algorithms and use the fastest: quicker,\n"
+"                            but the last bits of the results can then change\n"
+"                            from run to run [estimated plans, reproducible]\n"
 "  -@, --threads N           threads [all cores]\n"
 "      --config FILE         read options from section [mc] of FILE\n"
 "  -q, --quiet               no progress or warnings\n"
@@ -198,6 +202,7 @@ int main_mc(int argc, char **argv)
             o.movie.plane = (size_t)v;
             break;
         case OPT_DATASET: o.movie.dataset = optarg; break;
+        case OPT_MEASURE: o.mc.measure = 1; break;
         default: rc = cmd_bad_option(&c); goto done;
         }
     }

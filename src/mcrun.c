@@ -342,6 +342,7 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     caimg_h5_param(out, "dtype", "%s", caimg_dtype_name(out_dt));
     caimg_h5_param(out, "deflate", "%d", opts->deflate);
     caimg_h5_param(out, "fs", "%g", fs);
+    caimg_h5_param(out, "fftw-measure", "%d", par->measure);
     {
         size_t inner[3] = {ny, nx, 0};
         s_movie = caimg_h5_stream_create(out, "/movie", out_dt, 3, inner, opts->deflate, T);

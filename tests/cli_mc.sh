@@ -59,6 +59,7 @@ done
 ok "mc --fftw-measure" "$CAIMG" mc -q --fftw-measure "$T/m.h5" -o "$T/mcm.h5"
 h5diff -q -d 1e-3 "$T/mc.h5" "$T/mcm.h5" /mc/shifts /mc/shifts ||
     fail "--fftw-measure changed the shifts by more than 1e-3 px"
+"$CAIMG" info -v "$T/mcm.h5" | grep -q "fftw-measure = 1" || fail "--fftw-measure not in the provenance"
 rm -f "$T/mcr.h5" "$T/mcm.h5"
 ok "float32 nan border" "$CAIMG" mc -q "$T/m.h5" --dtype float32 --border nan -o "$T/mcf.h5"
 [ "$(infoval "$T/mcf.h5" dtype)" = float32 ] || fail "--dtype float32"

@@ -61,6 +61,9 @@ for th in 1 2; do
     mc "rigid, $th thread(s)" "$dir/m.h5" "$frames" "$reps" -@ "$th"
     mc "piecewise-rigid, $th thread(s)" "$dir/m.h5" "$frames" "$reps" -@ "$th" --piecewise
 done
+# FFTW's timed plans: faster, but not bit-reproducible (caimg-mc(1)).
+mc "rigid, 2, --fftw-measure" "$dir/m.h5" "$frames" "$reps" -@ 2 --fftw-measure
+mc "piecewise, 2, --fftw-measure" "$dir/m.h5" "$frames" "$reps" -@ 2 --piecewise --fftw-measure
 
 echo
 echo "accuracy (caimg eval against the simulation's truth)"

@@ -1118,7 +1118,9 @@ void caimg_ann_work_free(caimg_ann_work *w)
     free(w);
 }
 
-caimg_ann_work *caimg_ann_work_alloc(const caimg_ann *m, size_t max_batch)
+/* A work space for m; for an ensemble, with its members' (`members`) or
+ * for the first network alone (forward_one() only). */
+static caimg_ann_work *work_alloc(const caimg_ann *m, size_t max_batch, int members)
 {
     if (max_batch == 0) {
         caimg_error(CAIMG_EINVAL, "work space needs a batch of at least one image");
@@ -1152,7 +1154,7 @@ caimg_ann_work *caimg_ann_work_alloc(const caimg_ann *m, size_t max_batch)
     }
     w->pgrad = caimg_calloc(m->nparam ? m->nparam : 1, sizeof(float), "parameter gradient");
     if (!w->pgrad) goto fail;
-    if (m->nmem) {
+    if (m->nmem && members) {
         w->sub = caimg_calloc(m->nmem, sizeof *w->sub, "ensemble work spaces");
         w->ens_out = caimg_malloc(caimg_mul(max_batch, m->nout), sizeof(float), "ensemble output");
         w->ens_dout = caimg_malloc(caimg_mul(max_batch, m->nout), sizeof(float), "ensemble output");
@@ -1165,6 +1167,11 @@ caimg_ann_work *caimg_ann_work_alloc(const caimg_ann *m, size_t max_batch)
 fail:
     caimg_ann_work_free(w);
     return NULL;
+}
+
+caimg_ann_work *caimg_ann_work_alloc(const caimg_ann *m, size_t max_batch)
+{
+    return work_alloc(m, max_batch, 1);
 }
 
 const float *caimg_ann_work_activation(const caimg_ann_work *w, size_t layer)
@@ -1465,7 +1472,8 @@ int caimg_ann_noise_calibrate(caimg_ann *m, const float *x, size_t n)
         if (m->L[l].noise_sd) any = 1;
     if (!any || n == 0) return 0;
     size_t bs = CAIMG_MIN(n, (size_t)ANN_EVAL_BATCH);
-    caimg_ann_work *w = caimg_ann_work_alloc(m, bs);
+    /* The members were calibrated above; this is the first network's. */
+    caimg_ann_work *w = work_alloc(m, bs, 0);
     if (!w) return CAIMG_ENOMEM;
     double **s1 = caimg_calloc(m->nl, sizeof *s1, "noise statistics");
     double **s2 = caimg_calloc(m->nl, sizeof *s2, "noise statistics");

@@ -722,9 +722,8 @@ int mc_estimate_noise(caimg_mc_plan *p, const void *frames, const void *const *p
 
 /* ---- per-frame steps ----------------------------------------------------- */
 
-/* acc += f over n pixels. */
 CAIMG_SIMD_CLONES
-static void add_frame(double *restrict acc, const float *restrict f, size_t n)
+void mc_add_frame(double *restrict acc, const float *restrict f, size_t n)
 {
 #pragma omp simd
     for (size_t k = 0; k < n; k++) acc[k] += f[k];
@@ -817,7 +816,7 @@ static int clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float 
         for (size_t i = 0; i < n; i++)
             if (!isfinite(dst[i])) dst[i] = m;
     *mean = m;
-    if (acc && dt != CAIMG_DT_U16) add_frame(acc, dst, n);
+    if (acc && dt != CAIMG_DT_U16) mc_add_frame(acc, dst, n);
     return 1;
 }
 

@@ -150,6 +150,10 @@ void mc_transform(const caimg_mc_plan *p, mc_work *w, const float *f, float mean
 void mc_bin_frame(const float *f, size_t nx, size_t d, size_t by, size_t bx, float *rs,
                   float *out);
 double mc_noise_floor(const caimg_mc_plan *p, const fftwf_complex *F);
+/* acc += f over n pixels: the running sums of frames (mean images,
+ * template), kept in double so that they are the same however the frames
+ * were shared among the threads. */
+void mc_add_frame(double *restrict acc, const float *restrict f, size_t n);
 int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst,
              float *mean);
 void mc_bidi_apply(const caimg_mc_plan *p, float *f, float *tmp);

@@ -170,14 +170,6 @@ static int cmp_keyed(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* acc += f over n pixels. */
-CAIMG_SIMD_CLONES
-static void add_double(double *restrict acc, const float *restrict f, size_t n)
-{
-#pragma omp simd
-    for (size_t k = 0; k < n; k++) acc[k] += f[k];
-}
-
 /* sum = the nthr per-thread sums of npix values in ts, in thread order. */
 static void fold_sums(const double *ts, int nthr, size_t npix, double *sum)
 {
@@ -243,7 +235,7 @@ static int make_template(caimg_mc_plan *p, const void *raw, const void *const *p
             float mean;
             if (!load(p, w, frames, i, &mean)) continue;
             ok[i] = 1;
-            add_double(tsum + (size_t)t * npix, w->frame, npix);
+            mc_add_frame(tsum + (size_t)t * npix, w->frame, npix);
         }
         p->bidi = saved;
         for (size_t i = 0; i < n; i++)
@@ -344,7 +336,7 @@ static int make_template(caimg_mc_plan *p, const void *raw, const void *const *p
         mc_work *w = &p->work[t];
         float mean;
         load(p, w, frames, use[order[j].idx], &mean);
-        add_double(tsum + (size_t)t * npix, w->frame, npix);
+        mc_add_frame(tsum + (size_t)t * npix, w->frame, npix);
     }
     fold_sums(tsum, nthr, npix, sum);
     for (size_t t = 0; t < npix; t++) tmpl[t] = (float)(sum[t] / (double)(k + 1));
@@ -417,7 +409,7 @@ static int make_template(caimg_mc_plan *p, const void *raw, const void *const *p
                 mc_warp_rigid(p, w, w->frame, w->outf, sh[3 * f] - cy, sh[3 * f + 1] - cx,
                               CAIMG_MC_BORDER_NEAREST, NULL);
             }
-            add_double(tsum + (size_t)t * npix, w->outf, npix);
+            mc_add_frame(tsum + (size_t)t * npix, w->outf, npix);
         }
         fold_sums(tsum, nthr, npix, sum);
         for (size_t u = 0; u < npix; u++) tmpl[u] = (float)(sum[u] / (double)nsel);

@@ -43,6 +43,7 @@
 
 #include "caimg/caimg.h"
 #include "../tests/simtrace.h"
+#include "deconv_lanes.h"
 
 static double cpu_now(void)
 {
@@ -168,17 +169,26 @@ int main(int argc, char **argv)
     printf("%-58s %9.0f %12.0f traces/s\n", "reference: Suite2p's OASIS written in C", ref_rate,
            ref_cpu);
 
-    struct { const char *name; int p; caimg_deconv_method m; int given; caimg_deconv_baseline b; } cfg[] = {
+    /* seq: the same with the sequential AR(1) pass, where the processor
+     * would use the segmented one (deconv_lanes.h). */
+    struct {
+        const char *name; int p; caimg_deconv_method m; int given; caimg_deconv_baseline b;
+        int seq;
+    } cfg[] = {
         {"caimg, same job: AR(1), tau given, lambda 0, b fixed", 1, CAIMG_DECONV_PENALIZED, 1,
-         CAIMG_DECONV_B_FIXED},
+         CAIMG_DECONV_B_FIXED, 0},
+        {"  the same, sequential AR(1) pass (no AVX-512)", 1, CAIMG_DECONV_PENALIZED, 1,
+         CAIMG_DECONV_B_FIXED, 1},
         {"caimg AR(1), everything estimated per trace", 1, CAIMG_DECONV_THRESHOLDED, 0,
-         CAIMG_DECONV_B_MODE},
+         CAIMG_DECONV_B_MODE, 0},
         {"caimg default: AR(2), everything estimated per trace", 2, CAIMG_DECONV_THRESHOLDED, 0,
-         CAIMG_DECONV_B_MODE},
+         CAIMG_DECONV_B_MODE, 0},
         {"caimg --method auto: AR(2), exact, everything estimated", 2, CAIMG_DECONV_AUTO, 0,
-         CAIMG_DECONV_B_MODE},
+         CAIMG_DECONV_B_MODE, 0},
     };
     for (size_t k = 0; k < sizeof cfg / sizeof *cfg; k++) {
+        if (cfg[k].seq && !caimg_ar1_lanes_available()) continue;
+        caimg_ar1_lanes_disabled = cfg[k].seq;
         caimg_deconv_params pp;
         caimg_deconv_params_init(&pp, fs);
         pp.p = cfg[k].p;

@@ -29,6 +29,7 @@
 
 #include "caimg/deconv.h"
 #include "caimg/error.h"
+#include "deconv_lanes.h"
 #include "internal.h"
 #include "tsutil.h"
 
@@ -384,6 +385,7 @@ struct caimg_deconv_ws {
     double *oc, *os;
     double *work;       /* 2T + 6 * 512 */
     float *nwork;
+    caimg_ar1_lanes *lanes;  /* the segmented AR(1) pass, where the processor has it */
 };
 
 caimg_deconv_plan *caimg_deconv_plan_create(const caimg_deconv_params *p, size_t T)
@@ -474,6 +476,7 @@ void caimg_deconv_ws_free(caimg_deconv_ws *ws)
     free(ws->spk);
     free(ws->aidx);
     caimg_noise_work_free(ws->nwork);
+    caimg_ar1_lanes_free(ws->lanes);
     free(ws);
 }
 
@@ -491,7 +494,11 @@ caimg_deconv_ws *caimg_deconv_ws_alloc(const caimg_deconv_plan *plan)
     ws->aidx = caimg_malloc(T + 1, sizeof(uint32_t), "OASIS active set");
     ws->rec = caimg_malloc(T + 1, 9 * sizeof(double), "OASIS pools");
     ws->nwork = caimg_noise_work_alloc(plan->noise);
-    if (!ws->y || !ws->pt || !ws->spk || !ws->aidx || !ws->rec || !ws->nwork) {
+    int lanes = T >= CAIMG_AR1_LANES_MIN_T && T <= INT32_MAX / 8 && !caimg_ar1_lanes_disabled &&
+                caimg_ar1_lanes_available();
+    if (lanes) ws->lanes = caimg_ar1_lanes_alloc(T);
+    if (!ws->y || !ws->pt || !ws->spk || !ws->aidx || !ws->rec || !ws->nwork ||
+        (lanes && !ws->lanes)) {
         caimg_deconv_ws_free(ws);
         return NULL;
     }
@@ -627,15 +634,23 @@ static inline double wvec(int p, const double g[2], size_t t, size_t T)
 /* Pools of z = y - b - lambda w.  A pool whose jump over the decayed value
  * of its predecessor is below smin merges into it; the first pool merges
  * into the region of zero calcium before it (c[-1] = 0 acts as a pool of
- * infinite weight and value 0) when its value is below smin. */
+ * infinite weight and value 0) when its value is below smin.  Without a
+ * threshold, where the processor allows, the trace is pooled in eight
+ * segments at once (deconv_lanes.h): the same pools, in about 0.6 of
+ * the time. */
 static void ar1_pools(caimg_deconv_ws *ws, const double *y, size_t T, double g,
                       double b, double lam, double smin)
 {
-    /* During the pass a pool holds N = sum g^k z rather than the value
-     * N / w, so that merging needs no division: the test v_c < g^l_a v_a +
-     * smin is made as N_c w_a < g^l_a N_a w_c + smin w_a w_c (weights are
-     * positive).  The newest pool lives in registers (cv, cw, cg, ct, cl)
-     * and is stored only when the next frame starts a pool after it. */
+    if (ws->lanes && smin == 0) {
+        caimg_ar1_stack st = {ws->pv, ws->pw, ws->pgl, ws->pt, ws->pl};
+        size_t zend;
+        size_t n = caimg_ar1_pools_lanes(ws->lanes, y, T, g, b + lam * (1 - g), b + lam, &st,
+                                         &zend);
+        for (size_t i = 0; i < n; i++) ws->pv[i] /= ws->pw[i];
+        ws->npool = n;
+        ws->zend = zend;
+        return;
+    }
     double *pv = ws->pv, *pw = ws->pw, *pgl = ws->pgl;
     uint32_t *pt = ws->pt, *pl = ws->pl;
     size_t n = 0, zend = 0;   /* pools stored below the current one */

@@ -13,6 +13,7 @@
 
 #include "caimg/caimg.h"
 #include "simtrace.h"
+#include "deconv_lanes.h"
 
 /* ---- the reference solver ------------------------------------------------
  *
@@ -264,6 +265,73 @@ START_TEST(thresholded_respects_smin)
 END_TEST
 
 /* ---- kinetics and noise ------------------------------------------------- */
+
+/* The segmented AR(1) pass (deconv_lanes.h, on processors with AVX-512)
+ * gives the sequential pass's solution: the same spike frames and the
+ * calcium to rounding, on lengths around its segment boundaries, with
+ * long negative stretches (the zero region before the first spike), a
+ * constant trace, a ramp, and the penalty.  Where the processor lacks
+ * AVX-512 both runs take the sequential pass. */
+START_TEST(ar1_lanes_match_sequential)
+{
+    static const int lens[] = {64, 65, 71, 72, 73, 240, 1001, 4096};
+    sim_rng rng = {77};
+    caimg_deconv_params pp;
+    caimg_deconv_params_init(&pp, 30);
+    pp.p = 1;
+    pp.baseline = CAIMG_DECONV_B_FIXED;
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        const int T = lens[li];
+        caimg_deconv_plan *plan = caimg_deconv_plan_create(&pp, (size_t)T);
+        ck_assert_ptr_nonnull(plan);
+        caimg_ar1_lanes_disabled = 1;
+        caimg_deconv_ws *seq = caimg_deconv_ws_alloc(plan);
+        caimg_ar1_lanes_disabled = 0;
+        caimg_deconv_ws *lan = caimg_deconv_ws_alloc(plan);
+        ck_assert(seq && lan);
+        double *y = malloc(5 * (size_t)T * sizeof *y), *c1 = y + T, *s1 = c1 + T, *c2 = s1 + T,
+               *s2 = c2 + T;
+        for (int kind = 0; kind < 5; kind++) {
+            double g[2] = {0, 0}, sn = 0.2;
+            if (kind < 3) {
+                random_problem(&rng, T, 1, g, y, &sn);
+                /* kind 1: mostly below zero; kind 2: long stretches of it */
+                for (int t = 0; t < T; t++)
+                    y[t] -= kind == 1 ? 0.8 : kind == 2 && (t / 50) % 2 ? 2.0 : 0.0;
+            } else {
+                g[0] = 0.95;
+                for (int t = 0; t < T; t++) y[t] = kind == 3 ? 0.7 : 0.01 * (double)(T - t);
+            }
+            double lams[2] = {0, 0.3};
+            for (int il = 0; il < 2; il++) {
+                double b1 = 0, b2 = 0;
+                ck_assert_int_eq(caimg_oasis_solve(plan, seq, y, (size_t)T, 1, g,
+                                                   CAIMG_DECONV_PENALIZED, lams[il], sn, 0, &b1,
+                                                   NULL, c1, s1), 0);
+                ck_assert_int_eq(caimg_oasis_solve(plan, lan, y, (size_t)T, 1, g,
+                                                   CAIMG_DECONV_PENALIZED, lams[il], sn, 0, &b2,
+                                                   NULL, c2, s2), 0);
+                double big = 1e-300, d = 0;
+                for (int t = 0; t < T; t++)
+                    if (fabs(c1[t]) > big) big = fabs(c1[t]);
+                for (int t = 0; t < T; t++) {
+                    /* (a spike of rounding size may be 0 in the other) */
+                    ck_assert_msg((s1[t] > 0) == (s2[t] > 0) || fmax(s1[t], s2[t]) < 1e-12 * big,
+                                  "T %d kind %d lambda %g: a spike at frame %d in one pass only "
+                                  "(%g vs %g)", T, kind, lams[il], t, s1[t], s2[t]);
+                    if (fabs(c1[t] - c2[t]) > d) d = fabs(c1[t] - c2[t]);
+                }
+                ck_assert_msg(d <= 1e-12 * big, "T %d kind %d lambda %g: calcium differs by "
+                              "%.3g (max %.3g)", T, kind, lams[il], d, big);
+            }
+        }
+        free(y);
+        caimg_deconv_ws_free(seq);
+        caimg_deconv_ws_free(lan);
+        caimg_deconv_plan_destroy(plan);
+    }
+}
+END_TEST
 
 START_TEST(tau_conversions)
 {
@@ -636,6 +704,7 @@ static Suite *deconv_suite(void)
     tcase_add_test(tc, exact_ar1_penalized);
     tcase_add_test(tc, exact_ar2_penalized);
     tcase_add_test(tc, exact_constrained);
+    tcase_add_test(tc, ar1_lanes_match_sequential);
     tcase_add_test(tc, thresholded_respects_smin);
     suite_add_tcase(s, tc);
     tc = tcase_create("estimation");

@@ -385,6 +385,7 @@ struct caimg_deconv_ws {
     double *oc, *os;
     double *work;       /* 2T + 6 * 512 */
     float *nwork;
+    double boff;        /* the offset subtracted from the trace in y */
     caimg_ar1_lanes *lanes;  /* the segmented AR(1) pass, where the processor has it */
 };
 
@@ -1483,9 +1484,12 @@ static void run_once(solver *S, double b, double lam, asums *A)
     A->M = opw;
 }
 
+/* --baseline nonneg bounds the baseline of the trace as given, b + boff >= 0
+ * (the solver works on a trace centred by boff). */
 static double clampb(const solver *S, double b)
 {
-    return (S->bmode == CAIMG_DECONV_B_NONNEG && b < 0) ? 0 : b;
+    double lo = -S->ws->boff;
+    return (S->bmode == CAIMG_DECONV_B_NONNEG && b < lo) ? lo : b;
 }
 
 /* The optimal baseline for a given lambda: Newton steps on the piecewise
@@ -1529,6 +1533,21 @@ static double rss_of(const asums *A, double b, double lam)
     return A->K0 - 2 * b * A->K1 + b * b * A->K2 + lam * lam * A->Q;
 }
 
+/* Whether the last run left any calcium (above rounding). */
+static int has_calcium(const solver *S)
+{
+    const caimg_deconv_ws *ws = S->ws;
+    if (S->p == 1) {
+        for (size_t i = 0; i < ws->npool; i++)
+            if (ws->pv[i] > 0) return 1;
+        return 0;
+    }
+    double tol = 1e-9 * S->scale;   /* the exact AR(2) solve leaves rounding */
+    for (size_t t = 0; t < S->T; t++)
+        if (ws->c[t] > tol) return 1;
+    return 0;
+}
+
 /* Constrained foopsi: the lambda at which RSS = sn^2 T.  RSS is
  * nondecreasing in lambda, and for a fixed active set (with b optimal) it
  * is R0 + lambda^2 R2 exactly, which gives the Newton prediction. */
@@ -1544,11 +1563,16 @@ static void solve_constrained(solver *S, double sn, double *b, double *lam_out)
         double rss = rss_of(&A, *b, lam);
         if (fabs(rss - thresh) <= 1e-9 * thresh + 1e-300) break;
         if (rss > thresh && lam == 0) break;   /* even no penalty leaves more residual */
+        /* Without calcium the residual is as large as it gets: a trace
+         * that varies less than the noise level has no spikes, and a
+         * larger lambda would only cost precision (b and lambda w then
+         * cancel in z). */
+        if (rss < thresh && !has_calcium(S)) break;
         if (rss < thresh) lo = lam;
         else hi = lam;
         double R0, R2;
         int bfree = S->bmode == CAIMG_DECONV_B_ESTIMATE ||
-                    (S->bmode == CAIMG_DECONV_B_NONNEG && *b > 0);
+                    (S->bmode == CAIMG_DECONV_B_NONNEG && *b > -S->ws->boff);
         if (bfree && A.K2 > 1e-12 * (double)T) {
             R0 = A.K0 - A.K1 * A.K1 / A.K2;
             R2 = A.Q + A.M * A.M / A.K2;
@@ -1564,6 +1588,9 @@ static void solve_constrained(solver *S, double sn, double *b, double *lam_out)
         } else {
             ln = thresh > R0 ? sqrt((thresh - R0) / R2) : 0;
         }
+        /* When the last spikes are about to vanish R2 is tiny and the
+         * prediction runs away: lambda grows at most tenfold a step. */
+        if (ln > 10 * (lam + S->scale)) ln = 10 * (lam + S->scale);
         if (!(ln > lo && ln < hi)) ln = isfinite(hi) ? 0.5 * (lo + hi) : 2 * lo + 1e-3 * S->scale;
         if (fabs(ln - lam) <= 1e-14 * (fabs(lam) + S->scale)) break;
         if (bfree && A.K2 > 1e-12 * (double)T) *b = clampb(S, (A.K1 + ln * A.M) / A.K2);
@@ -1649,6 +1676,7 @@ int caimg_oasis_solve(const caimg_deconv_plan *plan, caimg_deconv_ws *ws,
     if (T > ws->T || T == 0)
         return caimg_error(CAIMG_EINVAL, "oasis: %zu frames, workspace made for %zu", T, ws->T);
     if (caimg_ar_check(g, p)) return CAIMG_EINVAL;
+    ws->boff = 0;   /* y is solved as given */
     double lo = y[0], hi = y[0];
     for (size_t t = 1; t < T; t++) {
         if (y[t] < lo) lo = y[t];
@@ -2160,6 +2188,7 @@ static int deconv_run(const caimg_deconv_plan *plan, caimg_deconv_ws *ws, const 
      * precision in the residual sums. */
     off /= (double)T;
     vec_sub_const(y, T, off);
+    ws->boff = off;
     double range = hi - lo;
     double *cc = c ? c : ws->oc, *ss = s ? s : ws->os;
 

@@ -704,8 +704,11 @@ int caimg_noise_psd(const caimg_noise_plan *p, const double *y, float *work, dou
     float *in = work;
     fftwf_complex *out = (fftwf_complex *)(work + noise_out_offset(T));
     /* Remove the mean in double precision before going to float, so a
-     * large offset (raw fluorescence) costs no precision. */
-    double m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+     * large offset (raw fluorescence) costs no precision, and scale by a
+     * power of two (exact) to bring the largest value near 1: the squares
+     * of the spectrum then neither overflow nor underflow the float range
+     * whatever the units of the trace. */
+    double m0 = 0, m1 = 0, m2 = 0, m3 = 0, big = 0;
     size_t t4 = T & ~(size_t)3;
     for (size_t t = 0; t < t4; t += 4) {
         m0 += y[t];
@@ -715,15 +718,22 @@ int caimg_noise_psd(const caimg_noise_plan *p, const double *y, float *work, dou
     }
     for (size_t t = t4; t < T; t++) m0 += y[t];
     double mean = ((m0 + m1) + (m2 + m3)) / (double)T;
+    for (size_t t = 0; t < T; t++) {
+        double a = fabs(y[t] - mean);
+        big = a > big ? a : big;
+    }
+    int ex = 0;
+    if (big > 0 && isfinite(big)) frexp(big, &ex);
+    double f = ldexp(1.0, -ex);
     /* Four frames at a time (GCC -O2 leaves the plain loop scalar); the
-     * same two roundings per frame. */
+     * same roundings per frame. */
     typedef double v4d __attribute__((vector_size(32), aligned(8), may_alias));
     typedef float v4f __attribute__((vector_size(16), aligned(4), may_alias));
-    const v4d m4 = {mean, mean, mean, mean};
+    const v4d m4 = {mean, mean, mean, mean}, f4 = {f, f, f, f};
     size_t t = 0;
     for (; t + 4 <= T; t += 4)
-        *(v4f *)(in + t) = __builtin_convertvector(*(const v4d *)(y + t) - m4, v4f);
-    for (; t < T; t++) in[t] = (float)(y[t] - mean);
+        *(v4f *)(in + t) = __builtin_convertvector((*(const v4d *)(y + t) - m4) * f4, v4f);
+    for (; t < T; t++) in[t] = (float)((y[t] - mean) * f);
     fftwf_execute_dft_r2c(p->plan, in, out);
     size_t nb = p->k1 - p->k0 + 1;
     double acc = 0;
@@ -755,6 +765,7 @@ int caimg_noise_psd(const caimg_noise_plan *p, const double *y, float *work, dou
             P[m++] = ((double)out[k][0] * out[k][0] + (double)out[k][1] * out[k][1]) / (double)T;
         *sn = sqrt(caimg_ts_median(P, m) / M_LN2);
     }
+    *sn = ldexp(*sn, ex);   /* back to the trace's units */
     caimg_noise_work_free(own);
     return CAIMG_OK;
 }

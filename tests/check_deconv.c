@@ -333,6 +333,110 @@ START_TEST(ar1_lanes_match_sequential)
 }
 END_TEST
 
+/* --baseline nonneg bounds the baseline of the trace as given (the solver
+ * centres traces internally; the bound once applied to the centred
+ * baseline, so a trace of negative mean got b = its mean < 0).  And a
+ * trace that varies less than the noise level: constrained foopsi cannot
+ * reach RSS = sn^2 T, so it has no spikes -- lambda used to run away and
+ * leave calcium inconsistent with s (AR(2)). */
+START_TEST(baseline_nonneg_and_quiet_traces)
+{
+    const size_t T = 600;
+    double *y = malloc(T * sizeof *y), *c = malloc(T * sizeof *c), *s = malloc(T * sizeof *s);
+    sim_rng rng = {5};
+    for (int p = 1; p <= 2; p++)
+        for (int m = 0; m < 3; m++) {
+            caimg_deconv_method method = m == 0 ? CAIMG_DECONV_CONSTRAINED
+                                       : m == 1 ? CAIMG_DECONV_THRESHOLDED
+                                                : CAIMG_DECONV_AUTO;
+            caimg_deconv_params pp;
+            caimg_deconv_params_init(&pp, 30);
+            pp.p = p;
+            pp.method = method;
+            pp.baseline = CAIMG_DECONV_B_NONNEG;
+            caimg_deconv_plan *plan = caimg_deconv_plan_create(&pp, T);
+            caimg_deconv_ws *ws = caimg_deconv_ws_alloc(plan);
+            ck_assert(plan && ws);
+            /* Spikes on a baseline of -0.5: nonneg must give b = 0. */
+            sim_params sp = {30, 1.0, 0.04, 0.5, 1.0, 0.2, 0.0};
+            double *u = NULL;
+            size_t nu = 0;
+            sim_trace(&sp, T, &rng, y, &u, &nu);
+            free(u);
+            for (size_t t = 0; t < T; t++) y[t] -= 0.5;
+            caimg_deconv_info inf;
+            ck_assert_int_eq(caimg_deconv_execute(plan, ws, y, c, s, &inf, 0), 0);
+            ck_assert_msg(inf.b >= 0 && inf.b < 1e-9, "AR(%d) %s: nonneg baseline %g",
+                          p, caimg_deconv_method_name(method), inf.b);
+            /* Noise only, given a noise level above the trace's s.d. */
+            caimg_deconv_params_init(&pp, 30);
+            pp.p = p;
+            pp.method = method;
+            pp.baseline = CAIMG_DECONV_B_ESTIMATE;
+            pp.sn = 0.3;
+            caimg_deconv_plan *quiet = caimg_deconv_plan_create(&pp, T);
+            ck_assert_ptr_nonnull(quiet);
+            double mean = 0;
+            for (size_t t = 0; t < T; t++) mean += (y[t] = 0.2 + 0.25 * sim_normal(&rng));
+            mean /= (double)T;
+            ck_assert_int_eq(caimg_deconv_execute(quiet, ws, y, c, s, &inf, 0), 0);
+            ck_assert_msg(isfinite(inf.lambda) && inf.lambda < 100, "AR(%d) %s: lambda %g", p,
+                          caimg_deconv_method_name(method), inf.lambda);
+            ck_assert_msg(fabs(inf.b - mean) < 1e-6, "AR(%d) %s: b %g, mean %g", p,
+                          caimg_deconv_method_name(method), inf.b, mean);
+            for (size_t t = 0; t < T; t++)
+                ck_assert_msg(fabs(c[t]) < 1e-9 && fabs(s[t]) < 1e-9, "AR(%d) %s: c[%zu] = %g",
+                              p, caimg_deconv_method_name(method), t, c[t]);
+            caimg_deconv_plan_destroy(quiet);
+            caimg_deconv_ws_free(ws);
+            caimg_deconv_plan_destroy(plan);
+        }
+    free(y); free(c); free(s);
+}
+END_TEST
+
+/* Units do not matter: the same trace in units 1e20 times larger or 1e30
+ * times smaller gives the same spike frames and the noise level scaled
+ * (the noise estimate's single-precision spectrum once overflowed to Inf
+ * above ~1e19 and underflowed to 0 below ~1e-19, which made every output
+ * NaN or every frame a spike). */
+START_TEST(scale_invariance)
+{
+    const size_t T = 1200;
+    double *y = malloc(T * sizeof *y), *z = malloc(T * sizeof *z);
+    double *c = malloc(T * sizeof *c), *s = malloc(T * sizeof *s), *s1 = malloc(T * sizeof *s1);
+    sim_rng rng = {8};
+    sim_params sp = {30, 1.0, 0.04, 0.5, 1.0, 0.2, 0.0};
+    double *u = NULL;
+    size_t nu = 0;
+    sim_trace(&sp, T, &rng, y, &u, &nu);
+    free(u);
+    caimg_deconv_params pp;
+    caimg_deconv_params_init(&pp, 30);
+    caimg_deconv_plan *plan = caimg_deconv_plan_create(&pp, T);
+    caimg_deconv_ws *ws = caimg_deconv_ws_alloc(plan);
+    caimg_deconv_info i1, i2;
+    ck_assert_int_eq(caimg_deconv_execute(plan, ws, y, c, s1, &i1, 0), 0);
+    static const double scales[] = {1e20, 1e-30};
+    for (int k = 0; k < 2; k++) {
+        for (size_t t = 0; t < T; t++) z[t] = y[t] * scales[k];
+        ck_assert_int_eq(caimg_deconv_execute(plan, ws, z, c, s, &i2, 0), 0);
+        ck_assert_msg(fabs(i2.sn / scales[k] - i1.sn) < 1e-6 * i1.sn, "scale %g: sn %g vs %g",
+                      scales[k], i2.sn / scales[k], i1.sn);
+        size_t differ = 0;
+        for (size_t t = 0; t < T; t++) {
+            ck_assert(isfinite(c[t]) && isfinite(s[t]));
+            differ += (s[t] > 0) != (s1[t] > 0);
+        }
+        ck_assert_msg(differ == 0, "scale %g: %zu frames differ in having a spike", scales[k],
+                      differ);
+    }
+    caimg_deconv_ws_free(ws);
+    caimg_deconv_plan_destroy(plan);
+    free(y); free(z); free(c); free(s); free(s1);
+}
+END_TEST
+
 START_TEST(tau_conversions)
 {
     double g[2], td, tr;
@@ -705,6 +809,8 @@ static Suite *deconv_suite(void)
     tcase_add_test(tc, exact_ar2_penalized);
     tcase_add_test(tc, exact_constrained);
     tcase_add_test(tc, ar1_lanes_match_sequential);
+    tcase_add_test(tc, baseline_nonneg_and_quiet_traces);
+    tcase_add_test(tc, scale_invariance);
     tcase_add_test(tc, thresholded_respects_smin);
     suite_add_tcase(s, tc);
     tc = tcase_create("estimation");

@@ -406,6 +406,32 @@ static void combine(float *z, const float *act, size_t n)
     }
 }
 
+/* Whether the mean image (its residual `res` over the valid box, after
+ * prepare()) varies no more than its own noise makes it: the temporal
+ * variance of each pixel over the number of frames (an upper bound where
+ * cells are active), plus the rounding of a float image.  In a blank
+ * movie, constant or noise alone, every "soma" of the mean image is
+ * chance, and with thousands of places to look some reach any threshold
+ * in noise units; in a recording the neuropil's texture alone varies many
+ * times more (simulated fields: 6 to 270 times; the real movies of
+ * ../shared/realdata, of 20 and 29 frames: 2.8 to 376 times). */
+static int mean_is_noise(const caimg_roi_summary *s, const size_t box[4], const float *res)
+{
+    size_t h = box[1] - box[0], w = box[3] - box[2];
+    double pr = 0, pn = 0, lvl = 0;
+    for (size_t y = 0; y < h; y++)
+        for (size_t x = 0; x < w; x++) {
+            size_t i = (y + box[0]) * s->width + x + box[2];
+            double sd = s->std[i];
+            pr += (double)res[y * w + x] * res[y * w + x];
+            pn += sd * sd;
+            lvl += fabs(s->mean[i]);
+        }
+    double n = (double)(h * w), rnd = 1e-5 * lvl / n;
+    pn = pn / n / (double)(s->frames ? s->frames : 1) + rnd * rnd;
+    return pr / n <= 1.5 * pn;
+}
+
 int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
                 caimg_roiset *r, int add, const float *act)
 {
@@ -436,7 +462,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     }
     for (size_t y = 0; y < h; y++) memcpy(mean + y * w, s->mean + (y + y0) * X + x0, w * sizeof *mean);
     prepare(mean, cells, h, w, d, hp, res, work, tmp, 0);
-    int flat = 0;
+    int noise = mean_is_noise(s, box, res), flat = 0;
     rc = soma_map(hp, h, w, R, z, scale, work, tmp, NULL);
     if (rc == 1) { rc = 0; flat = 1; }
     if (rc) goto out;
@@ -450,7 +476,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
             owner[(size_t)y * w + (size_t)x] = 1;
         }
     if (flat) goto out;
-    if (!add) goto final;
+    if (!add || noise) goto final;
 
     double area0 = M_PI * d * d / 4;
     long nr = (long)ceil(NMS_RADIUS * d);

@@ -53,6 +53,19 @@ ok "blank movie" "$CAIMG" roi "$T/blank.h5" -o "$T/rb.h5"
 [ "$(nrois "$T/rb.h5")" = 0 ] || fail "blank movie: $(nrois "$T/rb.h5") ROIs found"
 h5dump -H -d /roi/F "$T/rb.h5" | grep -q "( 0, 600 )" || fail "blank movie: /roi/F is not 0 x 600"
 ok "blank export" "$CAIMG" export "$T/rb.h5" -d /roi/labels -o "$T/rbl.tif"
+# A movie with nothing in it (every pixel the same), and white noise alone:
+# the mean image's "somata" are chance there (they were found: 17 ROIs in
+# the constant movie, cells in the noise), so the mean-image search must
+# see that the image varies no more than its own noise.
+"$MKCELLS" -o "$T/const.h5" -Y 64 -X 64 -T 100 --constant 500 || fail "mkcells constant"
+ok "constant movie" "$CAIMG" roi -q "$T/const.h5" -o "$T/rc.h5"
+[ "$(nrois "$T/rc.h5")" = 0 ] || fail "constant movie: $(nrois "$T/rc.h5") ROIs found"
+for seed in 1 3; do
+    "$MKCELLS" -o "$T/white.h5" -Y 128 -X 128 -T 300 --white 100 --seed $seed || fail "mkcells white"
+    ok "white noise" "$CAIMG" roi -q "$T/white.h5" -o "$T/rw.h5"
+    cells=$(h5dump -d /roi/iscell "$T/rw.h5" | awk -F'[:,]' '/\([0-9]+\):/ {for (i = 2; i <= NF; i++) n += $i} END {print n + 0}')
+    [ "$cells" = 0 ] || fail "white noise (seed $seed): $cells cells found"
+done
 
 # --- a movie without motion correction: a warning, not an error ----------------
 "$MKCELLS" -o "$T/nomc.h5" -Y 64 -X 64 -T 300 --seed 4 || fail "mkcells nomc"

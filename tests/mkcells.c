@@ -5,13 +5,16 @@
  *       [--seed 1] [--density 10] [--photons 1.5] [--rate 0.5]
  *       [--diameter 12] [--blank] [--mc] [--valid y0,y1,x0,x1]
  *       [--labels truth.tif] [--overlap-labels two.tif] [--truth truth.h5]
+ *       [--constant V] [--white L]
  *
  * --blank: no cells and no neuropil activity (noise only); --mc: add an /mc
  * group (with /mc/valid, the whole frame unless --valid); --labels: the true
  * somata (body >= 0.5) as a uint16 label TIFF (overlapping pixels get the
  * later cell); --overlap-labels: a 2-page label TIFF whose pages hold two
  * overlapping squares 1 and 2; --truth: /truth/calcium [N][T] and
- * /truth/labels.
+ * /truth/labels; --constant: every pixel of every frame V (a movie with
+ * nothing in it); --white: every pixel an independent Poisson count of mean
+ * L (noise without any structure).
  *
  * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
  */
@@ -56,7 +59,8 @@ int main(int argc, char **argv)
         {"blank", 0, NULL, 7}, {"mc", 0, NULL, 8}, {"valid", 1, NULL, 9},
         {"labels", 1, NULL, 10}, {"overlap-labels", 1, NULL, 11}, {"truth", 1, NULL, 12},
         {"brightness", 1, NULL, 13}, {"min-sep", 1, NULL, 14}, {"tau", 1, NULL, 15},
-        {NULL, 0, NULL, 0}};
+        {"constant", 1, NULL, 16}, {"white", 1, NULL, 17}, {NULL, 0, NULL, 0}};
+    double constant = -1, white = -1;
     int c;
     while ((c = getopt_long(argc, argv, "o:Y:X:T:", lo, NULL)) != -1) {
         switch (c) {
@@ -83,6 +87,8 @@ int main(int argc, char **argv)
         case 13: p.brightness = atof(optarg); break;
         case 14: p.min_sep = atof(optarg); break;
         case 15: p.tau = atof(optarg); break;
+        case 16: constant = atof(optarg); blank = 1; break;
+        case 17: white = atof(optarg); blank = 1; break;
         default: fprintf(stderr, "mkcells: bad option\n"); return 2;
         }
     }
@@ -128,12 +134,22 @@ int main(int argc, char **argv)
         float *buf = malloc(chunk * Y * X * sizeof *buf);
         for (size_t t0 = 0; t0 < T; t0 += chunk) {
             size_t n = T - t0 < chunk ? T - t0 : chunk;
+            if (constant >= 0 || white >= 0) {
+                for (size_t i = 0; i < n; i++) {
+                    synth_rng r;
+                    synth_seed(&r, p.seed, 0x77686974, t0 + i);
+                    for (size_t k = 0; k < Y * X; k++)
+                        buf[i * Y * X + k] =
+                            constant >= 0 ? (float)constant : (float)synth_poisson(&r, white);
+                }
+            } else {
 #pragma omp parallel
-            {
-                float *lam = malloc(Y * X * sizeof *lam);
+                {
+                    float *lam = malloc(Y * X * sizeof *lam);
 #pragma omp for schedule(dynamic, 1)
-                for (size_t i = 0; i < n; i++) synth_frame(s, t0 + i, buf + i * Y * X, lam);
-                free(lam);
+                    for (size_t i = 0; i < n; i++) synth_frame(s, t0 + i, buf + i * Y * X, lam);
+                    free(lam);
+                }
             }
             if (caimg_h5_stream_write(st, buf, CAIMG_DT_F32, n, NULL)) die(out);
         }

@@ -652,6 +652,11 @@ static void ar1_pools(caimg_deconv_ws *ws, const double *y, size_t T, double g,
         ws->zend = zend;
         return;
     }
+    /* During the pass a pool holds N = sum g^k z rather than the value
+     * N / w, so that merging needs no division: the test v_c < g^l_a v_a +
+     * smin is made as N_c w_a < g^l_a N_a w_c + smin w_a w_c (weights are
+     * positive).  The newest pool lives in registers (cv, cw, cg, ct, cl)
+     * and is stored only when the next frame starts a pool after it. */
     double *pv = ws->pv, *pw = ws->pw, *pgl = ws->pgl;
     uint32_t *pt = ws->pt, *pl = ws->pl;
     size_t n = 0, zend = 0;   /* pools stored below the current one */

@@ -376,6 +376,7 @@ struct caimg_deconv_ws {
     double *kt;                     /* AR(2) per pool length: see prepare_kernel() */
     size_t npool, zend;
     int s_pools;        /* the last output's spikes lie at the pool starts pt[] */
+    int s_sparse;       /* then the caller reads s there only: the rest is not zeroed */
     /* AR(2) exact polish. */
     unsigned char *spk; /* 1 where a spike is allowed (the active set's complement) */
     uint32_t *aidx;     /* frames with s = 0 enforced */
@@ -718,7 +719,7 @@ static void ar1_output(caimg_deconv_ws *ws, size_t T, double g, double *c, doubl
     const uint32_t *pt = ws->pt, *pl = ws->pl;
     size_t zend = ws->zend;
     memset(c, 0, zend * sizeof *c);
-    if (s) memset(s, 0, T * sizeof *s);
+    if (s && !ws->s_sparse) memset(s, 0, T * sizeof *s);
     double prev = 0;
     for (size_t i = 0; i < ws->npool; i++) {
         double v = pv[i];
@@ -1207,7 +1208,7 @@ static void ar2_output_greedy(caimg_deconv_ws *ws, size_t T, const double g[2],
                               double *c, double *s)
 {
     memset(c, 0, ws->zend * sizeof *c);
-    if (s) memset(s, 0, T * sizeof *s);
+    if (s && !ws->s_sparse) memset(s, 0, T * sizeof *s);
     const double *h11 = ws->h11, *h12 = ws->h12;
     for (size_t i = 0; i < ws->npool; i++) {
         size_t t = ws->pt[i], l = ws->pl[i];
@@ -2384,6 +2385,7 @@ int caimg_deconv_traces(const caimg_deconv_plan *plan, size_t n, const float *Y,
         ws[i] = caimg_deconv_ws_alloc(plan);
         buf[i] = caimg_malloc(2 * T, sizeof(double), "deconvolution buffers");
         if (!ws[i] || !buf[i]) status = CAIMG_ENOMEM;
+        else ws[i]->s_sparse = 1;   /* see the pool-start loop below */
     }
     if (status == CAIMG_OK) {
         #pragma omp parallel for schedule(dynamic, 8) num_threads(nt)

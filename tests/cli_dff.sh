@@ -44,6 +44,19 @@ for b in "--baseline percentile" "--baseline percentile --percentile auto" \
     ok "eval $b" "$CAIMG" eval --tsv --truth "$T/truth.h5" "$T/b.h5"
     ge "$(value roi dff_corr_mean)" 0.5 || fail "$b: dF/F correlation $(value roi dff_corr_mean)"
 done
+# A window in frames is the same as in seconds (150 frames = 5 s at 30 Hz)
+# for every method that takes one; lowpass once ignored --window-frames.
+for b in lowpass percentile maximin; do
+    ok "$b --window 5" "$CAIMG" dff -q --baseline $b --window 5 "$T/roi.h5" -o "$T/ws.h5"
+    ok "$b --window-frames 150" "$CAIMG" dff -q --baseline $b --window-frames 150 "$T/roi.h5" -o "$T/wf-$b.h5"
+    h5diff -q "$T/ws.h5" "$T/wf-$b.h5" /dff/baseline /dff/baseline ||
+        fail "$b: --window-frames 150 and --window 5 give different baselines"
+    "$CAIMG" info -v "$T/wf-$b.h5" | grep -q "window-frames = 150" || fail "$b: window-frames not in provenance"
+    "$CAIMG" info -v "$T/ws.h5" | grep -q "window-frames" && fail "$b --window 5: provenance records a window in frames too"
+done
+ok "lowpass without window" "$CAIMG" dff -q --baseline lowpass "$T/roi.h5" -o "$T/w0.h5"
+h5diff -q "$T/w0.h5" "$T/wf-lowpass.h5" /dff/baseline /dff/baseline >/dev/null &&
+    fail "lowpass: --window-frames 150 gives the constant baseline"
 # Estimated neuropil coefficient: the traces were made with r = 0.7.
 ok "estimate r" "$CAIMG" dff -q --neuropil estimate "$T/roi.h5" -o "$T/r.h5"
 m=$(h5dump -d /dff/r "$T/r.h5" | sed -n 's/^ *([0-9]*): //p' | tr ',' '\n' |

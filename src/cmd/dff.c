@@ -185,7 +185,13 @@ int main_dff(int argc, char **argv)
         goto done;
     }
     caimg_baseline_params_init(&p.bparams, p.baseline);
-    if (window > 0) p.bparams.window_s = window;
+    /* One window, in one unit: the method's default window (percentile's
+     * 500 frames) gives way to the one asked for, so the provenance
+     * records only the window used and replays as the same command. */
+    if (window > 0) {
+        p.bparams.window_s = window;
+        p.bparams.window_frames = 0;
+    }
     if (winframes > 0) {
         p.bparams.window_frames = winframes;
         p.bparams.window_s = 0;

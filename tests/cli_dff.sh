@@ -105,7 +105,33 @@ bad 2 "output would overwrite an input" "" "output = input" "$CAIMG" dff "$T/roi
 [ -s "$T/roi.h5" ] || fail "input damaged by output = input"
 bad 2 "--baseline: 'median'" "$T/x.h5" "unknown baseline" "$CAIMG" dff --baseline median "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--percentile" "$T/x.h5" "percentile out of range" "$CAIMG" dff --baseline percentile --percentile 120 "$T/roi.h5" -o "$T/x.h5"
-bad 2 "maximin baseline has no percentile" "$T/x.h5" "auto with maximin" "$CAIMG" dff --percentile auto "$T/roi.h5" -o "$T/x.h5"
+# An option the chosen baseline does not use is a usage error naming the
+# methods that do; from a config file it is ignored with a warning.
+bad 2 "--percentile: the maximin baseline does not use it \(only percentile, lowpass and constant do\)" \
+    "$T/x.h5" "auto with maximin" "$CAIMG" dff --percentile auto "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--percentile: the maximin baseline does not use it" "$T/x.h5" "percentile with maximin" \
+    "$CAIMG" dff --baseline maximin --percentile 20 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--window: the constant baseline does not use it \(only maximin, percentile and lowpass do\)" \
+    "$T/x.h5" "window with constant" "$CAIMG" dff --baseline constant --window 5 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--window-frames: the constant baseline" "$T/x.h5" "window-frames with constant" \
+    "$CAIMG" dff --baseline constant --window-frames 50 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--sigma: the percentile baseline does not use it \(only maximin does\)" "$T/x.h5" \
+    "sigma with percentile" "$CAIMG" dff --baseline percentile --sigma 3 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--lowpass: the percentile baseline" "$T/x.h5" "lowpass with percentile" \
+    "$CAIMG" dff --baseline percentile --lowpass 2 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--taps: the maximin baseline" "$T/x.h5" "taps with maximin" "$CAIMG" dff --taps 9 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "give --window or --window-frames, not both" "$T/x.h5" "two windows" \
+    "$CAIMG" dff --window 5 --window-frames 150 "$T/roi.h5" -o "$T/x.h5"
+printf '[dff]\npercentile = 20\nwindow = 30\n' > "$T/np.cfg"
+ok "config option unused by maximin" "$CAIMG" dff --config "$T/np.cfg" "$T/roi.h5" -o "$T/np.h5"
+grep -q "warning: .*np.cfg: percentile is not used by the maximin baseline; ignored" "$T/err" ||
+    fail "no warning for a config option the baseline does not use: $(cat "$T/err")"
+"$CAIMG" info -v "$T/np.h5" | grep -q "percentile = " && fail "an unused percentile is in the provenance"
+"$CAIMG" info -v "$T/np.h5" | grep -q "window = 30" || fail "config window not used"
+ok "command line window over config" "$CAIMG" dff -q --config "$T/np.cfg" --baseline percentile \
+    --window-frames 100 "$T/roi.h5" -o "$T/np2.h5"
+"$CAIMG" info -v "$T/np2.h5" | grep -q "window-frames = 100" || fail "--window-frames did not override the config window"
+"$CAIMG" info -v "$T/np2.h5" | grep -q "window = 30" && fail "config window recorded beside --window-frames"
 bad 2 "--neuropil" "$T/x.h5" "negative r" "$CAIMG" dff --neuropil -1 "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--neuropil-range" "$T/x.h5" "bad range" "$CAIMG" dff --neuropil-range 1,0 "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--noise-band" "$T/x.h5" "bad band" "$CAIMG" dff --noise-band 0.3,0.7 "$T/roi.h5" -o "$T/x.h5"

@@ -135,9 +135,11 @@ int caimg_deconv_run(const char *input, const char *output, const caimg_deconv_p
         src.T = src.tab->ncols;
         src.dataset = NULL;
     }
-    if (src.n == 0 || src.T == 0) {
-        rc = caimg_error(CAIMG_EFORMAT, "%s: no traces (%zu neurons, %zu frames)", input, src.n,
-                         src.T);
+    /* No neurons is valid (a dff of a movie without ROIs, caimg-h5(5)):
+     * the outputs are then [0][T], [0] and [0][2].  Neurons without frames
+     * have nothing to deconvolve. */
+    if (src.n > 0 && src.T == 0) {
+        rc = caimg_error(CAIMG_EFORMAT, "%s: no traces (%zu neurons, 0 frames)", input, src.n);
         goto done;
     }
     if (!(p.fs > 0)) {
@@ -145,7 +147,9 @@ int caimg_deconv_run(const char *input, const char *output, const caimg_deconv_p
                          src.h5 ? " (no fs attribute on the dataset, /dff, /roi or /movie)" : "");
         goto done;
     }
-    plan = caimg_deconv_plan_create(&p, src.T);
+    /* The plan also checks the kinetics, so it is made even for no
+     * neurons: a bad --tau is refused whatever the input holds. */
+    plan = caimg_deconv_plan_create(&p, src.T ? src.T : 1);
     if (!plan) {
         rc = CAIMG_EINVAL;
         goto done;

@@ -67,6 +67,20 @@ ok "table" "$CAIMG" deconv -q --fs 30 "$T/traces.tsv" -o "$T/tab.h5"
     fail "table and HDF5 input differ: b $(h5val "$T/tab.h5" /deconv/b 1) vs $(h5val "$T/spk.h5" /deconv/b 1)"
 h5dump -a /deconv/input "$T/tab.h5" | grep -q table || fail "input attribute for a table"
 
+# --- no neurons: the dF/F of a blank movie gives empty but valid outputs ------------------
+"$top_builddir/tests/mkcells" -o "$T/blank.h5" -Y 32 -X 40 -T 200 --blank --mc || fail "mkcells blank"
+"$CAIMG" roi -q "$T/blank.h5" -o "$T/rb.h5" || fail "roi on a blank movie"
+"$CAIMG" dff -q "$T/rb.h5" -o "$T/db.h5" || fail "dff with no ROIs"
+ok "no neurons" "$CAIMG" deconv "$T/db.h5" -o "$T/sb.h5"
+for d in s c spikes; do
+    h5dump -H -d "/deconv/$d" "$T/sb.h5" | grep -q "( 0, 200 )" || fail "no neurons: /deconv/$d is not [0][200]"
+done
+for d in b sn amplitude; do
+    h5dump -H -d "/deconv/$d" "$T/sb.h5" | grep -q "( 0 )" || fail "no neurons: /deconv/$d is not [0]"
+done
+h5dump -H -d /deconv/g "$T/sb.h5" | grep -q "( 0, 2 )" || fail "no neurons: /deconv/g is not [0][2]"
+bad 2 "unstable" "$T/x.h5" "no neurons, negative decay" "$CAIMG" deconv --tau -1 "$T/db.h5" -o "$T/x.h5"
+
 # --- damaged traces: warnings, finite output ---------------------------------------------
 printf '0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n1 2 nan 1 0.5 0.2 3 1 0.4 0.1 0 0 2 1 0.5 0.2 0.1 0 0 0\n1 0.5 0.2 0.1 0 0 0 0 1 0.5 0.2 0.1 0 0 0 0 1 0.5 0.2 0.1\n' > "$T/odd.tsv"
 ok "odd traces" "$CAIMG" deconv --fs 10 "$T/odd.tsv" -o "$T/odd.h5"

@@ -67,6 +67,19 @@ ok "no neuropil" "$CAIMG" dff -q --neuropil-traces none "$T/roi.h5" -o "$T/nn.h5
 ok "config" sh -c "printf '[dff]\nbaseline = constant\n' > '$T/c.cfg' && '$CAIMG' dff -q --config '$T/c.cfg' '$T/roi.h5' -o '$T/cfg.h5'"
 h5dump -a /dff/baseline_method "$T/cfg.h5" | grep -q constant || fail "--config baseline"
 
+# --- no ROIs: a blank movie's roi output is valid (caimg-h5(5)), so is its dF/F ---------
+"$top_builddir/tests/mkcells" -o "$T/blank.h5" -Y 32 -X 40 -T 200 --blank --mc || fail "mkcells blank"
+"$CAIMG" roi -q "$T/blank.h5" -o "$T/rb.h5" || fail "roi on a blank movie"
+ok "no ROIs" "$CAIMG" dff "$T/rb.h5" -o "$T/db.h5"
+[ ! -s "$T/err" ] || fail "no ROIs: stderr $(head -1 "$T/err")"
+for d in dff baseline; do
+    h5dump -H -d "/dff/$d" "$T/db.h5" | grep -q "( 0, 200 )" || fail "no ROIs: /dff/$d is not [0][200]"
+done
+for d in r noise_psd noise_cascade; do
+    h5dump -H -d "/dff/$d" "$T/db.h5" | grep -q "( 0 )" || fail "no ROIs: /dff/$d is not [0]"
+done
+[ "$(h5dump -a /dff/fs "$T/db.h5" | sed -n 's/^ *(0): //p')" = 30 ] || fail "no ROIs: fs attribute"
+
 # --- the F0 policy and damaged traces: warnings, never NaN ----------------------------
 "$MKTRACES" "$T/truth.h5" -o "$T/dmg.h5" --snr 5 --nan 1 --zero 2 || fail "mktraces damaged"
 ok "damaged" "$CAIMG" dff "$T/dmg.h5" -o "$T/dmg-dff.h5"

@@ -157,6 +157,15 @@ bad 2 "--baseline: 'median'" "$T/x.h5" "unknown baseline" "$CAIMG" deconv --base
 bad 2 "--lambda" "$T/x.h5" "negative lambda" "$CAIMG" deconv --lambda -1 "$T/dff.h5" -o "$T/x.h5"
 bad 2 "--sn" "$T/x.h5" "zero noise" "$CAIMG" deconv --sn 0 "$T/dff.h5" -o "$T/x.h5"
 bad 2 "--tau-range" "$T/x.h5" "bad tau range" "$CAIMG" deconv --tau-range 2,1 "$T/dff.h5" -o "$T/x.h5"
+# A list of one number once exited 2 without a word.
+bad 2 "--tau-range: need LO,HI" "$T/x.h5" "one-number tau range" "$CAIMG" deconv --tau-range 1 "$T/dff.h5" -o "$T/x.h5"
+bad 2 "--tau-range: need LO,HI" "$T/x.h5" "tau range 1," "$CAIMG" deconv --tau-range 1, "$T/dff.h5" -o "$T/x.h5"
+bad 2 "--noise-band: need LO,HI" "$T/x.h5" "one-number band" "$CAIMG" deconv --noise-band 0.3 "$T/dff.h5" -o "$T/x.h5"
+bad 2 "--tau-range: 'x' is not a comma-separated list" "$T/x.h5" "tau range not numbers" \
+    "$CAIMG" deconv --tau-range x "$T/dff.h5" -o "$T/x.h5"
+printf '[deconv]\ntau-range = 1\n' > "$T/tr.cfg"
+bad 2 "--tau-range: need LO,HI" "$T/x.h5" "one-number tau range in a config file" \
+    "$CAIMG" deconv --config "$T/tr.cfg" "$T/dff.h5" -o "$T/x.h5"
 bad 2 "no output file" "" "no -o" "$CAIMG" deconv "$T/dff.h5"
 bad 2 "no input file" "$T/x.h5" "no input" "$CAIMG" deconv -o "$T/x.h5"
 bad 2 "unrecognized|invalid" "$T/x.h5" "unknown option" "$CAIMG" deconv --bogus "$T/dff.h5" -o "$T/x.h5"

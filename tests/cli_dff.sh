@@ -148,6 +148,11 @@ ok "command line window over config" "$CAIMG" dff -q --config "$T/np.cfg" --base
 bad 2 "--neuropil" "$T/x.h5" "negative r" "$CAIMG" dff --neuropil -1 "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--neuropil-range" "$T/x.h5" "bad range" "$CAIMG" dff --neuropil-range 1,0 "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--noise-band" "$T/x.h5" "bad band" "$CAIMG" dff --noise-band 0.3,0.7 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--noise-band: need LO,HI" "$T/x.h5" "one-number band" "$CAIMG" dff --noise-band 0.3 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--noise-band: 'abc' is not a comma-separated list" "$T/x.h5" "band not numbers (one line)" \
+    "$CAIMG" dff --noise-band abc "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--neuropil-range: '1,2,3' is not" "$T/x.h5" "three-number range (one line)" \
+    "$CAIMG" dff --neuropil-range 1,2,3 "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--noise-method" "$T/x.h5" "bad noise method" "$CAIMG" dff --noise-method max "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--fs" "$T/x.h5" "bad fs" "$CAIMG" dff --fs -3 "$T/roi.h5" -o "$T/x.h5"
 bad 2 "no output file" "" "no -o" "$CAIMG" dff "$T/roi.h5"

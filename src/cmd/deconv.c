@@ -104,11 +104,15 @@ static void usage(FILE *fp)
 "  -h, --help               this help\n");
 }
 
+/* "LO,HI" with lo <= LO < HI <= hi.  cmd_parse_double_list has said
+ * what is wrong when it fails, but a list of one number ("1", "1,") is a
+ * list to it, and needs saying here. */
 static int parse_pair(cmd_ctx *c, const char *opt, const char *s, double lo, double hi,
                       double out[2])
 {
-    if (cmd_parse_double_list(c, opt, s, out, 2) != 2) return -1;
-    if (!(out[0] >= lo && out[0] < out[1] && out[1] <= hi)) {
+    int n = cmd_parse_double_list(c, opt, s, out, 2);
+    if (n < 0) return -1;
+    if (n != 2 || !(out[0] >= lo && out[0] < out[1] && out[1] <= hi)) {
         cmd_usage_error(c, "%s: need LO,HI with %g <= LO < HI <= %g", opt, lo, hi);
         return -1;
     }

@@ -140,7 +140,7 @@ int main_dff(int argc, char **argv)
     const char *bname = "maximin";
     int from[NBOPT] = {FROM_NONE};
     double list[2];
-    int opt;
+    int opt, n;
     while ((opt = getopt_long(c.argc, c.argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         int h = cmd_common_option(&c, opt, optarg);
         if (h < 0) { rc = EXIT_USAGE; goto done; }
@@ -166,9 +166,12 @@ int main_dff(int argc, char **argv)
                 if (cmd_parse_double(&c, "--neuropil", optarg, 0, 10, &p.r)) { rc = EXIT_USAGE; goto done; }
             }
             break;
+        /* A list that is not numbers has been reported by
+         * cmd_parse_double_list (n < 0); one of the wrong length or
+         * order is reported here, in one line either way. */
         case OPT_NPRANGE:
-            if (cmd_parse_double_list(&c, "--neuropil-range", optarg, list, 2) != 2 ||
-                !(list[0] >= 0 && list[0] <= list[1])) {
+            if ((n = cmd_parse_double_list(&c, "--neuropil-range", optarg, list, 2)) < 0) { rc = EXIT_USAGE; goto done; }
+            if (n != 2 || !(list[0] >= 0 && list[0] <= list[1])) {
                 rc = cmd_usage_error(&c, "--neuropil-range: need LO,HI with 0 <= LO <= HI");
                 goto done;
             }
@@ -202,8 +205,8 @@ int main_dff(int argc, char **argv)
             if (cmd_parse_double(&c, "--f0-floor", optarg, 1e-9, 1e3, &p.f0_floor)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_BAND:
-            if (cmd_parse_double_list(&c, "--noise-band", optarg, list, 2) != 2 ||
-                !(list[0] >= 0 && list[0] < list[1] && list[1] <= 0.5)) {
+            if ((n = cmd_parse_double_list(&c, "--noise-band", optarg, list, 2)) < 0) { rc = EXIT_USAGE; goto done; }
+            if (n != 2 || !(list[0] >= 0 && list[0] < list[1] && list[1] <= 0.5)) {
                 rc = cmd_usage_error(&c, "--noise-band: need LO,HI with 0 <= LO < HI <= 0.5 "
                                      "(cycles per frame)");
                 goto done;

@@ -143,10 +143,26 @@ bad 1 "dff.h5: /dff/r has rank 1, expected 2" "$T/x.h5" "rank-1 dataset" \
 "$MKTRACES" "$T/truth.h5" -o "$T/nofs.h5" --no-fs || fail "mktraces no-fs"
 bad 1 "nofs.h5: the frame rate is unknown" "$T/x.h5" "no frame rate" \
     "$CAIMG" deconv --dataset /roi/F "$T/nofs.h5" -o "$T/x.h5"
-bad 2 "unstable" "$T/x.h5" "negative decay" "$CAIMG" deconv --tau -0.5 "$T/dff.h5" -o "$T/x.h5"
-bad 2 "unstable" "$T/x.h5" "zero decay" "$CAIMG" deconv --tau 0 "$T/dff.h5" -o "$T/x.h5"
-bad 2 "unstable" "$T/x.h5" "decay rounding g to 1" "$CAIMG" deconv --tau 1e17 "$T/dff.h5" -o "$T/x.h5"
-bad 2 "rise time" "$T/x.h5" "negative rise" "$CAIMG" deconv --tau 0.5 --rise -0.1 "$T/dff.h5" -o "$T/x.h5"
+# Bad kinetics read the same whichever check finds them: the option, the
+# reason, the hint (a negative decay once read "caimg deconv: deconv: ..."
+# without the hint, zero "caimg deconv: --tau: ..." with it).
+hint() { grep -q "^Try 'caimg deconv -h'" "$T/err" || fail "$1: no 'Try' line"
+         grep -q "deconv: deconv:" "$T/err" && fail "$1: doubled prefix: $(head -1 "$T/err")"; }
+bad 2 "^caimg deconv: --tau: a decay time of -0.5 s is not a positive time: the calcium model would be unstable\$" \
+    "$T/x.h5" "negative decay" "$CAIMG" deconv --tau -0.5 "$T/dff.h5" -o "$T/x.h5"
+hint "negative decay"
+bad 2 "^caimg deconv: --tau: a decay time of 0 s is not a positive time: the calcium model would be unstable\$" \
+    "$T/x.h5" "zero decay" "$CAIMG" deconv --tau 0 "$T/dff.h5" -o "$T/x.h5"
+hint "zero decay"
+bad 2 "^caimg deconv: decay time 1e\+17 s is too long for 30 Hz: the calcium model would be unstable" \
+    "$T/x.h5" "decay rounding g to 1" "$CAIMG" deconv --tau 1e17 "$T/dff.h5" -o "$T/x.h5"
+hint "decay rounding g to 1"
+bad 2 "^caimg deconv: --rise: a rise time of -0.1 s is not a non-negative time\$" "$T/x.h5" "negative rise" \
+    "$CAIMG" deconv --tau 0.5 --rise -0.1 "$T/dff.h5" -o "$T/x.h5"
+hint "negative rise"
+# A preset's rise goes with its decay: --rise with --indicator was ignored.
+bad 2 "--rise needs --tau, not --indicator" "$T/x.h5" "rise with indicator" \
+    "$CAIMG" deconv --indicator GCaMP6s --rise 0.2 "$T/dff.h5" -o "$T/x.h5"
 bad 2 "--rise needs --tau" "$T/x.h5" "rise alone" "$CAIMG" deconv --rise 0.1 "$T/dff.h5" -o "$T/x.h5"
 bad 2 "--rise needs --ar 2" "$T/x.h5" "rise with AR(1)" "$CAIMG" deconv --ar 1 --tau 1 --rise 0.1 "$T/dff.h5" -o "$T/x.h5"
 bad 2 "--ar" "$T/x.h5" "AR(3)" "$CAIMG" deconv --ar 3 "$T/dff.h5" -o "$T/x.h5"

@@ -186,6 +186,11 @@ bad 2 "no output file" "" "no -o" "$CAIMG" deconv "$T/dff.h5"
 bad 2 "no input file" "$T/x.h5" "no input" "$CAIMG" deconv -o "$T/x.h5"
 bad 2 "unrecognized|invalid" "$T/x.h5" "unknown option" "$CAIMG" deconv --bogus "$T/dff.h5" -o "$T/x.h5"
 
+bad 2 "--lags: '13' is not an integer in \[0, 12\]" "$T/x.h5" "too many lags" "$CAIMG" deconv --lags 13 "$T/dff.h5" -o "$T/x.h5"
+
 ok "help" "$CAIMG" deconv -h
 grep -q "thresholded" "$T/out" || fail "-h does not list the methods"
+grep -q -- "--lags N .*0-12" "$T/out" || fail "-h does not give the range of --lags"
+sed 's/\\-/-/g; s/\\(en/-/g' "$top_srcdir/man/caimg-deconv.1" | grep -A1 -- "^.BI --lags" | grep -q "0-12" ||
+    fail "caimg-deconv(1) does not give the range of --lags"
 finish

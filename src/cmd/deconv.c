@@ -75,7 +75,7 @@ static void usage(FILE *fp)
 "                           OGB-1\n"
 "      --no-refine          keep the autocovariance estimate (no refinement on\n"
 "                           isolated transients)\n"
-"      --lags N             extra autocovariance lags [5]\n"
+"      --lags N             extra autocovariance lags, 0-12 [5]\n"
 "      --fudge F            multiply the estimated AR roots by F [1]\n"
 "      --tau-range LO,HI    plausible decay range, seconds [0.05,5]\n"
 "      --fallback-tau S     decay used when estimation fails [1]\n"

@@ -226,7 +226,7 @@ int caimg_deconv_run(const char *input, const char *output, const caimg_deconv_p
     if (!rc) rc = caimg_h5_set_attr_string(out, "/deconv", "baseline",
                                            caimg_deconv_baseline_name(p.baseline));
     if (!rc) rc = caimg_h5_set_attr_string(out, "/deconv", "input",
-                                           src.h5 ? io.dataset : "table (one row per neuron)");
+                                           src.h5 ? io.dataset : "table");
     if (!rc) {
         rc = caimg_h5_commit(out);
         out = NULL;

@@ -60,6 +60,14 @@ done
 # A dataset of any HDF5 file: the truth's noise-free calcium (fs from /truth).
 ok "dataset" "$CAIMG" deconv -q --dataset /truth/calcium "$T/truth.h5" -o "$T/ca.h5"
 ge "$(score "$T/ca.h5")" 0.95 || fail "noise-free calcium: $(score "$T/ca.h5")"
+# The output links the groups of a caimg input, not those of a plain HDF5
+# file (caimg-deconv(1)); both are named in the provenance.
+h5ls "$T/spk.h5" | grep -q "^roi " || fail "the groups of a caimg input are not linked"
+h5copy -i "$T/dff.h5" -o "$T/plain.h5" -s /dff/dff -d /g/x -p || fail "h5copy"
+ok "plain HDF5" "$CAIMG" deconv -q --fs 30 --dataset /g/x "$T/plain.h5" -o "$T/pl.h5"
+h5ls "$T/pl.h5" | grep -q "^g " && fail "a plain HDF5 input's group /g is linked"
+h5dump -a /provenance/00_deconv/inputs "$T/pl.h5" | grep -q "plain.h5" || fail "the plain HDF5 input is not in the provenance"
+[ "$(h5val "$T/pl.h5" /deconv/b 1)" = "$(h5val "$T/spk.h5" /deconv/b 1)" ] || fail "plain HDF5 and dF/F input differ"
 # A table, one row per neuron: the same answer as from HDF5.
 ok "export" "$CAIMG" export "$T/dff.h5" --dataset /dff/dff -o "$T/traces.tsv"
 ok "table" "$CAIMG" deconv -q --fs 30 "$T/traces.tsv" -o "$T/tab.h5"

@@ -14,7 +14,6 @@
 #include "caimg/deconv.h"
 #include "caimg/error.h"
 #include "caimg/h5io.h"
-#include "caimg/tsv.h"
 #include "internal.h"
 #include "traceio.h"
 
@@ -57,20 +56,19 @@ static void record_params(caimg_h5 *out, const caimg_deconv_params *p, const cha
     caimg_h5_param(out, "max-iter", "%d", p->max_iter);
 }
 
-/* A source of traces: rows of an HDF5 dataset, or of a table in memory. */
+/* A source of traces: rows of an HDF5 dataset, or of a text table, both
+ * read a block at a time (a table's rows in order). */
 typedef struct {
     caimg_h5 *h5;
     const char *dataset;
-    caimg_table *tab;
+    caimg_trace_table *tab;
     size_t n, T;
 } source;
 
 static int source_rows(source *src, size_t r0, size_t m, float *buf)
 {
     if (src->h5) return caimg_h5_read_rows(src->h5, src->dataset, CAIMG_DT_F32, r0, m, buf);
-    const double *d = src->tab->data + r0 * src->T;
-    for (size_t i = 0; i < m * src->T; i++) buf[i] = (float)d[i];
-    return CAIMG_OK;
+    return caimg_trace_table_read(src->tab, m, buf);
 }
 
 /* 1 if the file starts with the HDF5 signature (at offset 0; files with a
@@ -126,18 +124,18 @@ int caimg_deconv_run(const char *input, const char *output, const caimg_deconv_p
         }
         if (strcmp(io.dataset, "/dff/dff") == 0) units_in = "dF/F (fraction)";
     } else {
-        src.tab = caimg_table_read(input);
+        src.tab = caimg_trace_table_open(input, &src.n, &src.T);
         if (!src.tab) {
             rc = CAIMG_EFORMAT;
             goto done;
         }
-        src.n = src.tab->nrows;
-        src.T = src.tab->ncols;
         src.dataset = NULL;
     }
-    if (src.n == 0 || src.T == 0) {
-        rc = caimg_error(CAIMG_EFORMAT, "%s: no traces (%zu neurons, %zu frames)", input, src.n,
-                         src.T);
+    /* No neurons is valid (a dff of a movie without ROIs, caimg-h5(5)):
+     * the outputs are then [0][T], [0] and [0][2].  Neurons without frames
+     * have nothing to deconvolve. */
+    if (src.n > 0 && src.T == 0) {
+        rc = caimg_error(CAIMG_EFORMAT, "%s: no traces (%zu neurons, 0 frames)", input, src.n);
         goto done;
     }
     if (!(p.fs > 0)) {
@@ -145,7 +143,9 @@ int caimg_deconv_run(const char *input, const char *output, const caimg_deconv_p
                          src.h5 ? " (no fs attribute on the dataset, /dff, /roi or /movie)" : "");
         goto done;
     }
-    plan = caimg_deconv_plan_create(&p, src.T);
+    /* The plan also checks the kinetics, so it is made even for no
+     * neurons: a bad --tau is refused whatever the input holds. */
+    plan = caimg_deconv_plan_create(&p, src.T ? src.T : 1);
     if (!plan) {
         rc = CAIMG_EINVAL;
         goto done;
@@ -226,7 +226,7 @@ int caimg_deconv_run(const char *input, const char *output, const caimg_deconv_p
     if (!rc) rc = caimg_h5_set_attr_string(out, "/deconv", "baseline",
                                            caimg_deconv_baseline_name(p.baseline));
     if (!rc) rc = caimg_h5_set_attr_string(out, "/deconv", "input",
-                                           src.h5 ? io.dataset : "table (one row per neuron)");
+                                           src.h5 ? io.dataset : "table");
     if (!rc) {
         rc = caimg_h5_commit(out);
         out = NULL;
@@ -237,7 +237,7 @@ done:
     if (sk) caimg_h5_stream_close(sk);
     caimg_h5_close(out);
     caimg_h5_close(src.h5);
-    caimg_table_free(src.tab);
+    caimg_trace_table_close(src.tab);
     caimg_deconv_plan_destroy(plan);
     free(Y);
     free(C);

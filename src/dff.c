@@ -495,7 +495,9 @@ caimg_baseline *caimg_baseline_alloc(const caimg_baseline_type *t,
                         p->lowpass_hz);
             goto fail;
         }
-        b->win = p->window_s > 0 ? window_frames(p, fs) : 0;
+        /* A window in either unit makes the percentile a running one; with
+         * neither it is one value per trace (FISSA's default). */
+        b->win = p->window_s > 0 || p->window_frames > 0 ? window_frames(p, fs) : 0;
         /* FISSA shortens the filter for short traces and skips it when
          * the frame rate is at or below the cutoff. */
         size_t n = p->lowpass_taps > 0 ? (size_t)p->lowpass_taps : 30;

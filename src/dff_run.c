@@ -82,8 +82,11 @@ int caimg_dff_run(const char *input, const char *output, const caimg_dff_params 
         goto done;
     }
     size_t n = dims[0], T = dims[1];
-    if (n == 0 || T == 0) {
-        rc = caimg_error(CAIMG_EFORMAT, "%s: %s is empty (%zu ROIs, %zu frames)", input, io.F, n, T);
+    /* No ROIs is a valid result (caimg roi finds none in a blank movie,
+     * caimg-h5(5)): the outputs are then [0][T] and [0], so the pipeline
+     * runs on.  ROIs without frames have no traces to work on. */
+    if (n > 0 && T == 0) {
+        rc = caimg_error(CAIMG_EFORMAT, "%s: %s is empty (%zu ROIs, 0 frames)", input, io.F, n);
         goto done;
     }
     if (with_neu) {

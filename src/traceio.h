@@ -26,4 +26,22 @@ size_t caimg_trace_block(size_t n, size_t bytes_per_row, size_t want);
 int caimg_trace_write_vec(caimg_h5 *f, const char *name, const double *v, size_t n, size_t k,
                           const char *units);
 
+/* Traces in a text table (one row per neuron, one column per frame; tab,
+ * comma or space separated, as caimg/tsv.h describes), read in blocks of
+ * rows so that memory does not grow with the number of neurons. */
+typedef struct caimg_trace_table caimg_trace_table;
+
+/* Open the table at `path` and read it through once: its size, and every
+ * line checked (field counts, numbers, NUL bytes), so that a bad table
+ * fails before any work.  A UTF-8 byte order mark is skipped; a NUL byte
+ * (a binary file) is an error naming the line.  Returns NULL with a
+ * message naming the file (and line) on failure. */
+caimg_trace_table *caimg_trace_table_open(const char *path, size_t *nrows, size_t *ncols);
+
+/* The next m rows, as float, into buf[m * ncols]. */
+int caimg_trace_table_read(caimg_trace_table *t, size_t m, float *buf);
+
+/* Accepts NULL. */
+void caimg_trace_table_close(caimg_trace_table *t);
+
 #endif

@@ -168,6 +168,48 @@ START_TEST(constant_baselines)
 }
 END_TEST
 
+/* A window given in frames is the same window as in seconds, for every
+ * method that takes one (lowpass once took only seconds and silently
+ * computed its constant baseline for a window in frames); and for lowpass
+ * a window of either kind makes the baseline vary over time. */
+START_TEST(window_frames_equal_seconds)
+{
+    const size_t T = 3000;
+    const double fs = 30;
+    double *F = malloc(T * sizeof *F), *truth = malloc(T * sizeof *truth);
+    double *A = malloc(T * sizeof *A), *B = malloc(T * sizeof *B);
+    drift_trace(T, fs, F, truth, 0.1);
+    const caimg_baseline_type *types[] = {caimg_baseline_maximin, caimg_baseline_percentile,
+                                          caimg_baseline_lowpass};
+    for (int k = 0; k < 3; k++) {
+        caimg_baseline_params ps, pf;
+        caimg_baseline_params_init(&ps, types[k]);
+        pf = ps;
+        ps.window_s = 5;
+        ps.window_frames = 0;
+        pf.window_s = 0;
+        pf.window_frames = 150;
+        caimg_baseline *bs = caimg_baseline_alloc(types[k], &ps, fs, T);
+        caimg_baseline *bf = caimg_baseline_alloc(types[k], &pf, fs, T);
+        ck_assert_ptr_nonnull(bs);
+        ck_assert_ptr_nonnull(bf);
+        caimg_baseline_compute(bs, F, A, NULL);
+        caimg_baseline_compute(bf, F, B, NULL);
+        int varies = 0;
+        for (size_t i = 0; i < T; i++) {
+            ck_assert_msg(A[i] == B[i], "%s: frame %zu: %g (5 s) vs %g (150 frames)",
+                          caimg_baseline_type_name(types[k]), i, A[i], B[i]);
+            if (B[i] != B[0]) varies = 1;
+        }
+        ck_assert_msg(varies, "%s: a 150-frame window gave a constant baseline",
+                      caimg_baseline_type_name(types[k]));
+        caimg_baseline_free(bs);
+        caimg_baseline_free(bf);
+    }
+    free(F); free(truth); free(A); free(B);
+}
+END_TEST
+
 START_TEST(baseline_table)
 {
     const caimg_baseline_type *const *all = caimg_baseline_types();
@@ -427,6 +469,7 @@ static Suite *dff_suite(void)
     tcase_add_test(tc, running_order_statistics);
     tcase_add_test(tc, baselines_follow_drift);
     tcase_add_test(tc, constant_baselines);
+    tcase_add_test(tc, window_frames_equal_seconds);
     tcase_add_test(tc, baseline_table);
     suite_add_tcase(s, tc);
     tc = tcase_create("dff");

@@ -44,6 +44,19 @@ for b in "--baseline percentile" "--baseline percentile --percentile auto" \
     ok "eval $b" "$CAIMG" eval --tsv --truth "$T/truth.h5" "$T/b.h5"
     ge "$(value roi dff_corr_mean)" 0.5 || fail "$b: dF/F correlation $(value roi dff_corr_mean)"
 done
+# A window in frames is the same as in seconds (150 frames = 5 s at 30 Hz)
+# for every method that takes one; lowpass once ignored --window-frames.
+for b in lowpass percentile maximin; do
+    ok "$b --window 5" "$CAIMG" dff -q --baseline $b --window 5 "$T/roi.h5" -o "$T/ws.h5"
+    ok "$b --window-frames 150" "$CAIMG" dff -q --baseline $b --window-frames 150 "$T/roi.h5" -o "$T/wf-$b.h5"
+    h5diff -q "$T/ws.h5" "$T/wf-$b.h5" /dff/baseline /dff/baseline ||
+        fail "$b: --window-frames 150 and --window 5 give different baselines"
+    "$CAIMG" info -v "$T/wf-$b.h5" | grep -q "window-frames = 150" || fail "$b: window-frames not in provenance"
+    "$CAIMG" info -v "$T/ws.h5" | grep -q "window-frames" && fail "$b --window 5: provenance records a window in frames too"
+done
+ok "lowpass without window" "$CAIMG" dff -q --baseline lowpass "$T/roi.h5" -o "$T/w0.h5"
+h5diff -q "$T/w0.h5" "$T/wf-lowpass.h5" /dff/baseline /dff/baseline >/dev/null &&
+    fail "lowpass: --window-frames 150 gives the constant baseline"
 # Estimated neuropil coefficient: the traces were made with r = 0.7.
 ok "estimate r" "$CAIMG" dff -q --neuropil estimate "$T/roi.h5" -o "$T/r.h5"
 m=$(h5dump -d /dff/r "$T/r.h5" | sed -n 's/^ *([0-9]*): //p' | tr ',' '\n' |
@@ -53,6 +66,19 @@ ok "no neuropil" "$CAIMG" dff -q --neuropil-traces none "$T/roi.h5" -o "$T/nn.h5
 [ "$(h5val "$T/nn.h5" /dff/r 0)" = 0 ] || fail "--neuropil-traces none: r $(h5val "$T/nn.h5" /dff/r 0)"
 ok "config" sh -c "printf '[dff]\nbaseline = constant\n' > '$T/c.cfg' && '$CAIMG' dff -q --config '$T/c.cfg' '$T/roi.h5' -o '$T/cfg.h5'"
 h5dump -a /dff/baseline_method "$T/cfg.h5" | grep -q constant || fail "--config baseline"
+
+# --- no ROIs: a blank movie's roi output is valid (caimg-h5(5)), so is its dF/F ---------
+"$top_builddir/tests/mkcells" -o "$T/blank.h5" -Y 32 -X 40 -T 200 --blank --mc || fail "mkcells blank"
+"$CAIMG" roi -q "$T/blank.h5" -o "$T/rb.h5" || fail "roi on a blank movie"
+ok "no ROIs" "$CAIMG" dff "$T/rb.h5" -o "$T/db.h5"
+[ ! -s "$T/err" ] || fail "no ROIs: stderr $(head -1 "$T/err")"
+for d in dff baseline; do
+    h5dump -H -d "/dff/$d" "$T/db.h5" | grep -q "( 0, 200 )" || fail "no ROIs: /dff/$d is not [0][200]"
+done
+for d in r noise_psd noise_cascade; do
+    h5dump -H -d "/dff/$d" "$T/db.h5" | grep -q "( 0 )" || fail "no ROIs: /dff/$d is not [0]"
+done
+[ "$(h5dump -a /dff/fs "$T/db.h5" | sed -n 's/^ *(0): //p')" = 30 ] || fail "no ROIs: fs attribute"
 
 # --- the F0 policy and damaged traces: warnings, never NaN ----------------------------
 "$MKTRACES" "$T/truth.h5" -o "$T/dmg.h5" --snr 5 --nan 1 --zero 2 || fail "mktraces damaged"
@@ -92,10 +118,41 @@ bad 2 "output would overwrite an input" "" "output = input" "$CAIMG" dff "$T/roi
 [ -s "$T/roi.h5" ] || fail "input damaged by output = input"
 bad 2 "--baseline: 'median'" "$T/x.h5" "unknown baseline" "$CAIMG" dff --baseline median "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--percentile" "$T/x.h5" "percentile out of range" "$CAIMG" dff --baseline percentile --percentile 120 "$T/roi.h5" -o "$T/x.h5"
-bad 2 "maximin baseline has no percentile" "$T/x.h5" "auto with maximin" "$CAIMG" dff --percentile auto "$T/roi.h5" -o "$T/x.h5"
+# An option the chosen baseline does not use is a usage error naming the
+# methods that do; from a config file it is ignored with a warning.
+bad 2 "--percentile: the maximin baseline does not use it \(only percentile, lowpass and constant do\)" \
+    "$T/x.h5" "auto with maximin" "$CAIMG" dff --percentile auto "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--percentile: the maximin baseline does not use it" "$T/x.h5" "percentile with maximin" \
+    "$CAIMG" dff --baseline maximin --percentile 20 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--window: the constant baseline does not use it \(only maximin, percentile and lowpass do\)" \
+    "$T/x.h5" "window with constant" "$CAIMG" dff --baseline constant --window 5 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--window-frames: the constant baseline" "$T/x.h5" "window-frames with constant" \
+    "$CAIMG" dff --baseline constant --window-frames 50 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--sigma: the percentile baseline does not use it \(only maximin does\)" "$T/x.h5" \
+    "sigma with percentile" "$CAIMG" dff --baseline percentile --sigma 3 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--lowpass: the percentile baseline" "$T/x.h5" "lowpass with percentile" \
+    "$CAIMG" dff --baseline percentile --lowpass 2 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--taps: the maximin baseline" "$T/x.h5" "taps with maximin" "$CAIMG" dff --taps 9 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "give --window or --window-frames, not both" "$T/x.h5" "two windows" \
+    "$CAIMG" dff --window 5 --window-frames 150 "$T/roi.h5" -o "$T/x.h5"
+printf '[dff]\npercentile = 20\nwindow = 30\n' > "$T/np.cfg"
+ok "config option unused by maximin" "$CAIMG" dff --config "$T/np.cfg" "$T/roi.h5" -o "$T/np.h5"
+grep -q "warning: .*np.cfg: percentile is not used by the maximin baseline; ignored" "$T/err" ||
+    fail "no warning for a config option the baseline does not use: $(cat "$T/err")"
+"$CAIMG" info -v "$T/np.h5" | grep -q "percentile = " && fail "an unused percentile is in the provenance"
+"$CAIMG" info -v "$T/np.h5" | grep -q "window = 30" || fail "config window not used"
+ok "command line window over config" "$CAIMG" dff -q --config "$T/np.cfg" --baseline percentile \
+    --window-frames 100 "$T/roi.h5" -o "$T/np2.h5"
+"$CAIMG" info -v "$T/np2.h5" | grep -q "window-frames = 100" || fail "--window-frames did not override the config window"
+"$CAIMG" info -v "$T/np2.h5" | grep -q "window = 30" && fail "config window recorded beside --window-frames"
 bad 2 "--neuropil" "$T/x.h5" "negative r" "$CAIMG" dff --neuropil -1 "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--neuropil-range" "$T/x.h5" "bad range" "$CAIMG" dff --neuropil-range 1,0 "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--noise-band" "$T/x.h5" "bad band" "$CAIMG" dff --noise-band 0.3,0.7 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--noise-band: need LO,HI" "$T/x.h5" "one-number band" "$CAIMG" dff --noise-band 0.3 "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--noise-band: 'abc' is not a comma-separated list" "$T/x.h5" "band not numbers (one line)" \
+    "$CAIMG" dff --noise-band abc "$T/roi.h5" -o "$T/x.h5"
+bad 2 "--neuropil-range: '1,2,3' is not" "$T/x.h5" "three-number range (one line)" \
+    "$CAIMG" dff --neuropil-range 1,2,3 "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--noise-method" "$T/x.h5" "bad noise method" "$CAIMG" dff --noise-method max "$T/roi.h5" -o "$T/x.h5"
 bad 2 "--fs" "$T/x.h5" "bad fs" "$CAIMG" dff --fs -3 "$T/roi.h5" -o "$T/x.h5"
 bad 2 "no output file" "" "no -o" "$CAIMG" dff "$T/roi.h5"

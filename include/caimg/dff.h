@@ -45,7 +45,8 @@ extern "C" {
  *  lowpass     FISSA's: a zero-phase low-pass FIR filter (Hamming-windowed
  *              sinc, lowpass_taps taps, cutoff lowpass_hz, applied forwards
  *              and backwards), then the `percentile` of the filtered trace,
- *              constant over time (or running, if window_s > 0).
+ *              constant over time (or running, over window_s seconds or
+ *              window_frames frames, if either is positive).
  *  constant    the `percentile` of the whole trace, constant over time.
  *
  * Windows are centred on each frame and shrink at the ends of the trace. */

@@ -68,13 +68,14 @@ static void usage(FILE *fp)
 "      --ar 1|2             AR order; 2 models the rise [2]\n"
 "Kinetics (estimated per neuron unless given):\n"
 "      --tau S              decay time constant, seconds [estimate]\n"
-"      --rise S             rise time constant, seconds (AR(2)) [0 with --tau]\n"
+"      --rise S             rise time constant, seconds (AR(2), with --tau)\n"
+"                           [0]\n"
 "      --indicator NAME     decay and rise of a preset: GCaMP6f, GCaMP6m,\n"
 "                           GCaMP6s, GCaMP7f, GCaMP7s, GCaMP8f, GCaMP8m, GCaMP8s,\n"
 "                           OGB-1\n"
 "      --no-refine          keep the autocovariance estimate (no refinement on\n"
 "                           isolated transients)\n"
-"      --lags N             extra autocovariance lags [5]\n"
+"      --lags N             extra autocovariance lags, 0-12 [5]\n"
 "      --fudge F            multiply the estimated AR roots by F [1]\n"
 "      --tau-range LO,HI    plausible decay range, seconds [0.05,5]\n"
 "      --fallback-tau S     decay used when estimation fails [1]\n"
@@ -104,11 +105,15 @@ static void usage(FILE *fp)
 "  -h, --help               this help\n");
 }
 
+/* "LO,HI" with lo <= LO < HI <= hi.  cmd_parse_double_list has said
+ * what is wrong when it fails, but a list of one number ("1", "1,") is a
+ * list to it, and needs saying here. */
 static int parse_pair(cmd_ctx *c, const char *opt, const char *s, double lo, double hi,
                       double out[2])
 {
-    if (cmd_parse_double_list(c, opt, s, out, 2) != 2) return -1;
-    if (!(out[0] >= lo && out[0] < out[1] && out[1] <= hi)) {
+    int n = cmd_parse_double_list(c, opt, s, out, 2);
+    if (n < 0) return -1;
+    if (n != 2 || !(out[0] >= lo && out[0] < out[1] && out[1] <= hi)) {
         cmd_usage_error(c, "%s: need LO,HI with %g <= LO < HI <= %g", opt, lo, hi);
         return -1;
     }
@@ -148,15 +153,25 @@ int main_deconv(int argc, char **argv)
             if (cmd_parse_long(&c, "--ar", optarg, 1, 2, &v)) { rc = EXIT_USAGE; goto done; }
             p.p = (int)v;
             break;
-        /* Time constants are checked by the library (which explains why a
-         * value would make the model unstable); here only that they are
-         * numbers. */
+        /* The signs of the time constants are checked here, with the
+         * reason; whether a decay is too long for the frame rate (g
+         * rounding to 1) only the library can tell, once it knows the
+         * frame rate of the input. */
         case OPT_TAU:
             if (cmd_parse_double(&c, "--tau", optarg, -1e300, 1e300, &tau)) { rc = EXIT_USAGE; goto done; }
-            if (tau == 0) { rc = cmd_usage_error(&c, "--tau: a decay time of 0 s would make the calcium model unstable"); goto done; }
+            if (!(tau > 0)) {
+                rc = cmd_usage_error(&c, "--tau: a decay time of %g s is not a positive time: "
+                                     "the calcium model would be unstable", tau);
+                goto done;
+            }
             break;
         case OPT_RISE:
             if (cmd_parse_double(&c, "--rise", optarg, -1e300, 1e300, &rise)) { rc = EXIT_USAGE; goto done; }
+            if (!(rise >= 0)) {
+                rc = cmd_usage_error(&c, "--rise: a rise time of %g s is not a non-negative time",
+                                     rise);
+                goto done;
+            }
             rise_given = 1;
             break;
         case OPT_INDICATOR:
@@ -256,6 +271,12 @@ int main_deconv(int argc, char **argv)
     if (c.argc - optind > 1) { rc = cmd_usage_error(&c, "one input file expected, got %d", c.argc - optind); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output file (use -o FILE)"); goto done; }
     if (tau != 0 && ind) { rc = cmd_usage_error(&c, "give --tau or --indicator, not both"); goto done; }
+    /* The preset's rise goes with its decay; a rise of one's own goes with
+     * a decay of one's own (--tau), rather than being dropped silently. */
+    if (rise_given && ind) {
+        rc = cmd_usage_error(&c, "--rise needs --tau, not --indicator (the preset sets the rise)");
+        goto done;
+    }
     if (ind) {
         p.tau_decay = ind->tau_decay;
         p.tau_rise = p.p == 2 ? ind->tau_rise : 0;
@@ -273,6 +294,19 @@ int main_deconv(int argc, char **argv)
     p.fs = c.fs;
     p.threads = c.threads;
     rc = caimg_deconv_run(c.argv[optind], c.output, &p, &io, c.cmdline);
+    if (rc == CAIMG_EINVAL) {
+        /* A parameter the library refused once it knew the input (a decay
+         * too long for its frame rate): a usage error like those above,
+         * with the hint.  The plan prefixes its messages with "deconv: "
+         * for other callers; after "caimg deconv: " that says it twice. */
+        const char *msg = caimg_errmsg();
+        if (strncmp(msg, "deconv: ", 8) == 0) msg += 8;
+        if (c.verbose && *caimg_errfunc())
+            rc = cmd_usage_error(&c, "%s [%s]", msg, caimg_errfunc());
+        else
+            rc = cmd_usage_error(&c, "%s", msg);
+        goto done;
+    }
     if (rc) { rc = cmd_fail(&c, rc); goto done; }
     if (c.verbose) cmd_note(&c, "%s: spikes written", c.output);
 done:

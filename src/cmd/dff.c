@@ -55,13 +55,14 @@ static void usage(FILE *fp)
 "      --neuropil-range LO,HI bounds of the estimate [0,1.5]\n"
 "      --neuropil-quantile Q  quantile of the robust regression [0.05]\n"
 "      --baseline NAME        maximin, percentile, lowpass or constant [maximin]\n"
-"      --window S             running window, seconds [maximin 60; percentile:\n"
-"                             500 frames; lowpass: none, constant]\n"
+"      --window S             maximin, percentile, lowpass: running window,\n"
+"                             seconds [maximin 60; percentile 500 frames;\n"
+"                             lowpass none]\n"
 "      --window-frames N      running window in frames (instead of --window)\n"
 "      --sigma FRAMES         maximin: Gaussian smoothing sigma [10]\n"
-"      --percentile P|auto    percentile, 0-100, or 'auto' from the mode of the\n"
-"                             trace's distribution [percentile 8, lowpass 5,\n"
-"                             constant 8]\n"
+"      --percentile P|auto    percentile, lowpass, constant: 0-100, or 'auto'\n"
+"                             from the mode of the trace's distribution\n"
+"                             [percentile 8, lowpass 5, constant 8]\n"
 "      --lowpass HZ           lowpass: cutoff frequency [1]\n"
 "      --taps N               lowpass: FIR filter length [30]\n"
 "      --f0-floor F           denominators at least F times the mean |F| [0.1]\n"
@@ -78,6 +79,51 @@ static void usage(FILE *fp)
 "  -h, --help                 this help\n");
 }
 
+/* The baseline options and the methods that use them.  An option the
+ * chosen method does not use would otherwise be dropped without a word
+ * (or, worse, recorded in the provenance as if it had been used). */
+enum { USE_MAXIMIN = 1, USE_PERCENTILE = 2, USE_LOWPASS = 4, USE_CONSTANT = 8 };
+enum { BOPT_WINDOW, BOPT_WINFRAMES, BOPT_SIGMA, BOPT_PERCENTILE, BOPT_LOWPASS, BOPT_TAPS, NBOPT };
+static const struct {
+    const char *name;
+    unsigned used_by;
+} bopts[NBOPT] = {
+    {"window",        USE_MAXIMIN | USE_PERCENTILE | USE_LOWPASS},
+    {"window-frames", USE_MAXIMIN | USE_PERCENTILE | USE_LOWPASS},
+    {"sigma",         USE_MAXIMIN},
+    {"percentile",    USE_PERCENTILE | USE_LOWPASS | USE_CONSTANT},
+    {"lowpass",       USE_LOWPASS},
+    {"taps",          USE_LOWPASS},
+};
+
+/* Where an option came from: not given, the --config file, the command
+ * line (which overrides the file). */
+enum { FROM_NONE, FROM_CONFIG, FROM_ARGS };
+
+static unsigned method_bit(const caimg_baseline_type *t)
+{
+    if (t == caimg_baseline_maximin) return USE_MAXIMIN;
+    if (t == caimg_baseline_percentile) return USE_PERCENTILE;
+    if (t == caimg_baseline_lowpass) return USE_LOWPASS;
+    return USE_CONSTANT;
+}
+
+/* "maximin, percentile and lowpass": the methods in `mask`, for messages. */
+static void method_list(unsigned mask, char *buf, size_t size)
+{
+    static const char *const names[] = {"maximin", "percentile", "lowpass", "constant"};
+    int n = 0, total = 0;
+    for (int i = 0; i < 4; i++) total += (mask >> i) & 1;
+    buf[0] = '\0';
+    for (int i = 0; i < 4; i++) {
+        if (!((mask >> i) & 1)) continue;
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s%s", n == 0 ? "" : n + 1 == total ? " and " : ", ",
+                 names[i]);
+        n++;
+    }
+}
+
 int main_dff(int argc, char **argv)
 {
     cmd_ctx c;
@@ -92,12 +138,25 @@ int main_dff(int argc, char **argv)
     double window = -1, winframes = -1, sigma = -1, pct = -2, lowpass = -1;
     long taps = -1, v;
     const char *bname = "maximin";
+    int from[NBOPT] = {FROM_NONE};
     double list[2];
-    int opt;
+    int opt, n;
     while ((opt = getopt_long(c.argc, c.argv, CMD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         int h = cmd_common_option(&c, opt, optarg);
         if (h < 0) { rc = EXIT_USAGE; goto done; }
         if (h > 0) continue;
+        /* Config arguments come first, each one --key=value word, so an
+         * option read from argv[1..nconfig-1] leaves optind <= nconfig. */
+        int src = optind <= c.nconfig ? FROM_CONFIG : FROM_ARGS;
+        switch (opt) {
+        case OPT_WINDOW: from[BOPT_WINDOW] = src; break;
+        case OPT_WINFRAMES: from[BOPT_WINFRAMES] = src; break;
+        case OPT_SIGMA: from[BOPT_SIGMA] = src; break;
+        case OPT_PERCENTILE: from[BOPT_PERCENTILE] = src; break;
+        case OPT_LOWPASS: from[BOPT_LOWPASS] = src; break;
+        case OPT_TAPS: from[BOPT_TAPS] = src; break;
+        default: break;
+        }
         switch (opt) {
         case OPT_NEUROPIL:
             if (strcmp(optarg, "estimate") == 0) {
@@ -107,9 +166,12 @@ int main_dff(int argc, char **argv)
                 if (cmd_parse_double(&c, "--neuropil", optarg, 0, 10, &p.r)) { rc = EXIT_USAGE; goto done; }
             }
             break;
+        /* A list that is not numbers has been reported by
+         * cmd_parse_double_list (n < 0); one of the wrong length or
+         * order is reported here, in one line either way. */
         case OPT_NPRANGE:
-            if (cmd_parse_double_list(&c, "--neuropil-range", optarg, list, 2) != 2 ||
-                !(list[0] >= 0 && list[0] <= list[1])) {
+            if ((n = cmd_parse_double_list(&c, "--neuropil-range", optarg, list, 2)) < 0) { rc = EXIT_USAGE; goto done; }
+            if (n != 2 || !(list[0] >= 0 && list[0] <= list[1])) {
                 rc = cmd_usage_error(&c, "--neuropil-range: need LO,HI with 0 <= LO <= HI");
                 goto done;
             }
@@ -143,8 +205,8 @@ int main_dff(int argc, char **argv)
             if (cmd_parse_double(&c, "--f0-floor", optarg, 1e-9, 1e3, &p.f0_floor)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_BAND:
-            if (cmd_parse_double_list(&c, "--noise-band", optarg, list, 2) != 2 ||
-                !(list[0] >= 0 && list[0] < list[1] && list[1] <= 0.5)) {
+            if ((n = cmd_parse_double_list(&c, "--noise-band", optarg, list, 2)) < 0) { rc = EXIT_USAGE; goto done; }
+            if (n != 2 || !(list[0] >= 0 && list[0] < list[1] && list[1] <= 0.5)) {
                 rc = cmd_usage_error(&c, "--noise-band: need LO,HI with 0 <= LO < HI <= 0.5 "
                                      "(cycles per frame)");
                 goto done;
@@ -184,8 +246,49 @@ int main_dff(int argc, char **argv)
                              bname);
         goto done;
     }
+    /* An option the method does not use: on the command line the user
+     * asked for something that would not happen, a usage error; in a
+     * config file (one file may serve several runs, and a [caimg] section
+     * every stage) it is ignored with a warning. */
+    unsigned mbit = method_bit(p.baseline);
+    for (int i = 0; i < NBOPT; i++) {
+        if (from[i] == FROM_NONE || (bopts[i].used_by & mbit)) continue;
+        char users[64];
+        method_list(bopts[i].used_by, users, sizeof users);
+        if (from[i] == FROM_ARGS) {
+            rc = cmd_usage_error(&c, "--%s: the %s baseline does not use it (only %s do%s)",
+                                 bopts[i].name, caimg_baseline_type_name(p.baseline), users,
+                                 strchr(users, ' ') ? "" : "es");
+            goto done;
+        }
+        cmd_note(&c, "warning: %s: %s is not used by the %s baseline; ignored", c.config,
+                 bopts[i].name, caimg_baseline_type_name(p.baseline));
+        from[i] = FROM_NONE;
+    }
+    /* One window: both on the command line (or both in the file) is a
+     * contradiction; one on the command line overrides the file's other. */
+    if (from[BOPT_WINDOW] && from[BOPT_WINFRAMES]) {
+        if (from[BOPT_WINDOW] == from[BOPT_WINFRAMES]) {
+            rc = cmd_usage_error(&c, "give --window or --window-frames, not both");
+            goto done;
+        }
+        if (from[BOPT_WINDOW] == FROM_CONFIG) from[BOPT_WINDOW] = FROM_NONE;
+        else from[BOPT_WINFRAMES] = FROM_NONE;
+    }
+    if (!from[BOPT_WINDOW]) window = -1;
+    if (!from[BOPT_WINFRAMES]) winframes = -1;
+    if (!from[BOPT_SIGMA]) sigma = -1;
+    if (!from[BOPT_PERCENTILE]) pct = -2;
+    if (!from[BOPT_LOWPASS]) lowpass = -1;
+    if (!from[BOPT_TAPS]) taps = -1;
     caimg_baseline_params_init(&p.bparams, p.baseline);
-    if (window > 0) p.bparams.window_s = window;
+    /* One window, in one unit: the method's default window (percentile's
+     * 500 frames) gives way to the one asked for, so the provenance
+     * records only the window used and replays as the same command. */
+    if (window > 0) {
+        p.bparams.window_s = window;
+        p.bparams.window_frames = 0;
+    }
     if (winframes > 0) {
         p.bparams.window_frames = winframes;
         p.bparams.window_s = 0;
@@ -194,10 +297,6 @@ int main_dff(int argc, char **argv)
     if (pct > -2) p.bparams.percentile = pct;
     if (lowpass > 0) p.bparams.lowpass_hz = lowpass;
     if (taps > 0) p.bparams.lowpass_taps = (int)taps;
-    if (pct == CAIMG_PERCENTILE_AUTO && p.baseline == caimg_baseline_maximin) {
-        rc = cmd_usage_error(&c, "--percentile: the maximin baseline has no percentile");
-        goto done;
-    }
     p.fs = c.fs;
     p.threads = c.threads;
     rc = caimg_dff_run(c.argv[optind], c.output, &p, &io, c.cmdline);

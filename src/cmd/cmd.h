@@ -84,8 +84,7 @@ int cmd_usage_error(cmd_ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Print the library's error message for `status` as one line and return
- * the exit status (EXIT_USAGE for CAIMG_EINVAL, else EXIT_DATA).  With -v
- * the failing library function is shown too. */
+ * the exit status (EXIT_USAGE for CAIMG_EINVAL, else EXIT_DATA). */
 int cmd_fail(cmd_ctx *c, int status);
 
 /* Print a message on stderr unless -q ("caimg NAME: ..."). */

@@ -43,11 +43,11 @@ int cmd_bad_option(cmd_ctx *c)
 
 int cmd_fail(cmd_ctx *c, int status)
 {
+    /* The message alone: the name of the library function that failed is
+     * for debuggers (caimg_errfunc()), not for the user, whose message
+     * already names the file and the problem. */
     const char *msg = caimg_errmsg();
-    fprintf(stderr, "caimg %s: %s", c->name, *msg ? msg : caimg_strerror(status));
-    if (c->verbose && *caimg_errfunc())
-        fprintf(stderr, " [%s]", caimg_errfunc());
-    fputc('\n', stderr);
+    fprintf(stderr, "caimg %s: %s\n", c->name, *msg ? msg : caimg_strerror(status));
     return status == CAIMG_EINVAL ? EXIT_USAGE : EXIT_DATA;
 }
 

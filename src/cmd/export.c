@@ -25,7 +25,7 @@ enum {
 
 static const struct option longopts[] = {
     CMD_COMMON_LONGOPTS,
-    {"dataset",     required_argument, NULL, OPT_DATASET},
+    {"dataset",     required_argument, NULL, 'd'},
     {"dtype",       required_argument, NULL, OPT_DTYPE},
     {"range",       required_argument, NULL, OPT_RANGE},
     {"frames",      required_argument, NULL, OPT_FRAMES},

@@ -160,6 +160,23 @@ bad 1 "junk.txt: neither a label TIFF nor an ImageJ" "$T/x.h5" "junk mask" \
 "$MKTIFF" -o "$T/flt.tif" -w 96 -h 96 -n 1 -t float32 || fail "mktiff"
 bad 1 "flt.tif: page 1, pixel .* has label 0.5" "$T/x.h5" "fractional labels" \
     "$CAIMG" roi --masks "$T/flt.tif" "$T/m.h5" -o "$T/x.h5"
+# A label is a whole number from 1 to 4294967295 whatever the sample type:
+# an infinity or a float beyond that range is no label (+Inf was once taken,
+# as ROI "0", numbered before label 1).
+for v in inf -inf nan 1e30 4294967296 -1; do
+    "$MKTIFF" -o "$T/lab_$v.tif" -w 96 -h 96 -n 1 -t float32 --fill 1 --first "$v" || fail "mktiff $v"
+    bad 1 "lab_$v.tif: page 1, pixel \(y 0, x 0\) has label [-a-z0-9.e+]*; labels must be whole numbers from 0 to 4294967295" \
+        "$T/x.h5" "label $v" "$CAIMG" roi --masks "$T/lab_$v.tif" "$T/m.h5" -o "$T/x.h5"
+done
+"$MKTIFF" -o "$T/lab_f64.tif" -w 96 -h 96 -n 1 -t float64 --fill 1e300 --first 1 || fail "mktiff f64"
+bad 1 "lab_f64.tif: page 1, pixel \(y 0, x 1\) has label 1e\+300" "$T/x.h5" "label 1e300 (float64)" \
+    "$CAIMG" roi --masks "$T/lab_f64.tif" "$T/m.h5" -o "$T/x.h5"
+# Whole float labels are labels, read exactly: 2^24 and 2^24 + 1 are the
+# same float32 but two labels of a float64 image.
+"$MKTIFF" -o "$T/lab_big.tif" -w 96 -h 96 -n 1 -t float64 --fill 16777216 --first 16777217 ||
+    fail "mktiff big labels"
+ok "float64 labels" "$CAIMG" roi -q --masks "$T/lab_big.tif" "$T/m.h5" -o "$T/rbig.h5"
+[ "$(nrois "$T/rbig.h5")" = 2 ] || fail "float64 labels: $(nrois "$T/rbig.h5") ROIs, expected 2"
 bad 1 "junk.txt" "$T/x.h5" "not a movie" "$CAIMG" roi "$T/junk.txt" -o "$T/x.h5"
 
 # --- usage errors: exit 2 ------------------------------------------------------

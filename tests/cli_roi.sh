@@ -25,6 +25,28 @@ ok "export labels" "$CAIMG" export "$T/r.h5" -d /roi/labels -o "$T/labels.tif"
 ok "export F" "$CAIMG" export "$T/r.h5" -d /roi/F -o "$T/F.tsv"
 [ "$(wc -l < "$T/F.tsv")" -eq "$n" ] || fail "F.tsv: $(wc -l < "$T/F.tsv") lines for $n ROIs"
 [ "$(head -1 "$T/F.tsv" | awk -F'\t' '{print NF}')" -eq 900 ] || fail "F.tsv: not 900 frames per line"
+# --frames selects the frames of traces, columns or (--transpose) lines,
+# with the range check movies have; it is refused where there are no frames.
+ok "export F --frames" "$CAIMG" export "$T/r.h5" -d /roi/F --frames 11-20 -o "$T/F10.tsv"
+[ "$(wc -l < "$T/F10.tsv")" -eq "$n" ] || fail "F10.tsv: $(wc -l < "$T/F10.tsv") lines for $n ROIs"
+[ "$(awk -F'\t' '{print NF}' "$T/F10.tsv" | sort -u)" = 10 ] || fail "F10.tsv: not 10 frames per line"
+[ "$(cut -f 11-20 "$T/F.tsv")" = "$(cat "$T/F10.tsv")" ] || fail "F10.tsv: not frames 11-20 of F.tsv"
+ok "export F --frames --transpose" "$CAIMG" export "$T/r.h5" -d roi/F --frames 899- --transpose -o "$T/Ft.tsv"
+[ "$(wc -l < "$T/Ft.tsv")" -eq 2 ] || fail "Ft.tsv: $(wc -l < "$T/Ft.tsv") lines for frames 899-900"
+[ "$(head -1 "$T/Ft.tsv" | cut -f 1)" = "$(head -1 "$T/F.tsv" | cut -f 899)" ] || fail "Ft.tsv: not frame 899"
+bad 2 "r.h5: --frames out of range: /roi/F has 900 frames" "$T/x.tsv" "export F frames past the end" \
+    "$CAIMG" export "$T/r.h5" -d /roi/F --frames 5000-6000 -o "$T/x.tsv"
+bad 2 "r.h5: --frames out of range: /roi/F has 900 frames" "$T/x.tsv" "export F frames past the end, transposed" \
+    "$CAIMG" export "$T/r.h5" -d /roi/F --frames 900-901 --transpose -o "$T/x.tsv"
+bad 2 "r.h5: --frames selects frames of movies and of \[N\]\[T\] traces .*; /roi/stats is neither" \
+    "$T/x.tsv" "export stats --frames" "$CAIMG" export "$T/r.h5" -d /roi/stats --frames 1-2 -o "$T/x.tsv"
+bad 2 "/roi/np_index is neither" "$T/x.tsv" "export np_index --frames" \
+    "$CAIMG" export "$T/r.h5" -d /roi/np_index --frames 1-2 -o "$T/x.tsv"
+# A dataset TIFF cannot hold is unsuitable (exit 1), like a group.
+bad 1 "r.h5: /roi/stats/npix has rank 1; TIFF export needs" "$T/x.tif" "export vector to TIFF" \
+    "$CAIMG" export "$T/r.h5" -d /roi/stats/npix -o "$T/x.tif"
+bad 1 "r.h5: /movie has rank 3; TSV export takes vectors and matrices" "$T/x.tsv" "export movie to TSV" \
+    "$CAIMG" export "$T/r.h5" -d /movie -o "$T/x.tsv"
 ok "export stats" "$CAIMG" export "$T/r.h5" -d /roi/stats -o "$T/stats.tsv"
 head -1 "$T/stats.tsv" | grep -q "npix" || fail "stats.tsv header: $(head -1 "$T/stats.tsv")"
 [ "$(wc -l < "$T/stats.tsv")" -eq $((n + 1)) ] || fail "stats.tsv rows"

@@ -61,6 +61,13 @@ awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "nucleus") c = i; next
     END { exit !(c && !bad) }' "$T/stats.tsv" || fail "stats.tsv: nucleus outside [0, 1.5]"
 ok "export mean image" "$CAIMG" export "$T/r.h5" -d /roi/mean -o "$T/mean.tif"
 "$CAIMG" info -v "$T/r.h5" | grep -q "diameter = 12" || fail "parameters not in provenance"
+# The recorded parameters replay: fed back through --config they are all
+# options the parser takes, and give the same /roi (derived values such as
+# the number of time bins are comments).
+params_config "$T/r.h5" roi "$T/roi.ini" || fail "no roi record in the provenance"
+ok "roi --config from the provenance" "$CAIMG" roi -q --config "$T/roi.ini" "$T/m.h5" -o "$T/rreplay.h5"
+h5diff -q "$T/r.h5" "$T/rreplay.h5" /roi /roi || fail "roi replayed from its provenance differs"
+grep -q "^# bins = [0-9]" "$T/roi.ini" || fail "the number of time bins is not recorded"
 h5dump -a /roi/offset "$T/r.h5" >/dev/null 2>&1 || fail "roi output lacks the /roi offset attribute"
 # The same ROIs, traces and statistics whatever the number of threads.
 ok "roi 1 thread" "$CAIMG" roi -q -@ 1 "$T/m.h5" -o "$T/r1.h5"

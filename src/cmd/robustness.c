@@ -935,8 +935,8 @@ static int run(cmd_ctx *c, rob_opts *o)
     if (!st) st = caimg_h5_add_input(out, o->stimuli, 0);
     caimg_h5_param(out, "hidden", "%s", o->hidden);
     caimg_h5_param(out, "feature-layer", "%s", o->feature_layer);
-    caimg_h5_param(out, "accuracy-drop", "%g", o->drop);
-    caimg_h5_param(out, "l2", "%g", l2);
+    caimg_h5_param_double(out, "accuracy-drop", o->drop);
+    caimg_h5_param_double(out, "l2", l2);
     caimg_h5_param(out, "seeds", "%ld", o->seeds);
     ann_train_args_record(&o->train, out);
     caimg_h5_param(out, "steps", "%ld", o->steps);

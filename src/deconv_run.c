@@ -26,33 +26,35 @@ void caimg_deconv_io_init(caimg_deconv_io *io)
 
 static void record_params(caimg_h5 *out, const caimg_deconv_params *p, const char *dataset)
 {
-    caimg_h5_param(out, "fs", "%g", p->fs);
+    if (p->fs > 0) caimg_h5_param_double(out, "fs", p->fs);
+    else caimg_h5_param_derived(out, "fs", "0 (unknown)");
     if (dataset) caimg_h5_param(out, "dataset", "%s", dataset);
     caimg_h5_param(out, "method", "%s", caimg_deconv_method_name(p->method));
     caimg_h5_param(out, "ar", "%d", p->p);
     if (p->tau_decay > 0) {
-        caimg_h5_param(out, "tau", "%g", p->tau_decay);
-        if (p->p == 2) caimg_h5_param(out, "rise", "%g", p->tau_rise);
+        caimg_h5_param_double(out, "tau", p->tau_decay);
+        if (p->p == 2) caimg_h5_param_double(out, "rise", p->tau_rise);
     } else {
-        caimg_h5_param(out, "tau", "estimate");
-        caimg_h5_param(out, "refine", "%s", p->refine_g ? "yes" : "no");
+        /* No option value says "estimate": leaving --tau out does. */
+        caimg_h5_param_derived(out, "tau", "estimate");
+        caimg_h5_param(out, "no-refine", "%s", p->refine_g ? "no" : "yes");
         caimg_h5_param(out, "lags", "%d", p->lags);
-        caimg_h5_param(out, "fudge", "%g", p->fudge);
+        caimg_h5_param_double(out, "fudge", p->fudge);
         caimg_h5_param(out, "tau-range", "%g,%g", p->tau_min, p->tau_max);
-        caimg_h5_param(out, "fallback-tau", "%g", p->fallback_decay);
-        if (p->p == 2) caimg_h5_param(out, "fallback-rise", "%g", p->fallback_rise);
+        caimg_h5_param_double(out, "fallback-tau", p->fallback_decay);
+        if (p->p == 2) caimg_h5_param_double(out, "fallback-rise", p->fallback_rise);
     }
-    if (p->sn > 0) caimg_h5_param(out, "sn", "%g", p->sn);
-    else caimg_h5_param(out, "sn", "estimate");
+    if (p->sn > 0) caimg_h5_param_double(out, "sn", p->sn);
+    else caimg_h5_param_derived(out, "sn", "estimate");
     caimg_h5_param(out, "noise-method", "%s", caimg_noise_method_name(p->noise_method));
     caimg_h5_param(out, "noise-band", "%g,%g", p->noise_band[0], p->noise_band[1]);
-    if (p->lambda >= 0) caimg_h5_param(out, "lambda", "%g", p->lambda);
+    if (p->lambda >= 0) caimg_h5_param_double(out, "lambda", p->lambda);
     else caimg_h5_param(out, "lambda", "auto");
-    caimg_h5_param(out, "lambda-z", "%g", p->lambda_z);
-    if (p->smin > 0) caimg_h5_param(out, "smin", "%g", p->smin);
-    caimg_h5_param(out, "smin-z", "%g", p->smin_z);
+    caimg_h5_param_double(out, "lambda-z", p->lambda_z);
+    if (p->smin > 0) caimg_h5_param_double(out, "smin", p->smin);
+    caimg_h5_param_double(out, "smin-z", p->smin_z);
     caimg_h5_param(out, "baseline", "%s", caimg_deconv_baseline_name(p->baseline));
-    if (p->baseline == CAIMG_DECONV_B_FIXED) caimg_h5_param(out, "b", "%g", p->b);
+    if (p->baseline == CAIMG_DECONV_B_FIXED) caimg_h5_param_double(out, "b", p->b);
     caimg_h5_param(out, "max-iter", "%d", p->max_iter);
 }
 

@@ -27,29 +27,29 @@ void caimg_dff_io_init(caimg_dff_io *io)
 static void record_params(caimg_h5 *out, const caimg_dff_params *p, const caimg_dff_io *io)
 {
     const caimg_baseline_params *b = &p->bparams;
-    caimg_h5_param(out, "fs", "%g", p->fs);
+    caimg_h5_param_double(out, "fs", p->fs);
     caimg_h5_param(out, "traces", "%s", io->F);
     caimg_h5_param(out, "neuropil-traces", "%s", io->Fneu && io->Fneu[0] ? io->Fneu : "none");
     if (p->estimate_r) {
         caimg_h5_param(out, "neuropil", "estimate");
         caimg_h5_param(out, "neuropil-range", "%g,%g", p->r_min, p->r_max);
-        caimg_h5_param(out, "neuropil-quantile", "%g", p->r_quantile);
+        caimg_h5_param_double(out, "neuropil-quantile", p->r_quantile);
     } else {
-        caimg_h5_param(out, "neuropil", "%g", p->r);
+        caimg_h5_param_double(out, "neuropil", p->r);
     }
     caimg_h5_param(out, "baseline", "%s", caimg_baseline_type_name(p->baseline));
-    if (b->window_s > 0) caimg_h5_param(out, "window", "%g", b->window_s);
-    if (b->window_frames > 0) caimg_h5_param(out, "window-frames", "%g", b->window_frames);
-    if (p->baseline == caimg_baseline_maximin) caimg_h5_param(out, "sigma", "%g", b->sigma_frames);
+    if (b->window_s > 0) caimg_h5_param_double(out, "window", b->window_s);
+    if (b->window_frames > 0) caimg_h5_param_double(out, "window-frames", b->window_frames);
+    if (p->baseline == caimg_baseline_maximin) caimg_h5_param_double(out, "sigma", b->sigma_frames);
     if (p->baseline != caimg_baseline_maximin) {
         if (b->percentile < 0) caimg_h5_param(out, "percentile", "auto");
-        else caimg_h5_param(out, "percentile", "%g", b->percentile);
+        else caimg_h5_param_double(out, "percentile", b->percentile);
     }
     if (p->baseline == caimg_baseline_lowpass) {
-        caimg_h5_param(out, "lowpass", "%g", b->lowpass_hz);
+        caimg_h5_param_double(out, "lowpass", b->lowpass_hz);
         caimg_h5_param(out, "taps", "%d", b->lowpass_taps);
     }
-    caimg_h5_param(out, "f0-floor", "%g", p->f0_floor);
+    caimg_h5_param_double(out, "f0-floor", p->f0_floor);
     caimg_h5_param(out, "noise-band", "%g,%g", p->noise_band[0], p->noise_band[1]);
     caimg_h5_param(out, "noise-method", "%s", caimg_noise_method_name(p->noise_method));
 }

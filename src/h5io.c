@@ -8,8 +8,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -257,19 +259,52 @@ void caimg_h5_close(caimg_h5 *f)
 
 /* ---- provenance ----------------------------------------------------------- */
 
-int caimg_h5_param(caimg_h5 *f, const char *key, const char *fmt, ...)
+/* Append "prefix key = value" to the parameters. */
+static int add_param(caimg_h5 *f, const char *prefix, const char *key, const char *fmt,
+                     va_list ap)
 {
     char val[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(val, sizeof val, fmt, ap);
-    va_end(ap);
-    size_t add = strlen(key) + strlen(val) + 5;
+    /* A config line ends at a newline: an architecture typed over several
+     * lines is recorded on one (whitespace is whitespace to its parser). */
+    for (char *q = val; *q; q++)
+        if (*q == '\n' || *q == '\r') *q = ' ';
+    size_t add = strlen(prefix) + strlen(key) + strlen(val) + 5;
     char *p = realloc(f->params, f->params_len + add + 1);
     if (!p) return caimg_error(CAIMG_ENOMEM, "out of memory recording parameters");
     f->params = p;
-    f->params_len += (size_t)sprintf(p + f->params_len, "%s = %s\n", key, val);
+    f->params_len += (size_t)sprintf(p + f->params_len, "%s%s = %s\n", prefix, key, val);
     return 0;
+}
+
+int caimg_h5_param(caimg_h5 *f, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = add_param(f, "", key, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int caimg_h5_param_derived(caimg_h5 *f, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = add_param(f, "# ", key, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int caimg_h5_param_double(caimg_h5 *f, const char *key, double v)
+{
+    char buf[40];
+    /* The shortest of 6..17 significant digits that reads back exactly
+     * (17 always does for a finite double); 0.1 stays "0.1". */
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v || !isfinite(v)) break;
+    }
+    return caimg_h5_param(f, key, "%s", buf);
 }
 
 int caimg_h5_add_input(caimg_h5 *f, const char *path, int link)

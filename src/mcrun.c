@@ -321,27 +321,37 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     for (size_t i = 0; !rc && i < ninputs; i++) rc = caimg_h5_add_input(out, inputs[i], 1);
     if (opts->template_path && !rc) rc = caimg_h5_add_input(out, opts->template_path, 0);
     if (rc) goto done;
-    caimg_h5_param(out, "max-shift", "%g", par->max_shift);
-    caimg_h5_param(out, "smooth", "%g", par->smooth_sigma);
-    caimg_h5_param(out, "whiten", "%d", par->whiten);
-    caimg_h5_param(out, "taper", "%g", par->taper);
+    caimg_h5_param_double(out, "max-shift", par->max_shift);
+    caimg_h5_param_double(out, "smooth", par->smooth_sigma);
+    caimg_h5_param(out, "no-whiten", "%s", par->whiten ? "no" : "yes");
+    caimg_h5_param_double(out, "taper", par->taper);
     caimg_h5_param(out, "piecewise", "%d", par->piecewise);
     if (par->piecewise) {
         caimg_h5_param(out, "patch", "%zu", par->patch);
         caimg_h5_param(out, "overlap", "%zu", par->overlap);
-        caimg_h5_param(out, "max-dev", "%g", par->max_dev);
-        caimg_h5_param(out, "min-pnr", "%g", par->min_pnr);
+        caimg_h5_param_double(out, "max-dev", par->max_dev);
+        caimg_h5_param_double(out, "min-pnr", par->min_pnr);
     }
     caimg_h5_param(out, "interp", "%s", par->interp == CAIMG_MC_INTERP_BILINEAR ? "bilinear" : "bicubic");
     caimg_h5_param(out, "border", "%s", par->border == CAIMG_MC_BORDER_NAN ? "nan"
                                        : par->border == CAIMG_MC_BORDER_ZERO ? "zero" : "nearest");
-    caimg_h5_param(out, "template", "%s", opts->template_path ? opts->template_path : "data");
+    /* The template built from the data has no option value: --template
+     * takes a file. */
+    if (opts->template_path) caimg_h5_param(out, "template", "%s", opts->template_path);
+    else caimg_h5_param_derived(out, "template", "data");
     caimg_h5_param(out, "template-frames", "%zu", ns);
     caimg_h5_param(out, "template-iter", "%d", par->template_iter);
-    caimg_h5_param(out, "bidi", "%g", caimg_mc_get_bidi(plan));
+    /* The --bidi given, so that a replay decides the same way; the offset
+     * found and applied beside it. */
+    if (opts->mc.bidi == CAIMG_MC_BIDI_AUTO) caimg_h5_param(out, "bidi", "auto");
+    else if (opts->mc.bidi == CAIMG_MC_BIDI_OFF) caimg_h5_param(out, "bidi", "off");
+    else caimg_h5_param_double(out, "bidi", opts->mc.bidi_offset);
+    caimg_h5_param(out, "bidi-subpixel", "%s", opts->mc.bidi_subpixel ? "yes" : "no");
+    caimg_h5_param_derived(out, "bidi-offset", "%.17g", caimg_mc_get_bidi(plan));
     caimg_h5_param(out, "dtype", "%s", caimg_dtype_name(out_dt));
     caimg_h5_param(out, "deflate", "%d", opts->deflate);
-    caimg_h5_param(out, "fs", "%g", fs);
+    if (fs > 0) caimg_h5_param_double(out, "fs", fs);
+    else caimg_h5_param_derived(out, "fs", "0 (unknown)");
     caimg_h5_param(out, "fftw-measure", "%d", par->measure);
     {
         size_t inner[3] = {ny, nx, 0};

@@ -516,6 +516,11 @@ static int set_from_pairs(lab *pairs, size_t n, size_t Y, size_t X, caimg_roiset
     return 0;
 }
 
+/* The largest label of a label TIFF: that of the widest integer sample
+ * type (uint32).  Float images may hold whole numbers beyond it, and
+ * infinities, that are no label. */
+#define MAX_LABEL 4294967295.0
+
 static int read_label_tiff(const char *path, size_t Y, size_t X, caimg_roiset **out)
 {
     caimg_tiff *t = caimg_tiff_open(path);
@@ -538,16 +543,20 @@ static int read_label_tiff(const char *path, size_t Y, size_t X, caimg_roiset **
         if (rc) break;
         caimg_to_float(page, in->dtype, f, YX);
         for (size_t i = 0; !rc && i < YX; i++) {
+            /* The exact sample: float cannot hold every 32-bit integer, nor
+             * a double label, so two labels could merge on the way. */
             double v = f[i];
-            if (in->dtype == CAIMG_DT_U32 || in->dtype == CAIMG_DT_I32) {
-                v = in->dtype == CAIMG_DT_U32 ? (double)((uint32_t *)page)[i]
-                                              : (double)((int32_t *)page)[i];
-            }
+            if (in->dtype == CAIMG_DT_U32) v = (double)((uint32_t *)page)[i];
+            else if (in->dtype == CAIMG_DT_I32) v = (double)((int32_t *)page)[i];
+            else if (in->dtype == CAIMG_DT_F64) v = ((double *)page)[i];
             if (v == 0) continue;
-            if (!(v > 0) || v != floor(v)) {
+            /* Infinities and huge values are whole numbers to floor() but
+             * no label: converting them to an integer is undefined, and in
+             * practice made +Inf ROI 0, numbered before label 1. */
+            if (!(v > 0) || v != floor(v) || v > MAX_LABEL) {
                 rc = caimg_error(CAIMG_EFORMAT, "%s: page %zu, pixel (y %zu, x %zu) has label %g; "
-                                 "labels must be whole numbers >= 0", path, pg + 1, i / X,
-                                 i % X, v);
+                                 "labels must be whole numbers from 0 to %.0f", path, pg + 1,
+                                 i / X, i % X, v, MAX_LABEL);
                 break;
             }
             if (n == cap) {

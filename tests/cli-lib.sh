@@ -78,6 +78,18 @@ infoval() {
     "$CAIMG" info --tsv "$1" | awk -F'\t' -v k="$2" '$2 == k {print $3; exit}'
 }
 
+# params_config FILE STAGE CONFIG: the parameters of the last STAGE record
+# in FILE's provenance, written as section [STAGE] of a --config file.
+params_config() {
+    _rec=$("$CAIMG" info --tsv "$1" | awk -F'\t' -v s="$2" \
+        '$2 == "provenance" { split($3, a, " "); if (a[1] ~ ("^[0-9]+_" s "$")) r = a[1] } END { print r }')
+    [ -n "$_rec" ] || return 1
+    { echo "[$2]"
+      "$CAIMG" info -v --tsv "$1" | awk -F'\t' -v r="$_rec  " \
+          '$2 == "parameter" && substr($3, 1, length(r)) == r { print substr($3, length(r) + 1) }'
+    } > "$3"
+}
+
 finish() {
     echo "$ntests checks, $fails failures"
     [ "$fails" -eq 0 ]

@@ -32,6 +32,19 @@ A="--steps 5 --eot 3 --eval-samples 8 --images 16 -@ 2"
 ok "attack" "$CAIMG" attack "$D/m.h5" --feature-layer h1 $A -o "$D/a.h5" --tsv "$D/a.tsv" \
     --plot "$D/a.svg"
 cp "$T/out" "$D/a.out"
+# The recorded parameters of fit and attack replay through --config to the
+# same model and curves (the architecture typed over two lines included);
+# only the timings differ.
+params_config "$D/m.h5" fit "$T/fit.ini" || fail "no fit record"
+ok "fit --config from the provenance" "$CAIMG" fit -q --config "$T/fit.ini" "$D/spikes.h5" \
+    --schedule "$D/schedule.tsv" --stimuli "$D/stimuli.tif" -o "$T/mr.h5" -@ 2
+h5diff -q "$D/m.h5" "$T/mr.h5" /model /model || fail "fit replayed from its provenance differs"
+params_config "$D/a.h5" attack "$T/attack.ini" || fail "no attack record"
+ok "attack --config from the provenance" "$CAIMG" attack --config "$T/attack.ini" "$D/m.h5" -o "$T/ar.h5" -@ 2
+h5diff -r "$D/a.h5" "$T/ar.h5" /attack /attack |
+    awk '/^(dataset|attribute):/ { what = $0 } /^[1-9][0-9]* differences? found/ { print what }' |
+    grep -v '/seconds>' > "$T/ardiff"
+[ -s "$T/ardiff" ] && fail "attack replayed from its provenance differs: $(head -3 "$T/ardiff")"
 grep -q "^sanity checks:" "$D/a.out" || fail "attack: no sanity checks printed"
 grep -q "FAIL" "$D/a.out" && fail "attack: a sanity check failed: $(grep FAIL "$D/a.out")"
 for k in "budget 0 = clean" "grows with budget" "PGD >= FGSM" "PGD >= random" "EOT >= single sample" \

@@ -33,4 +33,11 @@ while IFS='|' read -r file pat when; do
     [ "$when" = read ] || bad 1 "$file" "" "info $file" "$CAIMG" info "$B/$file"
 done < "$TESTDATA/bad/expected.txt"
 
+# -v adds detail to what a command reports, not internal names to its
+# errors: the message is the same one line, with no "[function]" tag.
+for cmd in import roi; do
+    bad 1 "imagej-truncated.tif: .*it is truncated$" "$out" "$cmd -v: no function tag" \
+        "$CAIMG" $cmd -v "$B/imagej-truncated.tif" -o "$out"
+done
+
 finish

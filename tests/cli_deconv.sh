@@ -17,6 +17,11 @@ N=$(h5ls "$T/roi.h5/roi/F" | sed 's/.*{\([0-9]*\),.*/\1/')
 
 # --- the default: layout, units, accuracy ------------------------------------------
 ok "deconv" "$CAIMG" deconv "$T/dff.h5" -o "$T/spk.h5"
+# The recorded parameters replay through --config to the same result
+# ("estimate", which no option value spells, is a comment).
+params_config "$T/spk.h5" deconv "$T/dcr.ini" || fail "no deconv record"
+ok "deconv --config from the provenance" "$CAIMG" deconv -q --config "$T/dcr.ini" "$T/dff.h5" -o "$T/dcr.h5"
+h5diff -q "$T/spk.h5" "$T/dcr.h5" /deconv /deconv || fail "deconv replayed from its provenance differs"
 for d in s c spikes; do
     h5ls "$T/spk.h5/deconv/$d" | grep -Eq "\{$N(/Inf)?, 1500\}" || fail "/deconv/$d is not [$N][1500]"
     finite "$T/spk.h5" "/deconv/$d" || fail "/deconv/$d is not finite"

@@ -15,6 +15,10 @@ N=$(h5ls "$T/roi.h5/roi/F" | sed 's/.*{\([0-9]*\),.*/\1/')
 
 # --- the default: layout, units, provenance, accuracy ---------------------------
 ok "dff" "$CAIMG" dff "$T/roi.h5" -o "$T/dff.h5"
+# The recorded parameters replay through --config to the same result.
+params_config "$T/dff.h5" dff "$T/dffr.ini" || fail "no dff record"
+ok "dff --config from the provenance" "$CAIMG" dff -q --config "$T/dffr.ini" "$T/roi.h5" -o "$T/dffr.h5"
+h5diff -q "$T/dff.h5" "$T/dffr.h5" /dff /dff || fail "dff replayed from its provenance differs"
 for d in dff baseline; do
     h5ls "$T/dff.h5/dff/$d" | grep -Eq "\{$N(/Inf)?, 1500\}" || fail "/dff/$d is not [$N][1500]"
 done

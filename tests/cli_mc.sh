@@ -25,6 +25,11 @@ for d in "/movie \[60\]\[96\]\[128\] uint16" "/mc/shifts \[60\]\[2\] float32" "/
     grep -q "$d" "$T/info" || fail "mc.h5 lacks $d"
 done
 grep -q "max-shift = 24" "$T/info" || fail "parameters not in the provenance (max-shift = 1/4 of 96)"
+# The recorded parameters replay through --config to the same result.
+params_config "$T/mc.h5" mc "$T/mcr.ini" || fail "no mc record"
+ok "mc --config from the provenance" "$CAIMG" mc -q --config "$T/mcr.ini" "$T/m.h5" -o "$T/mcr.h5"
+h5diff -q "$T/mc.h5" "$T/mcr.h5" /mc /mc && h5diff -q "$T/mc.h5" "$T/mcr.h5" /movie /movie ||
+    fail "mc replayed from its provenance differs"
 for a in bidi_offset crispness_before crispness_after fs; do
     h5dump -a "/mc/$a" "$T/mc.h5" > /dev/null 2>&1 || fail "attribute /mc/$a missing"
 done

@@ -25,6 +25,28 @@ ok "export labels" "$CAIMG" export "$T/r.h5" -d /roi/labels -o "$T/labels.tif"
 ok "export F" "$CAIMG" export "$T/r.h5" -d /roi/F -o "$T/F.tsv"
 [ "$(wc -l < "$T/F.tsv")" -eq "$n" ] || fail "F.tsv: $(wc -l < "$T/F.tsv") lines for $n ROIs"
 [ "$(head -1 "$T/F.tsv" | awk -F'\t' '{print NF}')" -eq 900 ] || fail "F.tsv: not 900 frames per line"
+# --frames selects the frames of traces, columns or (--transpose) lines,
+# with the range check movies have; it is refused where there are no frames.
+ok "export F --frames" "$CAIMG" export "$T/r.h5" -d /roi/F --frames 11-20 -o "$T/F10.tsv"
+[ "$(wc -l < "$T/F10.tsv")" -eq "$n" ] || fail "F10.tsv: $(wc -l < "$T/F10.tsv") lines for $n ROIs"
+[ "$(awk -F'\t' '{print NF}' "$T/F10.tsv" | sort -u)" = 10 ] || fail "F10.tsv: not 10 frames per line"
+[ "$(cut -f 11-20 "$T/F.tsv")" = "$(cat "$T/F10.tsv")" ] || fail "F10.tsv: not frames 11-20 of F.tsv"
+ok "export F --frames --transpose" "$CAIMG" export "$T/r.h5" -d roi/F --frames 899- --transpose -o "$T/Ft.tsv"
+[ "$(wc -l < "$T/Ft.tsv")" -eq 2 ] || fail "Ft.tsv: $(wc -l < "$T/Ft.tsv") lines for frames 899-900"
+[ "$(head -1 "$T/Ft.tsv" | cut -f 1)" = "$(head -1 "$T/F.tsv" | cut -f 899)" ] || fail "Ft.tsv: not frame 899"
+bad 2 "r.h5: --frames out of range: /roi/F has 900 frames" "$T/x.tsv" "export F frames past the end" \
+    "$CAIMG" export "$T/r.h5" -d /roi/F --frames 5000-6000 -o "$T/x.tsv"
+bad 2 "r.h5: --frames out of range: /roi/F has 900 frames" "$T/x.tsv" "export F frames past the end, transposed" \
+    "$CAIMG" export "$T/r.h5" -d /roi/F --frames 900-901 --transpose -o "$T/x.tsv"
+bad 2 "r.h5: --frames selects frames of movies and of \[N\]\[T\] traces .*; /roi/stats is neither" \
+    "$T/x.tsv" "export stats --frames" "$CAIMG" export "$T/r.h5" -d /roi/stats --frames 1-2 -o "$T/x.tsv"
+bad 2 "/roi/np_index is neither" "$T/x.tsv" "export np_index --frames" \
+    "$CAIMG" export "$T/r.h5" -d /roi/np_index --frames 1-2 -o "$T/x.tsv"
+# A dataset TIFF cannot hold is unsuitable (exit 1), like a group.
+bad 1 "r.h5: /roi/stats/npix has rank 1; TIFF export needs" "$T/x.tif" "export vector to TIFF" \
+    "$CAIMG" export "$T/r.h5" -d /roi/stats/npix -o "$T/x.tif"
+bad 1 "r.h5: /movie has rank 3; TSV export takes vectors and matrices" "$T/x.tsv" "export movie to TSV" \
+    "$CAIMG" export "$T/r.h5" -d /movie -o "$T/x.tsv"
 ok "export stats" "$CAIMG" export "$T/r.h5" -d /roi/stats -o "$T/stats.tsv"
 head -1 "$T/stats.tsv" | grep -q "npix" || fail "stats.tsv header: $(head -1 "$T/stats.tsv")"
 [ "$(wc -l < "$T/stats.tsv")" -eq $((n + 1)) ] || fail "stats.tsv rows"
@@ -39,6 +61,13 @@ awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "nucleus") c = i; next
     END { exit !(c && !bad) }' "$T/stats.tsv" || fail "stats.tsv: nucleus outside [0, 1.5]"
 ok "export mean image" "$CAIMG" export "$T/r.h5" -d /roi/mean -o "$T/mean.tif"
 "$CAIMG" info -v "$T/r.h5" | grep -q "diameter = 12" || fail "parameters not in provenance"
+# The recorded parameters replay: fed back through --config they are all
+# options the parser takes, and give the same /roi (derived values such as
+# the number of time bins are comments).
+params_config "$T/r.h5" roi "$T/roi.ini" || fail "no roi record in the provenance"
+ok "roi --config from the provenance" "$CAIMG" roi -q --config "$T/roi.ini" "$T/m.h5" -o "$T/rreplay.h5"
+h5diff -q "$T/r.h5" "$T/rreplay.h5" /roi /roi || fail "roi replayed from its provenance differs"
+grep -q "^# bins = [0-9]" "$T/roi.ini" || fail "the number of time bins is not recorded"
 h5dump -a /roi/offset "$T/r.h5" >/dev/null 2>&1 || fail "roi output lacks the /roi offset attribute"
 # The same ROIs, traces and statistics whatever the number of threads.
 ok "roi 1 thread" "$CAIMG" roi -q -@ 1 "$T/m.h5" -o "$T/r1.h5"
@@ -83,6 +112,21 @@ ok "seeded labels" "$CAIMG" roi --masks "$T/truth.tif" "$T/m.h5" -o "$T/rs.h5"
 tn=$(nrois "$T/rs.h5")
 [ "${tn:-0}" -gt 3 ] || fail "seeded: $tn ROIs"
 h5dump -a /roi/method "$T/rs.h5" | grep -q '"seeded"' || fail "seeded: method attribute"
+# NaN only where caimg-roi(1) and caimg-h5(5) say: score is NaN for user
+# masks, and the statistics documented as always numbers never are.
+nan_columns() {
+    "$CAIMG" export "$1" -d /roi/stats -o - | awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) h[i] = $i; next }
+        { for (i = 1; i <= NF; i++) if (tolower($i) == "nan") c[h[i]] = 1 }
+        END { for (k in c) print k }' | sort | tr '\n' ' '
+}
+always="npix cy cx radius compactness aspect overlap np_npix source prob"
+for f in r rs; do
+    for k in $(nan_columns "$T/$f.h5"); do
+        case " $always " in *" $k "*) fail "$f.h5: /roi/stats/$k has NaN, documented as a number" ;; esac
+    done
+done
+case " $(nan_columns "$T/rs.h5")" in *" score "*) ;; *) fail "seeded: score not NaN as documented" ;; esac
+"$CAIMG" export "$T/rs.h5" -d /roi/stats/score -o - | grep -qvi '^nan$' && fail "seeded: a score is not NaN"
 "$MKCELLS" -Y 96 -X 96 -T 10 --overlap-labels "$T/two.tif" || fail "mkcells overlap labels"
 ok "overlapping labels" "$CAIMG" roi --masks "$T/two.tif" "$T/m.h5" -o "$T/ro.h5"
 grep -q "two.tif: .* pixels are in more than one ROI" "$T/err" || fail "overlap: no warning ($(cat "$T/err"))"
@@ -173,6 +217,23 @@ bad 1 "junk.txt: neither a label TIFF nor an ImageJ" "$T/x.h5" "junk mask" \
 "$MKTIFF" -o "$T/flt.tif" -w 96 -h 96 -n 1 -t float32 || fail "mktiff"
 bad 1 "flt.tif: page 1, pixel .* has label 0.5" "$T/x.h5" "fractional labels" \
     "$CAIMG" roi --masks "$T/flt.tif" "$T/m.h5" -o "$T/x.h5"
+# A label is a whole number from 1 to 4294967295 whatever the sample type:
+# an infinity or a float beyond that range is no label (+Inf was once taken,
+# as ROI "0", numbered before label 1).
+for v in inf -inf nan 1e30 4294967296 -1; do
+    "$MKTIFF" -o "$T/lab_$v.tif" -w 96 -h 96 -n 1 -t float32 --fill 1 --first "$v" || fail "mktiff $v"
+    bad 1 "lab_$v.tif: page 1, pixel \(y 0, x 0\) has label [-a-z0-9.e+]*; labels must be whole numbers from 0 to 4294967295" \
+        "$T/x.h5" "label $v" "$CAIMG" roi --masks "$T/lab_$v.tif" "$T/m.h5" -o "$T/x.h5"
+done
+"$MKTIFF" -o "$T/lab_f64.tif" -w 96 -h 96 -n 1 -t float64 --fill 1e300 --first 1 || fail "mktiff f64"
+bad 1 "lab_f64.tif: page 1, pixel \(y 0, x 1\) has label 1e\+300" "$T/x.h5" "label 1e300 (float64)" \
+    "$CAIMG" roi --masks "$T/lab_f64.tif" "$T/m.h5" -o "$T/x.h5"
+# Whole float labels are labels, read exactly: 2^24 and 2^24 + 1 are the
+# same float32 but two labels of a float64 image.
+"$MKTIFF" -o "$T/lab_big.tif" -w 96 -h 96 -n 1 -t float64 --fill 16777216 --first 16777217 ||
+    fail "mktiff big labels"
+ok "float64 labels" "$CAIMG" roi -q --masks "$T/lab_big.tif" "$T/m.h5" -o "$T/rbig.h5"
+[ "$(nrois "$T/rbig.h5")" = 2 ] || fail "float64 labels: $(nrois "$T/rbig.h5") ROIs, expected 2"
 bad 1 "junk.txt" "$T/x.h5" "not a movie" "$CAIMG" roi "$T/junk.txt" -o "$T/x.h5"
 
 # --- usage errors: exit 2 ------------------------------------------------------

@@ -21,6 +21,11 @@ grep -q "/truth/shifts \[40\]\[2\]" "$T/info" || fail "truth shifts shape"
 grep -q "/truth/calcium \[[0-9]*\]\[40\]" "$T/info" || fail "truth calcium shape"
 grep -q "/truth/pix_start" "$T/info" || fail "truth footprints"
 grep -q "overlap = 0.1" "$T/info" || fail "parameters not in provenance"
+# The recorded parameters replay through --config to the same bytes
+# (numbers in full: a preset's time constants are not six-digit numbers).
+params_config "$T/t.h5" simulate "$T/sim.ini" || fail "no simulate record"
+ok "simulate --config from the provenance" "$CAIMG" simulate -q --config "$T/sim.ini" --truth "$T/tr.h5"
+h5diff -q "$T/t.h5" "$T/tr.h5" /truth /truth || fail "simulate replayed from its provenance differs"
 [ "$(h5val "$T/t.h5" /truth/shifts 0,0)" != "" ] || fail "truth shifts unreadable"
 # Movie and truth in one file.
 ok "one file" $S -o "$T/both.h5" --truth "$T/both.h5"

@@ -2,13 +2,17 @@
  * caimg's own writer), with a known value in every pixel:
  *     value(page, y, x) = (page * 1000 + y * width + x) mod 2^bits
  * (negated for odd pages with signed types; scaled by 0.5 for floats), so
- * tests can check which page landed where.  Also prints a checksum of a
+ * tests can check which page landed where.  --fill V writes V in every
+ * sample instead, and --first V puts V in the first sample (page 1, y 0,
+ * x 0), both parsed by strtod so "inf" and "nan" are values: a label image
+ * with one bad pixel.  Also prints a checksum of a
  * TIFF's samples (--sum), to compare round trips without our reader.
  *
  * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
  */
 #include <config.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +72,8 @@ int main(int argc, char **argv)
     uint32_t w = 16, h = 8, pages = 4, tile = 0;
     int bits = 16, fmt = SAMPLEFORMAT_UINT, comp = COMPRESSION_NONE, big = 0, be = 0;
     const char *desc = NULL, *out = NULL;
+    double fill = NAN, first = NAN;
+    int have_fill = 0, have_first = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--sum") && v) return sum_file(v);
@@ -81,6 +87,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--bigtiff")) big = atoi(v);
         else if (!strcmp(a, "--bigendian")) be = atoi(v);
         else if (!strcmp(a, "--description")) desc = v;
+        else if (!strcmp(a, "--fill")) { fill = strtod(v, NULL); have_fill = 1; }
+        else if (!strcmp(a, "--first")) { first = strtod(v, NULL); have_first = 1; }
         else if (!strcmp(a, "-t")) {
             if (!strcmp(v, "uint8")) { bits = 8; fmt = SAMPLEFORMAT_UINT; }
             else if (!strcmp(v, "int8")) { bits = 8; fmt = SAMPLEFORMAT_INT; }
@@ -89,6 +97,7 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "uint32")) { bits = 32; fmt = SAMPLEFORMAT_UINT; }
             else if (!strcmp(v, "int32")) { bits = 32; fmt = SAMPLEFORMAT_INT; }
             else if (!strcmp(v, "float32")) { bits = 32; fmt = SAMPLEFORMAT_IEEEFP; }
+            else if (!strcmp(v, "float64")) { bits = 64; fmt = SAMPLEFORMAT_IEEEFP; }
             else die("unknown type");
         } else if (!strcmp(a, "-c")) {
             if (!strcmp(v, "none")) comp = COMPRESSION_NONE;
@@ -129,9 +138,21 @@ int main(int argc, char **argv)
                 uint64_t v = (uint64_t)p * 1000 + (uint64_t)y * w + x;
                 size_t k = ((size_t)y * w + x) * bps;
                 int neg = fmt == SAMPLEFORMAT_INT && (p % 2);
+                if (have_fill || (have_first && p == 0 && y == 0 && x == 0)) {
+                    /* A chosen value, converted as C converts (floats keep
+                     * NaN and infinities). */
+                    double d = have_first && p == 0 && y == 0 && x == 0 ? first : fill;
+                    if (fmt == SAMPLEFORMAT_IEEEFP && bits == 64) memcpy(img + k, &d, 8);
+                    else if (fmt == SAMPLEFORMAT_IEEEFP) { float f = (float)d; memcpy(img + k, &f, 4); }
+                    else if (bits == 8) { uint8_t u = (uint8_t)d; memcpy(img + k, &u, 1); }
+                    else if (bits == 16) { uint16_t u = (uint16_t)d; memcpy(img + k, &u, 2); }
+                    else { uint32_t u = (uint32_t)d; memcpy(img + k, &u, 4); }
+                    continue;
+                }
                 switch (bits) {
                 case 8: { uint8_t u = (uint8_t)v; if (neg) u = (uint8_t)-(int8_t)(u & 0x7f); memcpy(img + k, &u, 1); break; }
                 case 16: { uint16_t u = (uint16_t)v; if (neg) u = (uint16_t)-(int16_t)(u & 0x7fff); memcpy(img + k, &u, 2); break; }
+                case 64: { double d = (double)v * 0.5; memcpy(img + k, &d, 8); break; }
                 default:
                     if (fmt == SAMPLEFORMAT_IEEEFP) { float f = (float)v * 0.5f; memcpy(img + k, &f, 4); }
                     else { uint32_t u = (uint32_t)v; if (neg) u = (uint32_t)-(int32_t)u; memcpy(img + k, &u, 4); }

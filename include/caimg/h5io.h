@@ -48,8 +48,23 @@ caimg_h5 *caimg_h5_open_any(const char *path, int *is_caimg);
 caimg_h5 *caimg_h5_create(const char *path, const char *stage, const char *cmdline);
 
 /* Record a parameter of this step for the provenance record, as
- * "key = value" (the config-file syntax, so a record can be replayed). */
+ * "key = value" (the config-file syntax, so a record can be replayed):
+ * `key` must be a long option of the stage and the value one its parser
+ * accepts.  A newline in the value becomes a space, as a config line ends
+ * there. */
 int caimg_h5_param(caimg_h5 *f, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Record a number parameter in the fewest digits that read back as exactly
+ * `v`, so that a replayed record repeats the step to the last bit (%g
+ * keeps six digits). */
+int caimg_h5_param_double(caimg_h5 *f, const char *key, double v);
+
+/* Record a value the step derived rather than was given -- an automatic
+ * choice no option value spells (such as 0 for "from the data"), or a
+ * quantity computed from the input -- as the comment line "# key = value",
+ * which a config file ignores, so the record still replays. */
+int caimg_h5_param_derived(caimg_h5 *f, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Record an input file (name and size).  If it is a caimg file its

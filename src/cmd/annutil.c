@@ -176,9 +176,9 @@ void ann_train_args_apply(const ann_train_args *a, caimg_ann_train_opts *to)
 void ann_train_args_record(const ann_train_args *a, caimg_h5 *out)
 {
     caimg_h5_param(out, "batch", "%ld", a->batch);
-    caimg_h5_param(out, "lr", "%g", a->lr);
+    caimg_h5_param_double(out, "lr", a->lr);
     caimg_h5_param(out, "epochs", "%ld", a->epochs);
     caimg_h5_param(out, "patience", "%ld", a->patience);
-    caimg_h5_param(out, "ema", "%g", a->ema);
+    caimg_h5_param_double(out, "ema", a->ema);
     caimg_h5_param(out, "lr-decay", "%ld:%g", a->lr_decays, a->lr_factor);
 }

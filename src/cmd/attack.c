@@ -104,7 +104,7 @@ static void usage(FILE *fp)
 "  -@, --threads N         threads [all cores]\n"
 "      --config FILE       read options from section [attack] of FILE\n"
 "  -q, --quiet             no progress or warnings\n"
-"  -v, --verbose           more detail in messages\n"
+"  -v, --verbose           report more of what was done\n"
 "  -h, --help              this help\n");
 }
 
@@ -494,15 +494,29 @@ static int run(cmd_ctx *c, attack_opts *o)
         caimg_h5_param(out, "neuron", "%zu:%s", neuron, o->direction > 0 ? "up" : "down");
         caimg_h5_param(out, "decoder", "%s", caimg_attack_decoder_name(su.decoder));
         caimg_h5_param(out, "steps", "%ld", o->steps);
-        caimg_h5_param(out, "step-scale", "%g", o->step_scale);
+        caimg_h5_param_double(out, "step-scale", o->step_scale);
         caimg_h5_param(out, "restarts", "%ld", o->restarts);
-        caimg_h5_param(out, "random-start", "%d", o->random_start);
+        caimg_h5_param(out, "no-random-start", "%s", o->random_start ? "no" : "yes");
         caimg_h5_param(out, "eot", "%ld", o->eot);
+        /* The sweep and its budget as run, which replay the same way. */
+        k = 0;
+        for (int i = 0; i < nsweep; i++)
+            k += snprintf(buf + k, sizeof buf - (size_t)k, "%s%ld", i ? "," : "", sweep[i]);
+        caimg_h5_param(out, "eot-sweep", "%s", nsweep ? buf : "none");
+        if (sweep_budget > 0) caimg_h5_param_double(out, "eot-budget", sweep_budget);
+        else caimg_h5_param_derived(out, "eot-budget", "0 (no nonzero budget)");
         caimg_h5_param(out, "eval-samples", "%ld", o->eval_samples);
-        caimg_h5_param(out, "range", "%g,%g", su.lo, su.hi);
-        caimg_h5_param(out, "success-threshold", "%g", o->success);
-        caimg_h5_param(out, "tolerance", "%g", o->tolerance);
+        /* A range taken from the model is not --range: given, images
+         * beyond it are an error, taken, a warning. */
+        if (o->range_given) caimg_h5_param(out, "range", "%.17g,%.17g", su.lo, su.hi);
+        else caimg_h5_param_derived(out, "range", "%.17g,%.17g", su.lo, su.hi);
+        caimg_h5_param_double(out, "success-threshold", o->success);
+        caimg_h5_param_double(out, "tolerance", o->tolerance);
         caimg_h5_param(out, "seed", "%lu", c->seed_given ? c->seed : 1UL);
+        if (o->stimuli) caimg_h5_param(out, "stimuli", "%s", o->stimuli);
+        if (o->images > 0) caimg_h5_param(out, "images", "%ld", o->images);
+        else caimg_h5_param_derived(out, "images", "0 (all)");
+        caimg_h5_param(out, "save-images", "%s", o->save_images ? "yes" : "no");
         if (o->feature_layer) {
             caimg_h5_param(out, "feature-layer", "%s", o->feature_layer);
             k = 0;

@@ -62,6 +62,7 @@ typedef struct cmd_ctx {
     char **argv;
     int nconfig;             /* argv[1..nconfig-1] came from the config file */
     char *cmdline;           /* the full original command line, for provenance */
+    const struct option *longopts; /* the subcommand's options, for messages */
 } cmd_ctx;
 
 /* Prepare a subcommand: expands --config into argv (section `name`) using
@@ -84,8 +85,7 @@ int cmd_usage_error(cmd_ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Print the library's error message for `status` as one line and return
- * the exit status (EXIT_USAGE for CAIMG_EINVAL, else EXIT_DATA).  With -v
- * the failing library function is shown too. */
+ * the exit status (EXIT_USAGE for CAIMG_EINVAL, else EXIT_DATA). */
 int cmd_fail(cmd_ctx *c, int status);
 
 /* Print a message on stderr unless -q ("caimg NAME: ..."). */
@@ -111,8 +111,9 @@ double cmd_seconds(void);
 int cmd_parse_double_list(cmd_ctx *c, const char *opt, const char *s,
                           double *out, int max);
 
-/* The getopt error path: print the usage hint for an unknown option or a
- * missing argument (getopt_long already set optopt). Returns EXIT_USAGE. */
+/* The getopt error path, for getopt_long's '?': print "caimg NAME:
+ * unrecognized option '--x'" (or a missing or unwanted argument, or an
+ * ambiguous abbreviation) and the usage hint.  Returns EXIT_USAGE. */
 int cmd_bad_option(cmd_ctx *c);
 
 /* Subcommands, one per src/cmd/<name>.c, listed in main.c. */

@@ -33,21 +33,87 @@ int cmd_usage_error(cmd_ctx *c, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* The long option `arg` ("--name" or "--name=value") names, as getopt_long
+ * matches it: exactly, or as the unique prefix of one.  Sets *nmatch to the
+ * number of options it is a prefix of, so an ambiguous abbreviation can be
+ * told from an unknown name. */
+static const struct option *match_long(const struct option *lo, const char *arg,
+                                        size_t *nmatch)
+{
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const struct option *found = NULL;
+    *nmatch = 0;
+    for (; lo && lo->name; lo++) {
+        if (strncmp(lo->name, name, len) != 0) continue;
+        if (strlen(lo->name) == len) {   /* an exact match wins */
+            *nmatch = 1;
+            return lo;
+        }
+        found = lo;
+        ++*nmatch;
+    }
+    return *nmatch == 1 ? found : NULL;
+}
+
 int cmd_bad_option(cmd_ctx *c)
 {
-    /* getopt_long has already printed "unrecognized option" or "requires an
-     * argument"; add the hint. */
+    /* cmd_begin turned getopt's own messages off (opterr = 0), because they
+     * start with the bare subcommand name ("roi: unrecognized option"), and
+     * every other message starts with "caimg roi:".  Here the same messages
+     * are made again from what getopt_long leaves behind: optopt is 0 for
+     * a long option it could not match, the option's value when its
+     * argument was missing or not allowed, and the character for a short
+     * option; argv[optind - 1] is the long option it was looking at. */
+    const char *arg = optind > 0 && optind <= c->argc ? c->argv[optind - 1] : "";
+    int is_long = strncmp(arg, "--", 2) == 0 && arg[2] != '\0';
+    size_t nmatch = 0;
+    const struct option *o = is_long ? match_long(c->longopts, arg, &nmatch) : NULL;
+    if (optopt == 0 && is_long) {
+        if (nmatch > 1) {
+            const char *eq = strchr(arg, '=');
+            int len = eq ? (int)(eq - arg) : (int)strlen(arg);
+            fprintf(stderr, "caimg %s: option '%.*s' is ambiguous; possibilities:", c->name,
+                    len, arg);
+            for (const struct option *l = c->longopts; l && l->name; l++)
+                if (strncmp(l->name, arg + 2, (size_t)len - 2) == 0)
+                    fprintf(stderr, " '--%s'", l->name);
+            fputc('\n', stderr);
+        } else {
+            fprintf(stderr, "caimg %s: unrecognized option '%s'\n", c->name, arg);
+        }
+    } else if (o && o->val == optopt) {
+        /* A long option matched, but its argument did not fit: given to a
+         * flag, or missing at the end of the command line. */
+        if (o->has_arg == no_argument)
+            fprintf(stderr, "caimg %s: option '--%s' doesn't allow an argument\n", c->name,
+                    o->name);
+        else
+            fprintf(stderr, "caimg %s: option '--%s' requires an argument\n", c->name,
+                    o->name);
+    } else {
+        /* A short option: unknown, or one that takes a value and had none. */
+        int takes_arg = 0;
+        for (const struct option *l = c->longopts; l && l->name; l++)
+            if (l->val == optopt && l->has_arg == required_argument) takes_arg = 1;
+        if (takes_arg)
+            fprintf(stderr, "caimg %s: option requires an argument -- '%c'\n", c->name, optopt);
+        else if (optopt > 0 && optopt < 256 && isprint(optopt))
+            fprintf(stderr, "caimg %s: invalid option -- '%c'\n", c->name, optopt);
+        else
+            fprintf(stderr, "caimg %s: invalid option '%s'\n", c->name, arg);
+    }
     fprintf(stderr, "Try 'caimg %s -h' for more information.\n", c->name);
     return EXIT_USAGE;
 }
 
 int cmd_fail(cmd_ctx *c, int status)
 {
+    /* The message alone: the name of the library function that failed is
+     * for debuggers (caimg_errfunc()), not for the user, whose message
+     * already names the file and the problem. */
     const char *msg = caimg_errmsg();
-    fprintf(stderr, "caimg %s: %s", c->name, *msg ? msg : caimg_strerror(status));
-    if (c->verbose && *caimg_errfunc())
-        fprintf(stderr, " [%s]", caimg_errfunc());
-    fputc('\n', stderr);
+    fprintf(stderr, "caimg %s: %s\n", c->name, *msg ? msg : caimg_strerror(status));
     return status == CAIMG_EINVAL ? EXIT_USAGE : EXIT_DATA;
 }
 
@@ -407,6 +473,7 @@ int cmd_begin(cmd_ctx *c, const char *name, int argc, char **argv,
     c->argc = n;
     c->argv = v;
     c->config = config;
+    c->longopts = longopts;
     /* Remember where config arguments end so cmd_end frees only them. */
     c->seed = 0;
     c->threads = 0;
@@ -415,6 +482,9 @@ int cmd_begin(cmd_ctx *c, const char *name, int argc, char **argv,
     caimg_set_warn_handler(warn_handler, c);
     caimg_set_progress_handler(progress_handler, c);
     optind = 1;
+    /* getopt's messages name the subcommand without "caimg"; cmd_bad_option()
+     * prints them in the form every other message has. */
+    opterr = 0;
     return 0;
 }
 

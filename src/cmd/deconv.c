@@ -101,7 +101,7 @@ static void usage(FILE *fp)
 "  -@, --threads N          threads [all cores]\n"
 "      --config FILE        read options from section [deconv] of FILE\n"
 "  -q, --quiet              no progress or warnings\n"
-"  -v, --verbose            more detail in messages\n"
+"  -v, --verbose            say what was written\n"
 "  -h, --help               this help\n");
 }
 

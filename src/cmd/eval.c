@@ -53,7 +53,7 @@ static void usage(FILE *fp)
 "      --neuropil-r R      traces are F - R * Fneu when there is no dF/F [0.7]\n"
 "      --keep-offset       do not remove the template offset from shift errors\n"
 "  -q, --quiet             no warnings\n"
-"  -v, --verbose           more detail in messages\n"
+"  -v, --verbose           accepted; eval prints nothing more\n"
 "      --config FILE       read options from section [eval] of FILE\n"
 "  -h, --help              this help\n");
 }

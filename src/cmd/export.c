@@ -25,7 +25,7 @@ enum {
 
 static const struct option longopts[] = {
     CMD_COMMON_LONGOPTS,
-    {"dataset",     required_argument, NULL, OPT_DATASET},
+    {"dataset",     required_argument, NULL, 'd'},
     {"dtype",       required_argument, NULL, OPT_DTYPE},
     {"range",       required_argument, NULL, OPT_RANGE},
     {"frames",      required_argument, NULL, OPT_FRAMES},
@@ -55,9 +55,12 @@ static void usage(FILE *fp)
 "      --range LO:HI     map LO..HI linearly onto the integer type's full range\n"
 "                        [uint8: 0.1st..99.9th percentile of the data; else no\n"
 "                        scaling, values are rounded and clamped]\n"
-"      --frames A-B      frames A to B only, 1-based, inclusive [all]\n"
+
 "      --compression C   none, lzw or deflate [none]\n"
 "      --bigtiff         always write BigTIFF [automatic past 4 GB]\n"
+"  TIFF and TSV:\n"
+"      --frames A-B      frames A to B only, 1-based, inclusive, of a movie or\n"
+"                        of [N][T] traces (columns; lines with --transpose) [all]\n"
 "  TSV:\n"
 "      --transpose       one line per column (per frame for traces) [one line\n"
 "                        per row, i.e. per neuron]\n"
@@ -117,7 +120,7 @@ static int export_tiff(cmd_ctx *c, const char *in, const char *dataset, const ch
     caimg_h5_close(f);
     if (rc) return rc;
     if (rank != 2 && rank != 3)
-        return caimg_error(CAIMG_EINVAL, "%s: %s has rank %d; TIFF export needs [T][Y][X] or [Y][X] (use a .tsv output)",
+        return caimg_error(CAIMG_EFORMAT, "%s: %s has rank %d; TIFF export needs [T][Y][X] or [Y][X] (use a .tsv output)",
                            in, dataset, rank);
     caimg_movie *m = NULL;
     float *img = NULL;
@@ -283,7 +286,26 @@ static int export_group_tsv(caimg_h5 *f, const char *in, const char *group, FILE
     return rc;
 }
 
-static int export_tsv(cmd_ctx *c, const char *in, const char *dataset, int transpose)
+/* Whether `dataset` is one of the [N][T] traces of caimg-h5(5), whose
+ * second dimension is frames, so that --frames selects its columns. */
+static int is_traces(const char *dataset)
+{
+    static const char *const traces[] = {
+        "roi/F", "roi/Fneu", "dff/dff", "dff/baseline", "deconv/s", "deconv/c",
+        "deconv/spikes", "truth/spikes", "truth/calcium", "truth/rate", "truth/baseline",
+        "truth/neuropil", NULL
+    };
+    while (*dataset == '/') dataset++;
+    for (const char *const *t = traces; *t; t++)
+        if (strcmp(dataset, *t) == 0) return 1;
+    return 0;
+}
+
+/* A dataset or group as TSV.  `frames` says --frames was given: frames fa
+ * to fb - 1 (fb 0 for the last), the columns of traces [N][T] or their
+ * lines with `transpose`. */
+static int export_tsv(cmd_ctx *c, const char *in, const char *dataset, int transpose,
+                      int frames, size_t fa, size_t fb)
 {
     caimg_h5 *f = caimg_h5_open_any(in, NULL);
     if (!f) return CAIMG_EFORMAT;
@@ -298,16 +320,37 @@ static int export_tsv(cmd_ctx *c, const char *in, const char *dataset, int trans
     o = caimg_outfile_open(c->output);
     if (!o) { rc = CAIMG_EIO; goto out; }
     FILE *fp = caimg_outfile_fp(o);
+    int rank = 0;
+    size_t d[CAIMG_H5_MAXRANK];
+    if (oi.type != H5O_TYPE_GROUP) {
+        rc = caimg_h5_dims(f, dataset, &rank, d);
+        if (rc) goto out;
+    }
+    /* --frames is checked before anything is written, as for movies: an
+     * option that would be ignored, or frames past the end, is a usage
+     * error rather than a table of something else. */
+    if (frames && (oi.type == H5O_TYPE_GROUP || rank != 2 || !is_traces(dataset))) {
+        rc = caimg_error(CAIMG_EINVAL, "%s: --frames selects frames of movies and of [N][T] "
+                         "traces (see caimg-export(1)); %s is neither", in, dataset);
+        goto out;
+    }
+    if (frames) {
+        if (fb == 0) fb = d[1];
+        if (fa >= d[1] || fb > d[1]) {
+            rc = caimg_error(CAIMG_EINVAL, "%s: --frames out of range: %s has %zu frames", in,
+                             dataset, d[1]);
+            goto out;
+        }
+    } else {
+        fa = 0;
+        fb = rank == 2 ? d[1] : 1;
+    }
     if (oi.type == H5O_TYPE_GROUP) {
         rc = export_group_tsv(f, in, dataset, fp);
         goto out;
     }
-    int rank;
-    size_t d[CAIMG_H5_MAXRANK];
-    rc = caimg_h5_dims(f, dataset, &rank, d);
-    if (rc) goto out;
     if (rank > 2) {
-        rc = caimg_error(CAIMG_EINVAL, "%s: %s has rank %d; TSV export takes vectors and "
+        rc = caimg_error(CAIMG_EFORMAT, "%s: %s has rank %d; TSV export takes vectors and "
                          "matrices (use a .tif output for movies)", in, dataset, rank);
         goto out;
     }
@@ -323,15 +366,18 @@ static int export_tsv(cmd_ctx *c, const char *in, const char *dataset, int trans
                 rc = caimg_h5_read(f, dataset, CAIMG_DT_F64, 0, NULL, NULL, (void **)&all);
                 if (!rc) { row[0] = all[0]; free(all); }
             } else rc = caimg_h5_read_rows(f, dataset, CAIMG_DT_F64, i, 1, row);
-            for (size_t j = 0; !rc && j < cols; j++)
-                fprintf(fp, "%s%.9g", j ? "\t" : "", row[j]);
+            /* A matrix's columns fa..fb-1: all of them unless --frames. */
+            size_t j0 = rank == 2 ? fa : 0, j1 = rank == 2 ? fb : cols;
+            for (size_t j = j0; !rc && j < j1; j++)
+                fprintf(fp, "%s%.9g", j > j0 ? "\t" : "", row[j]);
             fputc('\n', fp);
         }
         free(row);
     } else {
         double *all = NULL;
         rc = caimg_h5_read(f, dataset, CAIMG_DT_F64, 0, NULL, NULL, (void **)&all);
-        for (size_t j = 0; !rc && j < cols; j++) {
+        size_t j0 = rank == 2 ? fa : 0, j1 = rank == 2 ? fb : cols;
+        for (size_t j = j0; !rc && j < j1; j++) {
             for (size_t i = 0; i < rows; i++)
                 fprintf(fp, "%s%.9g", i ? "\t" : "", all[i * cols + j]);
             fputc('\n', fp);
@@ -354,7 +400,7 @@ int main_export(int argc, char **argv)
     if (rc) return rc;
     const char *dataset = "/movie", *dtype = NULL, *format = NULL;
     double range[2];
-    int have_range = 0, transpose = 0, bigtiff = 0, opt;
+    int have_range = 0, transpose = 0, bigtiff = 0, have_frames = 0, opt;
     size_t fa = 0, fb = 0;
     caimg_tiff_compression comp = CAIMG_TIFF_NONE;
     while ((opt = getopt_long(c.argc, c.argv, CMD_COMMON_SHORTOPTS "d:", longopts, NULL)) != -1) {
@@ -374,6 +420,7 @@ int main_export(int argc, char **argv)
             break;
         case OPT_FRAMES:
             if (cmd_parse_frames(&c, "--frames", optarg, &fa, &fb)) { rc = EXIT_USAGE; goto done; }
+            have_frames = 1;
             break;
         case OPT_COMPRESSION:
             if (!strcmp(optarg, "none")) comp = CAIMG_TIFF_NONE;
@@ -410,7 +457,7 @@ int main_export(int argc, char **argv)
     const char *in = c.argv[optind];
     int r = tiff ? export_tiff(&c, in, dataset, dtype, have_range ? range : NULL, fa, fb,
                                comp, bigtiff)
-                 : export_tsv(&c, in, dataset, transpose);
+                 : export_tsv(&c, in, dataset, transpose, have_frames, fa, fb);
     if (r) rc = cmd_fail(&c, r);
 done:
     cmd_end(&c);

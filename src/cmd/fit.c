@@ -109,7 +109,7 @@ static void usage(FILE *fp)
 "  -@, --threads N         threads [all cores]\n"
 "      --config FILE       read options from section [fit] of FILE\n"
 "  -q, --quiet             no progress or warnings\n"
-"  -v, --verbose           more detail in messages\n"
+"  -v, --verbose           report more of what was done\n"
 "  -h, --help              this help\n");
 }
 
@@ -581,27 +581,43 @@ static int run(cmd_ctx *c, const fit_opts *o)
     if (!st && o->schedule) st = caimg_h5_add_input(out, o->schedule, 0);
     if (!st && o->responses) st = caimg_h5_add_input(out, o->responses, 0);
     if (!st) st = caimg_h5_add_input(out, o->stimuli, 0);
-    caimg_h5_param(out, "arch", "%s", o->arch);
+    /* A config value is one line and ends at '#': the architecture is
+     * recorded with its comments dropped and its lines joined by ';', as
+     * its parser reads them. */
+    char *arch1 = malloc(strlen(o->arch) + 1);
+    if (arch1) {
+        size_t j = 0;
+        for (const char *q = o->arch; *q; q++) {
+            if (*q == '#') {
+                while (q[1] && q[1] != '\n') q++;
+                continue;
+            }
+            arch1[j++] = *q == '\n' || *q == '\r' ? ';' : *q;
+        }
+        arch1[j] = '\0';
+        caimg_h5_param(out, "arch", "%s", arch1);
+        free(arch1);
+    } else if (!st) st = caimg_error(CAIMG_ENOMEM, "out of memory");
     for (int i = 0; i < o->nnoise; i++) caimg_h5_param(out, "noise", "%s", o->noise[i]);
     if (!o->responses) {
         caimg_h5_param(out, "signal", "%s", signal_used);
-        caimg_h5_param(out, "fs", "%g", fs);
+        caimg_h5_param_double(out, "fs", fs);
         if (o->win.length > 0) caimg_h5_param(out, "window", "%g:%g", o->win.offset, o->win.length);
-        else caimg_h5_param(out, "window", "%g", o->win.offset);
+        else caimg_h5_param_double(out, "window", o->win.offset);
         caimg_h5_param(out, "reduce", "%s", o->win.sum ? "sum" : "mean");
     }
-    caimg_h5_param(out, "test-fraction", "%g", o->test_fraction);
+    caimg_h5_param_double(out, "test-fraction", o->test_fraction);
     if (o->crop_given)
         caimg_h5_param(out, "crop", "%ld,%ld,%ld,%ld", o->crop[0], o->crop[1], o->crop[2], o->crop[3]);
     caimg_h5_param(out, "resize", "%zux%zu", H, W);
     caimg_h5_param(out, "loss", "%s", loss == CAIMG_ANN_POISSON ? "poisson" : "mse");
     ann_train_args_record(&o->train, out);
-    caimg_h5_param(out, "l2", "%g", o->l2);
-    caimg_h5_param(out, "val-fraction", "%g", o->val_fraction);
+    caimg_h5_param_double(out, "l2", o->l2);
+    caimg_h5_param_double(out, "val-fraction", o->val_fraction);
     caimg_h5_param(out, "seed", "%lu", c->seed_given ? c->seed : 1UL);
     caimg_h5_param(out, "eval-samples", "%ld", o->eval_samples);
     caimg_h5_param(out, "ensemble", "%ld", o->ensemble);
-    caimg_h5_param(out, "ev-threshold", "%g", o->ev_threshold);
+    caimg_h5_param_double(out, "ev-threshold", o->ev_threshold);
     if (!st) st = caimg_ann_save(m, out, "/model");
     if (!st) st = caimg_h5_mkgroup(out, "/fit");
     if (!st) st = caimg_h5_set_attr_string(out, "/fit", "loss", loss == CAIMG_ANN_POISSON ? "poisson" : "mse");

@@ -56,7 +56,7 @@ static void usage(FILE *fp)
 "  -@, --threads N       threads [all cores]\n"
 "      --config FILE     read options from section [import] of FILE\n"
 "  -q, --quiet           no progress or warnings\n"
-"  -v, --verbose         more detail in messages\n"
+"  -v, --verbose         report more of what was done\n"
 "  -h, --help            this help\n");
 }
 
@@ -137,14 +137,28 @@ int main_import(int argc, char **argv)
     rc = out ? 0 : caimg_errmsg()[0] ? CAIMG_EIO : CAIMG_ENOMEM;
     for (size_t i = 0; !rc && i < ninputs; i++) rc = caimg_h5_add_input(out, inputs[i], 0);
     if (!rc) {
-        caimg_h5_param(out, "channels", "%zu", mo.channels);
+        /* Only option values the parser takes, so the record replays
+         * through --config; what came from the file's metadata, with no
+         * option value to say so, is a comment. */
+        if (mo.channels) caimg_h5_param(out, "channels", "%zu", mo.channels);
+        else caimg_h5_param_derived(out, "channels", "0 (from the metadata)");
         caimg_h5_param(out, "channel", "%zu", mo.channel ? mo.channel : 1);
-        caimg_h5_param(out, "planes", "%zu", mo.planes);
+        if (mo.planes) caimg_h5_param(out, "planes", "%zu", mo.planes);
+        else caimg_h5_param_derived(out, "planes", "0 (from the metadata)");
         caimg_h5_param(out, "plane", "%zu", mo.plane ? mo.plane : 1);
         caimg_h5_param(out, "frames", "%zu-%zu", fa + 1, fb);
-        caimg_h5_param(out, "fs", "%g", fs);
-        caimg_h5_param(out, "pixel-um", "%g", pixel_um);
-        caimg_h5_param(out, "dtype", "%s", caimg_dtype_name(store));
+        if (fs > 0) caimg_h5_param_double(out, "fs", fs);
+        else caimg_h5_param_derived(out, "fs", "0 (unknown)");
+        if (pixel_um > 0) caimg_h5_param_double(out, "pixel-um", pixel_um);
+        else caimg_h5_param_derived(out, "pixel-um", "0 (unknown)");
+        /* --dtype takes keep, uint16 or float32: a kept type of another
+         * kind is recorded as keep. */
+        if (store == CAIMG_DT_U16 || store == CAIMG_DT_F32)
+            caimg_h5_param(out, "dtype", "%s", caimg_dtype_name(store));
+        else {
+            caimg_h5_param(out, "dtype", "keep");
+            caimg_h5_param_derived(out, "dtype", "%s", caimg_dtype_name(store));
+        }
         caimg_h5_param(out, "deflate", "%ld", deflate);
         size_t inner[2] = {Y, X};
         s = caimg_h5_stream_create(out, "/movie", store, 3, inner, (int)deflate, fb - fa);

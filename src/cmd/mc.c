@@ -96,7 +96,7 @@ static void usage(FILE *fp)
 "  -@, --threads N           threads [all cores]\n"
 "      --config FILE         read options from section [mc] of FILE\n"
 "  -q, --quiet               no progress or warnings\n"
-"  -v, --verbose             print a summary and more detail in messages\n"
+"  -v, --verbose             print a summary of what was done\n"
 "  -h, --help                this help\n");
 }
 

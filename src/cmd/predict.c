@@ -44,7 +44,7 @@ static void usage(FILE *fp)
 "  -@, --threads N       threads [all cores]\n"
 "      --config FILE     read options from section [predict] of FILE\n"
 "  -q, --quiet           no progress or warnings\n"
-"  -v, --verbose         more detail in messages\n"
+"  -v, --verbose         report more of what was done\n"
 "  -h, --help            this help\n");
 }
 

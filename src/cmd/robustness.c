@@ -124,7 +124,7 @@ static void usage(FILE *fp)
 "  -@, --threads N         threads [all cores]\n"
 "      --config FILE       read options from section [robustness] of FILE\n"
 "  -q, --quiet             no progress or warnings\n"
-"  -v, --verbose           more detail in messages\n"
+"  -v, --verbose           report more of what was done\n"
 "  -h, --help              this help\n");
 }
 
@@ -935,8 +935,8 @@ static int run(cmd_ctx *c, rob_opts *o)
     if (!st) st = caimg_h5_add_input(out, o->stimuli, 0);
     caimg_h5_param(out, "hidden", "%s", o->hidden);
     caimg_h5_param(out, "feature-layer", "%s", o->feature_layer);
-    caimg_h5_param(out, "accuracy-drop", "%g", o->drop);
-    caimg_h5_param(out, "l2", "%g", l2);
+    caimg_h5_param_double(out, "accuracy-drop", o->drop);
+    caimg_h5_param_double(out, "l2", l2);
     caimg_h5_param(out, "seeds", "%ld", o->seeds);
     ann_train_args_record(&o->train, out);
     caimg_h5_param(out, "steps", "%ld", o->steps);

@@ -189,22 +189,27 @@ int main_roi(int argc, char **argv)
         caimg_roi_binning(&p, p.fs, T, p.valid[1] - p.valid[0], p.valid[3] - p.valid[2], &b, &nb);
         caimg_h5_param(out, "method", "%s", type->name);
         if (p.masks) caimg_h5_param(out, "masks", "%s", p.masks);
-        caimg_h5_param(out, "diameter", "%g", p.diameter);
-        caimg_h5_param(out, "threshold", "%g", p.threshold);
+        caimg_h5_param_double(out, "diameter", p.diameter);
+        caimg_h5_param_double(out, "threshold", p.threshold);
         caimg_h5_param(out, "max-rois", "%zu", p.max_rois);
-        caimg_h5_param(out, "tau", "%g", p.tau);
-        caimg_h5_param(out, "fs", "%g", p.fs);
-        caimg_h5_param(out, "max-bins", "%zu", p.max_bins);
-        caimg_h5_param(out, "highpass", "%g", p.highpass);
-        caimg_h5_param(out, "anatomy-threshold", "%g", p.anatomy);
-        caimg_h5_param(out, "np-gap", "%g", p.np_gap);
+        caimg_h5_param_double(out, "tau", p.tau);
+        /* Only option values the parser takes, so the record replays
+         * through --config; automatic choices and what was derived from
+         * the data are comments. */
+        if (p.fs > 0) caimg_h5_param_double(out, "fs", p.fs);
+        else caimg_h5_param_derived(out, "fs", "0 (unknown)");
+        if (p.max_bins > 0) caimg_h5_param(out, "max-bins", "%zu", p.max_bins);
+        else caimg_h5_param_derived(out, "max-bins", "0 (as many as fit in memory)");
+        caimg_h5_param_double(out, "highpass", p.highpass);
+        caimg_h5_param_double(out, "anatomy-threshold", p.anatomy);
+        caimg_h5_param_double(out, "np-gap", p.np_gap);
         caimg_h5_param(out, "np-min-pixels", "%zu", p.np_min_pixels);
-        caimg_h5_param(out, "np-coeff", "%g", p.np_coeff);
-        caimg_h5_param(out, "cell-threshold", "%g", p.cell_threshold);
-        caimg_h5_param(out, "valid", "%zu,%zu,%zu,%zu", p.valid[0], p.valid[1], p.valid[2],
-                       p.valid[3]);
-        caimg_h5_param(out, "bin-frames", "%zu", b);
-        caimg_h5_param(out, "bins", "%zu", nb);
+        caimg_h5_param_double(out, "np-coeff", p.np_coeff);
+        caimg_h5_param_double(out, "cell-threshold", p.cell_threshold);
+        caimg_h5_param_derived(out, "valid", "%zu,%zu,%zu,%zu", p.valid[0], p.valid[1],
+                               p.valid[2], p.valid[3]);
+        caimg_h5_param_derived(out, "bin-frames", "%zu", b);
+        caimg_h5_param_derived(out, "bins", "%zu", nb);
     }
     double t0 = cmd_seconds(), t1 = t0, t2 = t0, t3 = t0;
     if (!rc) rc = caimg_roi_summarize(m, &p, type->wants_binned, &sum, &bin);

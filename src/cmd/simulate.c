@@ -477,16 +477,37 @@ int main_simulate(int argc, char **argv)
         if (!f) continue;
         caimg_h5_param(f, "preset", "%s", preset);
         caimg_h5_param(f, "size", "%zux%zu", Y, X);
-        caimg_h5_param(f, "fs", "%g", rp->fs);
+        caimg_h5_param_double(f, "fs", rp->fs);
         caimg_h5_param(f, "seed", "%llu", (unsigned long long)rp->seed);
         caimg_h5_param(f, "indicator", "%s", rp->indicator ? rp->indicator : "");
         caimg_h5_param(f, "stim", "%s", stim_arg ? stim_arg : "none");
+        /* Numbers in full (a preset's time constants are not six-digit
+         * numbers), so that the record replays to the last bit. */
         for (size_t i = 0; i < NNUM; i++) {
             char v[32];
+            if (numopts[i].type == 'd') {
+                caimg_h5_param_double(f, numopts[i].name,
+                                      *(const double *)((const char *)rp + numopts[i].off));
+                continue;
+            }
             numopt_show(&numopts[i], rp, v, sizeof v);
             caimg_h5_param(f, numopts[i].name, "%s", v);
         }
-        if (shifts_path) caimg_h5_add_input(f, shifts_path, 0);
+        if (rp->stim_mode != CAIMG_SIM_STIM_NONE) {
+            caimg_h5_param(f, "stim-size", "%zux%zu", rp->stim_h, rp->stim_w);
+            char sf[256];
+            int k = 0;
+            for (size_t j = 0; j < rp->grating_sf_n && k < (int)sizeof sf - 32; j++)
+                k += snprintf(sf + k, sizeof sf - (size_t)k, "%s%.17g", j ? "," : "", rp->grating_sf[j]);
+            caimg_h5_param(f, "grating-sf", "%s", sf);
+            caimg_h5_param(f, "order", "%s", rp->stim_random ? "random" : "fixed");
+        }
+        caimg_h5_param(f, "dtype", "%s", dtype_name);
+        caimg_h5_param(f, "deflate", "%ld", deflate);
+        if (shifts_path) {
+            caimg_h5_param(f, "shifts", "%s", shifts_path);
+            caimg_h5_add_input(f, shifts_path, 0);
+        }
         if (p.stim_mode == CAIMG_SIM_STIM_USER) caimg_h5_add_input(f, stim_arg, 0);
     }
     if (mtif) {

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -38,6 +39,7 @@ struct caimg_h5 {
     size_t params_len;
     h5_input *inputs;
     size_t ninputs;
+    int failed;          /* a write failed: the message names the cause */
 };
 
 struct caimg_h5_stream {
@@ -108,22 +110,59 @@ static caimg_dtype dtype_of(hid_t type)
     return CAIMG_DT_NONE;
 }
 
-/* The innermost HDF5 error description, to make our one-line messages more
- * specific than "cannot read". */
-static herr_t first_error(unsigned n, const H5E_error2_t *e, void *data)
+/* What HDF5 says went wrong: the description of the failing API call, or
+ * better, the operating system's reason when a file driver reports one. */
+struct h5_why {
+    char desc[200];
+    int err;
+};
+
+static herr_t walk_error(unsigned n, const H5E_error2_t *e, void *data)
 {
-    char *buf = data;
-    if (n == 0 && e->desc) snprintf(buf, 200, "%s", e->desc);
+    struct h5_why *w = data;
+    if (!e->desc) return 0;
+    if (n == 0) snprintf(w->desc, sizeof w->desc, "%s", e->desc);
+    /* The file drivers put errno in their messages ("file write failed:
+     * ..., errno = 28, error message = 'No space left on device', ...").
+     * That is the cause a user can act on; the API call's own description
+     * ("can't write data", "unable to flush mounted file hierarchy") is
+     * not. */
+    const char *p = strstr(e->desc, "errno = ");
+    if (p && !w->err) w->err = atoi(p + 8);
     return 0;
 }
 
 static const char *h5_reason(void)
 {
     static _Thread_local char buf[200];
-    buf[0] = '\0';
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, first_error, buf);
+    struct h5_why w = {"", 0};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_error, &w);
     H5Eclear2(H5E_DEFAULT);
-    return buf[0] ? buf : "HDF5 error";
+    if (w.err > 0) snprintf(buf, sizeof buf, "%s", strerror(w.err));
+    else snprintf(buf, sizeof buf, "%s", w.desc[0] ? w.desc : "HDF5 error");
+    return buf;
+}
+
+/* Report a failed write to f.  The first failure is the cause (typically a
+ * full disk); the ones that follow while the caller abandons the file
+ * (closing datasets whose cached chunks cannot be flushed, say) only repeat
+ * it in vaguer words, so they leave the first message in place. */
+static int write_error(caimg_h5 *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int write_error(caimg_h5 *f, const char *fmt, ...)
+{
+    if (f->failed) {
+        H5Eclear2(H5E_DEFAULT);
+        return CAIMG_EIO;
+    }
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    f->failed = 1;
+    return caimg_error(CAIMG_EIO, "%s: %s", f->path, msg);
 }
 
 /* ---- open / create / close ----------------------------------------------- */
@@ -223,12 +262,19 @@ caimg_h5 *caimg_h5_create(const char *path, const char *stage, const char *cmdli
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     /* The 1.8 format keeps files readable by older h5py/MATLAB. */
     H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST);
+    /* Closing the file closes whatever a failing caller left open in it:
+     * otherwise HDF5 would keep the abandoned file open (and the space of
+     * its removed temporary in use) until the program exits. */
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
     f->fid = H5Fcreate(f->tmppath, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* The reason before H5Pclose() clears HDF5's error stack. */
+    const char *why = f->fid < 0 ? h5_reason() : NULL;
     H5Pclose(fapl);
     if (f->fid < 0) {
-        caimg_error(CAIMG_EIO, "%s: cannot create: %s", path,
-                    errno ? strerror(errno) : h5_reason());
-        H5Eclear2(H5E_DEFAULT);
+        caimg_error(CAIMG_EIO, "%s: cannot create: %s", path, why);
+        /* HDF5 may have created the file before failing to write its
+         * superblock (a full disk); the name is ours alone. */
+        unlink(f->tmppath);
         free(f->tmppath);
         f->tmppath = NULL;
         h5_free(f);
@@ -348,7 +394,7 @@ static int copy_provenance(caimg_h5 *f, hid_t src)
         snprintf(dst, sizeof dst, "provenance/%s", name);
         if (H5Lexists(f->fid, dst, H5P_DEFAULT) > 0) continue;
         if (H5Ocopy(g, name, f->fid, dst, H5P_DEFAULT, H5P_DEFAULT) < 0)
-            rc = caimg_error(CAIMG_EIO, "%s: cannot copy provenance: %s", f->path,
+            rc = write_error(f, "cannot copy provenance: %s", 
                              h5_reason());
     }
     H5Gclose(g);
@@ -366,7 +412,7 @@ static herr_t link_one(hid_t g, const char *name, const H5L_info_t *info, void *
     char obj[300];
     snprintf(obj, sizeof obj, "/%s", name);
     if (H5Lcreate_external(c->rel, obj, c->f->fid, name, H5P_DEFAULT, H5P_DEFAULT) < 0) {
-        c->rc = caimg_error(CAIMG_EIO, "%s: cannot link %s from %s: %s", c->f->path,
+        c->rc = write_error(c->f, "cannot link %s from %s: %s", 
                             obj, c->rel, h5_reason());
         return -1;
     }
@@ -461,9 +507,9 @@ int caimg_h5_commit(caimg_h5 *f)
     int rc = inherit_inputs(f);
     if (!rc) rc = write_record(f);
     if (!rc && H5Fflush(f->fid, H5F_SCOPE_GLOBAL) < 0)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot write: %s", f->path, h5_reason());
+        rc = write_error(f, "cannot write: %s", h5_reason());
     if (H5Fclose(f->fid) < 0 && !rc)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot close: %s", f->path, h5_reason());
+        rc = write_error(f, "cannot close: %s", h5_reason());
     f->fid = H5I_INVALID_HID;
     if (!rc && rename(f->tmppath, f->path) != 0)
         rc = caimg_error(CAIMG_EIO, "%s: cannot rename from %s: %s", f->path,
@@ -549,10 +595,12 @@ int caimg_h5_mkgroup(caimg_h5 *f, const char *name)
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     hid_t g = H5Gcreate2(f->fid, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) {
+        int rc = write_error(f, "cannot create group %s: %s", name, h5_reason());
+        H5Pclose(lcpl);
+        return rc;
+    }
     H5Pclose(lcpl);
-    if (g < 0)
-        return caimg_error(CAIMG_EIO, "%s: cannot create group %s: %s", f->path, name,
-                           h5_reason());
     H5Gclose(g);
     return 0;
 }
@@ -635,10 +683,13 @@ int caimg_h5_write(caimg_h5 *f, const char *name, caimg_dtype dt, int rank,
     int rc = 0;
     hid_t d = H5Dcreate2(f->fid, name, file_type(dt), sp, lcpl, dcpl, H5P_DEFAULT);
     if (d < 0)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot create %s: %s", f->path, name, h5_reason());
+        rc = write_error(f, "cannot create %s: %s", name, h5_reason());
     else if (n && H5Dwrite(d, mem_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot write %s: %s", f->path, name, h5_reason());
-    if (d >= 0) H5Dclose(d);
+        rc = write_error(f, "cannot write %s: %s", name, h5_reason());
+    /* Closing flushes the chunk cache: on a full disk, this is where the
+     * write of a compressed array fails. */
+    if (d >= 0 && H5Dclose(d) < 0 && !rc)
+        rc = write_error(f, "cannot write %s: %s", name, h5_reason());
     H5Pclose(lcpl);
     H5Pclose(dcpl);
     H5Sclose(sp);
@@ -938,12 +989,15 @@ caimg_h5_stream *caimg_h5_stream_create(caimg_h5 *f, const char *name,
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     s->dset = H5Dcreate2(f->fid, name, file_type(store), sp, lcpl, dcpl, dapl);
+    /* Before the next HDF5 call clears the error stack. */
+    const char *why = s->dset < 0 ? h5_reason() : NULL;
     if (dapl != H5P_DEFAULT) H5Pclose(dapl);
     H5Pclose(lcpl);
     H5Pclose(dcpl);
     H5Sclose(sp);
     if (s->dset < 0 || !s->name) {
-        caimg_error(CAIMG_EIO, "%s: cannot create %s: %s", f->path, name, h5_reason());
+        if (s->dset >= 0) H5Dclose(s->dset);
+        else write_error(f, "cannot create %s: %s", name, why);
         free(s->name);
         free(s);
         return NULL;
@@ -975,7 +1029,7 @@ int caimg_h5_stream_write(caimg_h5_stream *s, const void *buf, caimg_dtype src,
     start[0] = s->dims[0];
     s->dims[0] += n;
     if (H5Dset_extent(s->dset, s->dims) < 0)
-        return caimg_error(CAIMG_EIO, "%s: cannot extend %s: %s", s->f->path, s->name,
+        return write_error(s->f, "cannot extend %s: %s", s->name,
                            h5_reason());
     if (s->direct && mt == mem_type(s->store)) {
         /* Each row is a whole chunk, in the file's layout already. */
@@ -985,7 +1039,7 @@ int caimg_h5_stream_write(caimg_h5_stream *s, const void *buf, caimg_dtype src,
             off[0] = start[0] + i;
             if (H5Dwrite_chunk(s->dset, H5P_DEFAULT, 0, off, rowbytes,
                                (const char *)wbuf + i * rowbytes) < 0)
-                return caimg_error(CAIMG_EIO, "%s: cannot write %s: %s", s->f->path, s->name,
+                return write_error(s->f, "cannot write %s: %s", s->name,
                                    h5_reason());
         }
         return 0;
@@ -995,13 +1049,14 @@ int caimg_h5_stream_write(caimg_h5_stream *s, const void *buf, caimg_dtype src,
     hid_t fs = H5Dget_space(s->dset);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     hid_t ms = H5Screate_simple(s->rank, count, NULL);
-    herr_t e = H5Dwrite(s->dset, mt, ms, fs, H5P_DEFAULT, wbuf);
+    int rc = 0;
+    /* The reason is taken before closing the spaces: every HDF5 call
+     * starts by clearing the error stack. */
+    if (H5Dwrite(s->dset, mt, ms, fs, H5P_DEFAULT, wbuf) < 0)
+        rc = write_error(s->f, "cannot write %s: %s", s->name, h5_reason());
     H5Sclose(ms);
     H5Sclose(fs);
-    if (e < 0)
-        return caimg_error(CAIMG_EIO, "%s: cannot write %s: %s", s->f->path, s->name,
-                           h5_reason());
-    return 0;
+    return rc;
 }
 
 size_t caimg_h5_stream_rows(const caimg_h5_stream *s) { return s ? (size_t)s->dims[0] : 0; }
@@ -1011,7 +1066,7 @@ int caimg_h5_stream_close(caimg_h5_stream *s)
     if (!s) return 0;
     int rc = 0;
     if (H5Dclose(s->dset) < 0)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot close %s: %s", s->f->path, s->name,
+        rc = write_error(s->f, "cannot write %s: %s", s->name,
                          h5_reason());
     free(s->scratch);
     free(s->name);
@@ -1030,7 +1085,7 @@ static int set_attr(caimg_h5 *f, const char *obj, const char *name, hid_t type,
     hid_t a = H5Acreate_by_name(f->fid, obj, name, type, space, H5P_DEFAULT,
                                 H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, type, v) < 0)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot write attribute %s of %s: %s", f->path,
+        rc = write_error(f, "cannot write attribute %s of %s: %s", 
                          name, obj, h5_reason());
     if (a >= 0) H5Aclose(a);
     return rc;

@@ -42,6 +42,11 @@ static inline size_t caimg_mul(size_t n, size_t size)
 /* strdup that returns NULL (with message) on failure; NULL in, NULL out. */
 char *caimg_strdup(const char *s);
 
+/* Call first in every thread the library starts that uses HDF5.  HDF5's
+ * thread-safe builds keep the error stack, and whether it is printed, per
+ * thread, so caimg_init() silences only the thread that called it. */
+void caimg_init_thread(void);
+
 /* Number of OpenMP threads a parallel region would use (1 without OpenMP). */
 int caimg_nthreads(void);
 

@@ -246,6 +246,7 @@ caimg_h5 *caimg_h5_create(const char *path, const char *stage, const char *cmdli
         caimg_error(CAIMG_EINVAL, "no output file given (use -o FILE)");
         return NULL;
     }
+    if (caimg_output_ok(path)) return NULL;
     caimg_h5 *f = h5_alloc(path);
     if (!f) return NULL;
     size_t n = strlen(path) + 64;

@@ -39,6 +39,11 @@ static inline size_t caimg_mul(size_t n, size_t size)
     return (size && n > SIZE_MAX / size) ? SIZE_MAX : n * size;
 }
 
+/* Whether `path` can be an output: 0, or CAIMG_EIO with the message
+ * "path: is a directory" (found now, not when the temporary is renamed over
+ * it after all the work). */
+int caimg_output_ok(const char *path);
+
 /* strdup that returns NULL (with message) on failure; NULL in, NULL out. */
 char *caimg_strdup(const char *s);
 

@@ -844,6 +844,7 @@ caimg_tiff_writer *caimg_tiff_writer_create(const char *path, size_t width,
         caimg_error(CAIMG_EINVAL, "caimg_tiff_writer_create: no file name");
         return NULL;
     }
+    if (caimg_output_ok(path)) return NULL;
     if (width == 0 || height == 0 || npages == 0) {
         caimg_error(CAIMG_EINVAL, "%s: cannot write a %zux%zu stack of %zu pages", path, width,
                     height, npages);

@@ -39,6 +39,7 @@ caimg_outfile *caimg_outfile_open(const char *path)
         o->fp = stdout;
         return o;
     }
+    if (caimg_output_ok(path)) goto fail;
     o->tmp = caimg_temp_name(path);
     if (!o->tmp) goto fail;
     o->fp = fopen(o->tmp, "w");

@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #ifdef HAVE_SYS_MMAN_H
 #include <sys/mman.h>
@@ -14,6 +15,14 @@
 #endif
 
 #include "internal.h"
+
+int caimg_output_ok(const char *path)
+{
+    struct stat st;
+    if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return caimg_error(CAIMG_EIO, "%s: is a directory", path);
+    return 0;
+}
 
 /* The one message for a failed allocation of n x size bytes. */
 static void *no_memory(size_t n, size_t size, const char *what)

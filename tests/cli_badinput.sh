@@ -35,6 +35,55 @@ while IFS='|' read -r file pat when; do
 done < "$TESTDATA/bad/expected.txt"
 
 
+# ---- outputs a command must not write --------------------------------------------
+# A small pipeline for the checks below: simulate, mc, roi, dff, and an
+# experiment with stimuli (tests/mkstim) for fit and the model commands.
+ok "simulate input" "$CAIMG" simulate -q --size 64x64 --frames 200 --seed 3 \
+    -o "$T/s.h5" --truth "$T/truth.h5"
+ok "mc input" "$CAIMG" mc -q "$T/s.h5" -o "$T/mc.h5"
+ok "roi input" "$CAIMG" roi -q "$T/mc.h5" -o "$T/r.h5"
+ok "dff input" "$CAIMG" dff -q "$T/r.h5" -o "$T/d.h5"
+mkdir "$T/st" && ok "stimuli" "$top_builddir/tests/mkstim" "$T/st"
+ST="$T/st/spikes.h5 --schedule $T/st/schedule.tsv --stimuli $T/st/stimuli.tif"
+ok "model" "$CAIMG" fit -q $ST --epochs 2 --ensemble 1 -o "$T/model.h5"
+
+# An output that is a directory is refused before any work, in one line
+# naming it (it used to be found only when renaming the finished temporary).
+D=$T/dir.h5
+mkdir "$D"
+isdir() { bad 1 "^caimg $1: $D: is a directory$" "" "$1 -o DIRECTORY" "$CAIMG" "$@"; }
+isdir import "$TESTDATA/sim/small.h5" -o "$D"
+isdir export "$T/mc.h5" --format tsv -d /mc/shifts -o "$D"
+isdir mc "$T/s.h5" -o "$D"
+isdir roi "$T/mc.h5" -o "$D"
+isdir dff "$T/r.h5" -o "$D"
+isdir deconv "$T/d.h5" -o "$D"
+isdir report "$T/r.h5" -o "$D"
+isdir simulate --size 32x32 --frames 10 -o "$D"
+isdir simulate --size 32x32 --frames 10 -o "$T/x.h5" --truth "$D"
+isdir eval --truth "$T/truth.h5" "$T/mc.h5" -o "$D"
+isdir fit $ST --epochs 2 -o "$D"
+isdir predict "$T/model.h5" "$T/st/stimuli.tif" -o "$D"
+isdir attack "$T/model.h5" -o "$D"
+isdir attack "$T/model.h5" -o "$T/x.h5" --tsv "$D"
+isdir robustness "$T/model.h5" --stimuli "$T/st/stimuli.tif" -o "$D"
+bad 1 "^caimg roi: $D/: is a directory$" "" "roi -o DIRECTORY/" "$CAIMG" roi "$T/mc.h5" -o "$D/"
+bad 1 "^caimg roi: $T/nodir/x.h5: cannot create: No such file or directory$" "" \
+    "roi -o MISSING/FILE" "$CAIMG" roi "$T/mc.h5" -o "$T/nodir/x.h5"
+[ -e "$T/x.h5" ] && fail "an output was written beside a refused one"
+
+# The --config file is not an output either, however it is named.
+printf '[roi]\ndiameter = 8\n' > "$T/c.ini"
+cp "$T/c.ini" "$T/c.orig"
+bad 2 "^caimg roi: $T/c.ini: output would overwrite the config file$" "" "roi -o CONFIG" \
+    "$CAIMG" roi --config "$T/c.ini" "$T/mc.h5" -o "$T/c.ini"
+bad 2 "^caimg roi: $T/./c.ini: output would overwrite the config file$" "" \
+    "roi --config=CONFIG -o DIR/./CONFIG" "$CAIMG" roi --config="$T/c.ini" "$T/mc.h5" -o "$T/./c.ini"
+ln "$T/c.ini" "$T/c-hard.ini"
+bad 2 "output would overwrite the config file$" "" "dff -o CONFIG (hard link)" \
+    "$CAIMG" dff --config "$T/c.ini" "$T/r.h5" -o "$T/c-hard.ini"
+cmp -s "$T/c.ini" "$T/c.orig" || fail "the config file was changed"
+
 # ---- a full disk -----------------------------------------------------------------
 # Every stage that runs out of disk space says so in one line naming its
 # output, with the operating system's reason, exits 1 and leaves nothing.
@@ -46,12 +95,6 @@ FULL=$T/full
 mkdir "$FULL"
 if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=128k tmpfs "$FULL" 2>/dev/null; then
     trap 'umount "$FULL" 2>/dev/null; rm -rf "$T"' EXIT
-    # Inputs, on the ordinary disk.
-    ok "full disk: simulate input" "$CAIMG" simulate -q --size 64x64 --frames 200 --seed 3 -o "$T/s.h5"
-    ok "full disk: mc input" "$CAIMG" mc -q "$T/s.h5" -o "$T/mc.h5"
-    ok "full disk: roi input" "$CAIMG" roi -q "$T/mc.h5" -o "$T/r.h5"
-    ok "full disk: dff input" "$CAIMG" dff -q "$T/r.h5" -o "$T/d.h5"
-    mkdir "$T/st" && ok "full disk: stimuli" "$top_builddir/tests/mkstim" "$T/st"
     nospace=": cannot (create|write).*: No space left on device$"
     x=$FULL/x.h5
     # The outputs of the movie stages are far larger than the disk.

@@ -721,6 +721,9 @@ int main_attack(int argc, char **argv)
         goto done;
     }
     if (!c.output) { rc = cmd_usage_error(&c, "no output: give -o ROBUSTNESS.h5"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output)) || (rc = cmd_check_output(&c, o.tsv))
+        || (rc = cmd_check_output(&c, o.plot)))
+        goto done;
     o.model = c.argv[optind];
     rc = run(&c, &o);
     if (rc) rc = cmd_fail(&c, rc);

@@ -78,6 +78,12 @@ void cmd_end(cmd_ctx *c);
  * (the caller then returns EXIT_USAGE). */
 int cmd_common_option(cmd_ctx *c, int opt, const char *arg);
 
+/* Check an output path (NULL and "-" pass) before any work is done: it must
+ * not be a directory, must not be the --config file, and its directory must
+ * exist.  Returns 0, or an exit status after printing one line naming the
+ * path. */
+int cmd_check_output(cmd_ctx *c, const char *path);
+
 /* Print "caimg NAME: message" for a usage error plus a hint; returns
  * EXIT_USAGE. */
 int cmd_usage_error(cmd_ctx *c, const char *fmt, ...)

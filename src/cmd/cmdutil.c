@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -60,6 +61,46 @@ void cmd_note(cmd_ctx *c, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+/* ---- outputs ------------------------------------------------------------- */
+
+int cmd_check_output(cmd_ctx *c, const char *path)
+{
+    struct stat st, sc;
+    if (!path || !strcmp(path, "-")) return 0;
+    if (stat(path, &st) == 0) {
+        /* Otherwise the whole job would run before renaming the temporary
+         * over a directory failed. */
+        if (S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "caimg %s: %s: is a directory\n", c->name, path);
+            return EXIT_DATA;
+        }
+        /* Same file, however named (./, symbolic or hard links). */
+        if (c->config && stat(c->config, &sc) == 0 && sc.st_dev == st.st_dev
+            && sc.st_ino == st.st_ino) {
+            fprintf(stderr, "caimg %s: %s: output would overwrite the config file\n",
+                    c->name, path);
+            return EXIT_USAGE;
+        }
+        return 0;
+    }
+    /* A new file: its directory must exist. */
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        size_t n = (size_t)(slash - path);
+        char *dir = malloc(n + 1);
+        if (!dir) return EXIT_DATA;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+        int e = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+        free(dir);
+        if (e) {
+            fprintf(stderr, "caimg %s: %s: cannot create: %s\n", c->name, path, strerror(e));
+            return EXIT_DATA;
+        }
+    }
+    return 0;
 }
 
 /* ---- number parsing ---------------------------------------------------- */

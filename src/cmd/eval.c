@@ -107,6 +107,7 @@ int main_eval(int argc, char **argv)
     if (c.want_help) { usage(stdout); rc = 0; goto done; }
     if (!truth) { rc = cmd_usage_error(&c, "no truth file (use --truth FILE)"); goto done; }
     if (optind >= c.argc) { rc = cmd_usage_error(&c, "no stage output to evaluate"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output)) || (rc = cmd_check_output(&c, pern))) goto done;
     rc = caimg_eval_files(truth, (const char *const *)c.argv + optind, (size_t)(c.argc - optind), &o, &r);
     if (rc) { rc = cmd_fail(&c, rc); goto done; }
 

@@ -390,6 +390,7 @@ int main_export(int argc, char **argv)
     if (optind >= c.argc) { rc = cmd_usage_error(&c, "no input file"); goto done; }
     if (optind + 1 < c.argc) { rc = cmd_usage_error(&c, "one input file at a time"); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output file (use -o FILE)"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output))) goto done;
     int tiff;
     if (format) {
         if (!strcmp(format, "tiff") || !strcmp(format, "tif")) tiff = 1;

@@ -1182,6 +1182,9 @@ int main_robustness(int argc, char **argv)
     }
     if (!o.stimuli) { rc = cmd_usage_error(&c, "--stimuli IMAGES.tif is required"); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output: give -o ROBUSTNESS.h5"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output)) || (rc = cmd_check_output(&c, o.tsv))
+        || (rc = cmd_check_output(&c, o.plot)))
+        goto done;
     if (o.neps > MAXLIST || o.nfeps > MAXLIST) { rc = cmd_usage_error(&c, "too many budgets"); goto done; }
     o.model = c.argv[optind];
     if (!o.feature_layer) o.feature_layer = o.hidden;

@@ -421,6 +421,10 @@ int main_simulate(int argc, char **argv)
     if (!nout && !truth) { rc = cmd_usage_error(&c, "nothing to write: give -o MOVIE and/or --truth FILE"); goto done; }
     if (truth && !is_h5(truth)) { rc = cmd_usage_error(&c, "--truth %s: the truth is an .h5 file", truth); goto done; }
     if (stim_out && !is_tif(stim_out)) { rc = cmd_usage_error(&c, "--stim-out %s: must be a .tif file", stim_out); goto done; }
+    for (size_t i = 0; i < nout && !rc; i++) rc = cmd_check_output(&c, outs[i].path);
+    if (rc || (rc = cmd_check_output(&c, truth)) || (rc = cmd_check_output(&c, stim_out))
+        || (rc = cmd_check_output(&c, sched_out)))
+        goto done;
     caimg_dtype store = caimg_dtype_from_name(dtype_name);
     if (store != CAIMG_DT_U16 && store != CAIMG_DT_F32) {
         rc = cmd_usage_error(&c, "--dtype: '%s' is not uint16 or float32", dtype_name);

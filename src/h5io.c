@@ -319,16 +319,148 @@ int caimg_h5_param(caimg_h5 *f, const char *key, const char *fmt, ...)
     return 0;
 }
 
+/* ---- outputs that would destroy an input --------------------------------- */
+
+/* The file an external link names, looked for from the file `parent` where
+ * HDF5 looks for it (H5Pset_elink_prefix aside, which caimg does not use):
+ * an absolute name as given, else its last component as a relative name;
+ * the directories in HDF5_EXT_PREFIX; the directory of `parent`; the
+ * working directory.  Returns 0 with the path in buf and its stat in st,
+ * or -1 if there is no such file (the link dangles). */
+static int elink_file(const char *parent, const char *name, char *buf, size_t n,
+                      struct stat *st)
+{
+    if (name[0] == '/') {
+        snprintf(buf, n, "%s", name);
+        if (stat(buf, st) == 0) return 0;
+        name = strrchr(name, '/') + 1;
+    }
+    for (const char *p = getenv("HDF5_EXT_PREFIX"); p && *p;) {
+        size_t len = strcspn(p, ":");
+        snprintf(buf, n, "%.*s/%s", (int)len, p, name);
+        if (len && stat(buf, st) == 0) return 0;
+        p += len + (p[len] == ':');
+    }
+    const char *slash = strrchr(parent, '/');
+    if (slash) {
+        snprintf(buf, n, "%.*s/%s", (int)(slash - parent), parent, name);
+        if (stat(buf, st) == 0) return 0;
+    }
+    snprintf(buf, n, "%s", name);
+    return stat(buf, st) == 0 ? 0 : -1;
+}
+
+struct elink_walk {
+    struct stat out;        /* the output */
+    const char *file;       /* the file whose links are being walked */
+    int depth;
+    dev_t *dev;             /* files walked already */
+    ino_t *ino;
+    size_t nseen;
+    char hit[PATH_MAX];     /* the linking file, once a link leads to out */
+    int nomem;
+};
+
+static int walk_links(struct elink_walk *w, const char *file);
+
+static herr_t check_link(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+    struct elink_walk *w = data;
+    if (info->type != H5L_TYPE_EXTERNAL) return 0;
+    size_t size = info->u.val_size;
+    char *val = malloc(size ? size : 1);
+    const char *fname = NULL, *obj = NULL;
+    unsigned flags;
+    if (!val) {
+        w->nomem = 1;
+        return -1;
+    }
+    int stop = 0;
+    char target[PATH_MAX];
+    struct stat st;
+    if (H5Lget_val(g, name, val, size, H5P_DEFAULT) >= 0 &&
+        H5Lunpack_elink_val(val, size, &flags, &fname, &obj) >= 0 &&
+        elink_file(w->file, fname, target, sizeof target, &st) == 0) {
+        if (st.st_dev == w->out.st_dev && st.st_ino == w->out.st_ino) {
+            snprintf(w->hit, sizeof w->hit, "%s", w->file);
+            stop = 1;
+        } else {
+            /* The target may link further (a dF/F file's /movie leads
+             * through the roi file to the mc file). */
+            stop = walk_links(w, target);
+        }
+    }
+    free(val);
+    return stop;
+}
+
+/* Walk the external links at the root of `file` and, recursively, of the
+ * files they lead to (caimg makes links only there).  Returns 1 once one
+ * leads to the output, 0 if none does, -1 if out of memory. */
+static int walk_links(struct elink_walk *w, const char *file)
+{
+    struct stat st;
+    if (stat(file, &st) != 0 || w->depth >= 32) return 0;
+    for (size_t i = 0; i < w->nseen; i++)
+        if (w->dev[i] == st.st_dev && w->ino[i] == st.st_ino) return 0;
+    dev_t *dev = realloc(w->dev, (w->nseen + 1) * sizeof *dev);
+    if (dev) w->dev = dev;
+    ino_t *ino = dev ? realloc(w->ino, (w->nseen + 1) * sizeof *ino) : NULL;
+    if (ino) w->ino = ino;
+    if (!dev || !ino) return -1;
+    w->dev[w->nseen] = st.st_dev;
+    w->ino[w->nseen++] = st.st_ino;
+    if (H5Fis_hdf5(file) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0;
+    }
+    hid_t fid = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0;
+    }
+    const char *up = w->file;
+    w->file = file;
+    w->depth++;
+    herr_t r = H5Literate(fid, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, check_link, w);
+    w->depth--;
+    w->file = up;
+    H5Fclose(fid);
+    H5Eclear2(H5E_DEFAULT);
+    return w->nomem ? -1 : r > 0 ? 1 : 0;
+}
+
+int caimg_h5_check_output(const char *output, const char *input)
+{
+    caimg_init();
+    struct elink_walk w;
+    memset(&w, 0, sizeof w);
+    /* A new output cannot be anyone's input. */
+    if (!output || strcmp(output, "-") == 0 || stat(output, &w.out) != 0) return 0;
+    /* The same file, however named (./, symbolic or hard links): the stage
+     * contract says inputs are never modified. */
+    struct stat st;
+    if (stat(input, &st) == 0 && st.st_dev == w.out.st_dev && st.st_ino == w.out.st_ino)
+        return caimg_error(CAIMG_EINVAL, "%s: output would overwrite an input", output);
+    /* A file that the input reaches through its external links is as much
+     * an input: a roi file's /movie is the mc file's. */
+    int rc = walk_links(&w, input);
+    free(w.dev);
+    free(w.ino);
+    if (rc < 0) return caimg_error(CAIMG_ENOMEM, "out of memory following the links of %s", input);
+    if (rc > 0)
+        return caimg_error(CAIMG_EINVAL, "%s: output would overwrite an input (%s links to it)",
+                           output, w.hit);
+    return 0;
+}
+
 int caimg_h5_add_input(caimg_h5 *f, const char *path, int link)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         return caimg_error(CAIMG_ENOENT, "%s: %s", path, strerror(errno));
-    /* Refuse to overwrite an input: the stage contract says inputs are
-     * never modified. */
-    struct stat so;
-    if (stat(f->path, &so) == 0 && so.st_dev == st.st_dev && so.st_ino == st.st_ino)
-        return caimg_error(CAIMG_EINVAL, "%s: output would overwrite an input", f->path);
+    int rc = caimg_h5_check_output(f->path, path);
+    if (rc) return rc;
     h5_input *in = realloc(f->inputs, (f->ninputs + 1) * sizeof *in);
     if (!in) return caimg_error(CAIMG_ENOMEM, "out of memory recording inputs");
     f->inputs = in;

@@ -84,6 +84,46 @@ bad 2 "output would overwrite the config file$" "" "dff -o CONFIG (hard link)" \
     "$CAIMG" dff --config "$T/c.ini" "$T/r.h5" -o "$T/c-hard.ini"
 cmp -s "$T/c.ini" "$T/c.orig" || fail "the config file was changed"
 
+# Nor is a file that an input reaches through its HDF5 external links: a
+# roi file's /movie is the mc file's, so writing over the mc file would
+# destroy the movie the roi file shows.  Followed from file to file (a dF/F
+# file links to the roi file, which links to the mc file).
+cp "$T/mc.h5" "$T/a.h5"
+ok "roi a.h5 -o r1.h5" "$CAIMG" roi -q "$T/a.h5" -o "$T/r1.h5"
+ok "dff r1.h5 -o d1.h5" "$CAIMG" dff -q "$T/r1.h5" -o "$T/d1.h5"
+ln -s a.h5 "$T/a-sym.h5"
+links() { echo "^caimg $1: $2: output would overwrite an input \\($3 links to it\\)$"; }
+bad 2 "$(links roi "$T/a.h5" "$T/r1.h5")" "" "roi -o the file its input links to" \
+    "$CAIMG" roi -q "$T/r1.h5" -o "$T/a.h5"
+bad 2 "$(links roi "$T/a-sym.h5" "$T/r1.h5")" "" "roi -o a symbolic link to that file" \
+    "$CAIMG" roi -q "$T/r1.h5" -o "$T/a-sym.h5"
+bad 2 "$(links mc "$T/a.h5" "$T/r1.h5")" "" "mc -o the file its input links to" \
+    "$CAIMG" mc -q "$T/r1.h5" -o "$T/a.h5"
+bad 2 "$(links deconv "$T/a.h5" "$T/r1.h5")" "" "deconv -o a file two links away" \
+    "$CAIMG" deconv -q "$T/d1.h5" -o "$T/a.h5"
+bad 2 "$(links deconv "$T/r1.h5" "$T/d1.h5")" "" "deconv -o the file its input links to" \
+    "$CAIMG" deconv -q "$T/d1.h5" -o "$T/r1.h5"
+bad 2 "$(links dff "$T/a.h5" "$T/r1.h5")" "" "dff -o the file its input links to" \
+    "$CAIMG" dff -q "$T/r1.h5" -o "$T/a.h5"
+bad 2 "$(links export "$T/a.h5" "$T/r1.h5")" "" "export -o the file its input links to" \
+    "$CAIMG" export -q "$T/r1.h5" -d /roi/F --format tsv -o "$T/a.h5"
+bad 2 "$(links report "$T/a.h5" "$T/r1.h5")" "" "report -o the file its input links to" \
+    "$CAIMG" report -q "$T/r1.h5" -o "$T/a.h5"
+bad 2 "$(links eval "$T/a.h5" "$T/r1.h5")" "" "eval -o the file its input links to" \
+    "$CAIMG" eval --truth "$T/truth.h5" "$T/r1.h5" -o "$T/a.h5"
+# A model links to the traces it was fitted to.
+bad 2 "$(links attack "$T/st/spikes.h5" "$T/model.h5")" "" "attack -o the traces of its model" \
+    "$CAIMG" attack -q "$T/model.h5" -o "$T/st/spikes.h5"
+bad 2 "$(links robustness "$T/st/spikes.h5" "$T/model.h5")" "" "robustness -o the traces of its model" \
+    "$CAIMG" robustness -q "$T/model.h5" --stimuli "$T/st/stimuli.tif" -o "$T/st/spikes.h5"
+bad 2 "$(links predict "$T/st/spikes.h5" "$T/model.h5")" "" "predict -o the traces of its model" \
+    "$CAIMG" predict -q "$T/model.h5" "$T/st/stimuli.tif" --format tsv -o "$T/st/spikes.h5"
+cmp -s "$T/a.h5" "$T/mc.h5" || fail "the movie an input links to was changed"
+"$CAIMG" info "$T/st/spikes.h5" >/dev/null 2>&1 || fail "the traces a model links to were destroyed"
+# Unrelated existing files are still replaced.
+cp "$T/r.h5" "$T/old.h5"
+ok "roi over an unrelated file" "$CAIMG" roi -q "$T/r1.h5" -o "$T/old.h5"
+
 # ---- a full disk -----------------------------------------------------------------
 # Every stage that runs out of disk space says so in one line naming its
 # output, with the operating system's reason, exits 1 and leaves nothing.

@@ -103,6 +103,15 @@ int cmd_check_output(cmd_ctx *c, const char *path)
     return 0;
 }
 
+int cmd_check_inputs(cmd_ctx *c, const char *output, const char *const *inputs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = inputs[i] ? caimg_h5_check_output(output, inputs[i]) : 0;
+        if (rc) return cmd_fail(c, rc);
+    }
+    return 0;
+}
+
 /* ---- number parsing ---------------------------------------------------- */
 
 int cmd_parse_long(cmd_ctx *c, const char *opt, const char *s, long lo,

@@ -409,6 +409,7 @@ int main_export(int argc, char **argv)
         goto done;
     }
     const char *in = c.argv[optind];
+    if ((rc = cmd_check_inputs(&c, c.output, &in, 1))) goto done;
     int r = tiff ? export_tiff(&c, in, dataset, dtype, have_range ? range : NULL, fa, fb,
                                comp, bigtiff)
                  : export_tsv(&c, in, dataset, transpose);

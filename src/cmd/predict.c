@@ -199,6 +199,7 @@ int main_predict(int argc, char **argv)
         rc = cmd_usage_error(&c, "HDF5 output cannot go to standard output; use --format tsv");
         goto done;
     }
+    if ((rc = cmd_check_inputs(&c, c.output, (const char *const *)c.argv + optind, 2))) goto done;
     rc = run(&c, c.argv[optind], c.argv[optind + 1], samples, tsv);
     if (rc) rc = cmd_fail(&c, rc);
 done:

@@ -186,6 +186,7 @@ static void h5_free(caimg_h5 *f)
     for (size_t i = 0; i < f->ninputs; i++) free(f->inputs[i].path);
     free(f->inputs);
     free(f->path);
+    caimg_temp_unregister(f->tmppath);
     free(f->tmppath);
     free(f->stage);
     free(f->cmdline);
@@ -260,6 +261,7 @@ caimg_h5 *caimg_h5_create(const char *path, const char *stage, const char *cmdli
     /* The temporary lives in the output's directory so that rename() is
      * atomic; pid and a counter keep parallel pipelines apart. */
     snprintf(f->tmppath, n, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+    caimg_temp_register(f->tmppath);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     /* The 1.8 format keeps files readable by older h5py/MATLAB. */
     H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST);
@@ -276,8 +278,6 @@ caimg_h5 *caimg_h5_create(const char *path, const char *stage, const char *cmdli
         /* HDF5 may have created the file before failing to write its
          * superblock (a full disk); the name is ours alone. */
         unlink(f->tmppath);
-        free(f->tmppath);
-        f->tmppath = NULL;
         h5_free(f);
         return NULL;
     }
@@ -648,6 +648,7 @@ int caimg_h5_commit(caimg_h5 *f)
         rc = caimg_error(CAIMG_EIO, "%s: cannot rename from %s: %s", f->path,
                          f->tmppath, strerror(errno));
     if (!rc) {
+        caimg_temp_unregister(f->tmppath);
         free(f->tmppath);
         f->tmppath = NULL;
     }

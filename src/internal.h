@@ -44,6 +44,15 @@ static inline size_t caimg_mul(size_t n, size_t size)
  * it after all the work). */
 int caimg_output_ok(const char *path);
 
+/* The temporary files being written, for caimg_remove_temporaries() to
+ * remove when a signal ends the program.  Register a name before creating
+ * the file and unregister it (the same pointer, which must stay valid
+ * meanwhile) once the file is renamed or removed, before freeing it.  At
+ * most CAIMG_MAX_TEMPS at a time; more are not tracked. */
+#define CAIMG_MAX_TEMPS 64
+void caimg_temp_register(char *path);
+void caimg_temp_unregister(const char *path);
+
 /* strdup that returns NULL (with message) on failure; NULL in, NULL out. */
 char *caimg_strdup(const char *s);
 

@@ -887,6 +887,7 @@ caimg_tiff_writer *caimg_tiff_writer_create(const char *path, size_t width,
     w->tmp = caimg_malloc(n, 1, "a file name");
     if (!w->path || !w->tmp) goto fail;
     snprintf(w->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    caimg_temp_register(w->tmp);
 
     if (opts->tile) {
         w->bufsize = opts->tile * opts->tile * ds;
@@ -934,6 +935,7 @@ fail:
     }
     w->tif = NULL;
     free(w->path);
+    caimg_temp_unregister(w->tmp);
     free(w->tmp);
     free(w->buf);
     free(w->desc);
@@ -1044,6 +1046,7 @@ static void writer_free(caimg_tiff_writer *w, int remove_tmp)
         else caimg_clear_error();
     }
     if (remove_tmp) unlink(w->tmp);
+    caimg_temp_unregister(w->tmp);
     free(w->path);
     free(w->tmp);
     free(w->buf);

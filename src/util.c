@@ -4,9 +4,11 @@
  */
 #include <config.h>
 
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef HAVE_SYS_MMAN_H
 #include <sys/mman.h>
 #endif
@@ -15,6 +17,34 @@
 #endif
 
 #include "internal.h"
+
+/* Lock-free atomic pointers, so that a signal handler may read the table
+ * whatever thread it interrupts, in whatever state. */
+static char *_Atomic temps[CAIMG_MAX_TEMPS];
+
+void caimg_temp_register(char *path)
+{
+    for (size_t i = 0; i < CAIMG_MAX_TEMPS; i++) {
+        char *none = NULL;
+        if (atomic_compare_exchange_strong(&temps[i], &none, path)) return;
+    }
+}
+
+void caimg_temp_unregister(const char *path)
+{
+    for (size_t i = 0; path && i < CAIMG_MAX_TEMPS; i++) {
+        char *p = (char *)path;
+        if (atomic_compare_exchange_strong(&temps[i], &p, NULL)) return;
+    }
+}
+
+void caimg_remove_temporaries(void)
+{
+    for (size_t i = 0; i < CAIMG_MAX_TEMPS; i++) {
+        char *p = atomic_load(&temps[i]);
+        if (p) unlink(p);
+    }
+}
 
 int caimg_output_ok(const char *path)
 {

@@ -124,6 +124,41 @@ cmp -s "$T/a.h5" "$T/mc.h5" || fail "the movie an input links to was changed"
 cp "$T/r.h5" "$T/old.h5"
 ok "roi over an unrelated file" "$CAIMG" roi -q "$T/r1.h5" -o "$T/old.h5"
 
+# ---- interrupted runs ------------------------------------------------------------
+# A run killed by a signal removes its temporary output and dies of that
+# signal (it used to leave OUT.tmp.PID.N behind).  SIGINT cannot be tested
+# here: a non-interactive shell starts background jobs with it ignored.
+ok "long movie" "$CAIMG" simulate -q --size 128x128 --frames 1500 --seed 4 -o "$T/long.h5"
+# killed SIGNAL OUTPUT DESCRIPTION CMD...: start CMD, send SIGNAL once its
+# temporary exists, and check that nothing is left.
+killed() {
+    _sig=$1 _out=$2 _desc=$3; shift 3
+    ntests=$((ntests + 1))
+    "$@" 2>"$T/err" &
+    _pid=$!
+    _n=0
+    until ls "$(dirname "$_out")" | grep -q "^$(basename "$_out")\.tmp\." || [ $_n -ge 200 ]; do
+        sleep 0.05
+        _n=$((_n + 1))
+    done
+    [ $_n -ge 200 ] && fail "$_desc: no temporary file appeared"
+    kill -"$_sig" $_pid
+    wait $_pid
+    _st=$?
+    [ $_st -gt 128 ] && [ "$(kill -l $_st)" = "$_sig" ] ||
+        fail "$_desc: exit status $_st, expected death by SIG$_sig ($(head -c 300 "$T/err"))"
+    [ -e "$_out" ] && fail "$_desc: output $_out was written"
+    ls "$(dirname "$_out")" | grep -q '\.tmp\.' && fail "$_desc: a temporary file was left behind"
+}
+mkdir "$T/sig"
+killed TERM "$T/sig/r.h5" "roi killed by SIGTERM" "$CAIMG" roi -q -@ 1 "$T/long.h5" -o "$T/sig/r.h5"
+killed HUP "$T/sig/r.h5" "roi killed by SIGHUP" "$CAIMG" roi -q -@ 1 "$T/long.h5" -o "$T/sig/r.h5"
+killed TERM "$T/sig/mc.h5" "mc killed by SIGTERM" "$CAIMG" mc -q -@ 1 "$T/long.h5" -o "$T/sig/mc.h5"
+killed TERM "$T/sig/s.h5" "simulate killed by SIGTERM" \
+    "$CAIMG" simulate -q --size 256x256 --frames 3000 -o "$T/sig/s.h5"
+killed TERM "$T/sig/s.tif" "simulate (TIFF) killed by SIGTERM" \
+    "$CAIMG" simulate -q --size 256x256 --frames 3000 -o "$T/sig/s.tif"
+
 # ---- a full disk -----------------------------------------------------------------
 # Every stage that runs out of disk space says so in one line naming its
 # output, with the operating system's reason, exits 1 and leaves nothing.

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,6 +403,34 @@ static int progress_handler(const char *task, double done, double total, void *c
     return 0;
 }
 
+/* ---- signals ----------------------------------------------------------- */
+
+/* Outputs are written under temporary names, so a failure leaves nothing;
+ * a run interrupted by ^C, kill or a closed terminal must not either.  The
+ * handler removes the temporaries and dies of the same signal, so the shell
+ * still sees what killed the program.  Only async-signal-safe calls. */
+static void on_signal(int sig)
+{
+    caimg_remove_temporaries();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction sa, old;
+        /* A signal ignored at start stays ignored (nohup, or SIGINT for
+         * a background job of a non-interactive shell). */
+        if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigfillset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 /* ---- begin / end ------------------------------------------------------- */
 
 int cmd_begin(cmd_ctx *c, const char *name, int argc, char **argv,
@@ -410,6 +439,7 @@ int cmd_begin(cmd_ctx *c, const char *name, int argc, char **argv,
     memset(c, 0, sizeof *c);
     c->name = name;
     caimg_init();
+    catch_signals();
 
     /* The full command line, quoted where needed, for provenance. */
     size_t len = 16;

@@ -203,10 +203,14 @@ int caimg_deconv_run(const char *input, const char *output, const caimg_deconv_p
     if (rc) goto done;
     rc = caimg_h5_stream_close(ss);
     ss = NULL;
-    if (!rc) rc = caimg_h5_stream_close(sc);
-    sc = NULL;
-    if (!rc) rc = caimg_h5_stream_close(sk);
-    sk = NULL;
+    if (!rc) {   /* else left open for the cleanup below */
+        rc = caimg_h5_stream_close(sc);
+        sc = NULL;
+    }
+    if (!rc) {   /* else left open for the cleanup below */
+        rc = caimg_h5_stream_close(sk);
+        sk = NULL;
+    }
     char u[160];
     snprintf(u, sizeof u, "%s per frame: the jump of the calcium c at a spike", units_in);
     if (!rc) rc = caimg_h5_set_attr_string(out, "/deconv/s", "units", u);

@@ -151,8 +151,10 @@ int caimg_dff_run(const char *input, const char *output, const caimg_dff_params 
     if (rc) goto done;
     rc = caimg_h5_stream_close(sd);
     sd = NULL;
-    if (!rc) rc = caimg_h5_stream_close(sb);
-    sb = NULL;
+    if (!rc) {   /* else left open for the cleanup below */
+        rc = caimg_h5_stream_close(sb);
+        sb = NULL;
+    }
     if (!rc) rc = caimg_trace_write_vec(out, "/dff/r", r, n, 1,
                                          "neuropil coefficient: Fc = F - r Fneu");
     if (!rc) rc = caimg_trace_write_vec(out, "/dff/noise_psd", npsd, n, 1,

@@ -127,3 +127,8 @@ void caimg_init(void)
     H5open();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
+
+void caimg_init_thread(void)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -40,6 +41,7 @@ struct caimg_h5 {
     size_t params_len;
     h5_input *inputs;
     size_t ninputs;
+    int failed;          /* a write failed: the message names the cause */
 };
 
 struct caimg_h5_stream {
@@ -110,22 +112,59 @@ static caimg_dtype dtype_of(hid_t type)
     return CAIMG_DT_NONE;
 }
 
-/* The innermost HDF5 error description, to make our one-line messages more
- * specific than "cannot read". */
-static herr_t first_error(unsigned n, const H5E_error2_t *e, void *data)
+/* What HDF5 says went wrong: the description of the failing API call, or
+ * better, the operating system's reason when a file driver reports one. */
+struct h5_why {
+    char desc[200];
+    int err;
+};
+
+static herr_t walk_error(unsigned n, const H5E_error2_t *e, void *data)
 {
-    char *buf = data;
-    if (n == 0 && e->desc) snprintf(buf, 200, "%s", e->desc);
+    struct h5_why *w = data;
+    if (!e->desc) return 0;
+    if (n == 0) snprintf(w->desc, sizeof w->desc, "%s", e->desc);
+    /* The file drivers put errno in their messages ("file write failed:
+     * ..., errno = 28, error message = 'No space left on device', ...").
+     * That is the cause a user can act on; the API call's own description
+     * ("can't write data", "unable to flush mounted file hierarchy") is
+     * not. */
+    const char *p = strstr(e->desc, "errno = ");
+    if (p && !w->err) w->err = atoi(p + 8);
     return 0;
 }
 
 static const char *h5_reason(void)
 {
     static _Thread_local char buf[200];
-    buf[0] = '\0';
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, first_error, buf);
+    struct h5_why w = {"", 0};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_error, &w);
     H5Eclear2(H5E_DEFAULT);
-    return buf[0] ? buf : "HDF5 error";
+    if (w.err > 0) snprintf(buf, sizeof buf, "%s", strerror(w.err));
+    else snprintf(buf, sizeof buf, "%s", w.desc[0] ? w.desc : "HDF5 error");
+    return buf;
+}
+
+/* Report a failed write to f.  The first failure is the cause (typically a
+ * full disk); the ones that follow while the caller abandons the file
+ * (closing datasets whose cached chunks cannot be flushed, say) only repeat
+ * it in vaguer words, so they leave the first message in place. */
+static int write_error(caimg_h5 *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int write_error(caimg_h5 *f, const char *fmt, ...)
+{
+    if (f->failed) {
+        H5Eclear2(H5E_DEFAULT);
+        return CAIMG_EIO;
+    }
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    f->failed = 1;
+    return caimg_error(CAIMG_EIO, "%s: %s", f->path, msg);
 }
 
 /* ---- open / create / close ----------------------------------------------- */
@@ -149,6 +188,7 @@ static void h5_free(caimg_h5 *f)
     for (size_t i = 0; i < f->ninputs; i++) free(f->inputs[i].path);
     free(f->inputs);
     free(f->path);
+    caimg_temp_unregister(f->tmppath);
     free(f->tmppath);
     free(f->stage);
     free(f->cmdline);
@@ -209,6 +249,7 @@ caimg_h5 *caimg_h5_create(const char *path, const char *stage, const char *cmdli
         caimg_error(CAIMG_EINVAL, "no output file given (use -o FILE)");
         return NULL;
     }
+    if (caimg_output_ok(path)) return NULL;
     caimg_h5 *f = h5_alloc(path);
     if (!f) return NULL;
     size_t n = strlen(path) + 64;
@@ -222,17 +263,23 @@ caimg_h5 *caimg_h5_create(const char *path, const char *stage, const char *cmdli
     /* The temporary lives in the output's directory so that rename() is
      * atomic; pid and a counter keep parallel pipelines apart. */
     snprintf(f->tmppath, n, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+    caimg_temp_register(f->tmppath);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     /* The 1.8 format keeps files readable by older h5py/MATLAB. */
     H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST);
+    /* Closing the file closes whatever a failing caller left open in it:
+     * otherwise HDF5 would keep the abandoned file open (and the space of
+     * its removed temporary in use) until the program exits. */
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
     f->fid = H5Fcreate(f->tmppath, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* The reason before H5Pclose() clears HDF5's error stack. */
+    const char *why = f->fid < 0 ? h5_reason() : NULL;
     H5Pclose(fapl);
     if (f->fid < 0) {
-        caimg_error(CAIMG_EIO, "%s: cannot create: %s", path,
-                    errno ? strerror(errno) : h5_reason());
-        H5Eclear2(H5E_DEFAULT);
-        free(f->tmppath);
-        f->tmppath = NULL;
+        caimg_error(CAIMG_EIO, "%s: cannot create: %s", path, why);
+        /* HDF5 may have created the file before failing to write its
+         * superblock (a full disk); the name is ours alone. */
+        unlink(f->tmppath);
         h5_free(f);
         return NULL;
     }
@@ -307,16 +354,148 @@ int caimg_h5_param_double(caimg_h5 *f, const char *key, double v)
     return caimg_h5_param(f, key, "%s", buf);
 }
 
+/* ---- outputs that would destroy an input --------------------------------- */
+
+/* The file an external link names, looked for from the file `parent` where
+ * HDF5 looks for it (H5Pset_elink_prefix aside, which caimg does not use):
+ * an absolute name as given, else its last component as a relative name;
+ * the directories in HDF5_EXT_PREFIX; the directory of `parent`; the
+ * working directory.  Returns 0 with the path in buf and its stat in st,
+ * or -1 if there is no such file (the link dangles). */
+static int elink_file(const char *parent, const char *name, char *buf, size_t n,
+                      struct stat *st)
+{
+    if (name[0] == '/') {
+        snprintf(buf, n, "%s", name);
+        if (stat(buf, st) == 0) return 0;
+        name = strrchr(name, '/') + 1;
+    }
+    for (const char *p = getenv("HDF5_EXT_PREFIX"); p && *p;) {
+        size_t len = strcspn(p, ":");
+        snprintf(buf, n, "%.*s/%s", (int)len, p, name);
+        if (len && stat(buf, st) == 0) return 0;
+        p += len + (p[len] == ':');
+    }
+    const char *slash = strrchr(parent, '/');
+    if (slash) {
+        snprintf(buf, n, "%.*s/%s", (int)(slash - parent), parent, name);
+        if (stat(buf, st) == 0) return 0;
+    }
+    snprintf(buf, n, "%s", name);
+    return stat(buf, st) == 0 ? 0 : -1;
+}
+
+struct elink_walk {
+    struct stat out;        /* the output */
+    const char *file;       /* the file whose links are being walked */
+    int depth;
+    dev_t *dev;             /* files walked already */
+    ino_t *ino;
+    size_t nseen;
+    char hit[PATH_MAX];     /* the linking file, once a link leads to out */
+    int nomem;
+};
+
+static int walk_links(struct elink_walk *w, const char *file);
+
+static herr_t check_link(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+    struct elink_walk *w = data;
+    if (info->type != H5L_TYPE_EXTERNAL) return 0;
+    size_t size = info->u.val_size;
+    char *val = malloc(size ? size : 1);
+    const char *fname = NULL, *obj = NULL;
+    unsigned flags;
+    if (!val) {
+        w->nomem = 1;
+        return -1;
+    }
+    int stop = 0;
+    char target[PATH_MAX];
+    struct stat st;
+    if (H5Lget_val(g, name, val, size, H5P_DEFAULT) >= 0 &&
+        H5Lunpack_elink_val(val, size, &flags, &fname, &obj) >= 0 &&
+        elink_file(w->file, fname, target, sizeof target, &st) == 0) {
+        if (st.st_dev == w->out.st_dev && st.st_ino == w->out.st_ino) {
+            snprintf(w->hit, sizeof w->hit, "%s", w->file);
+            stop = 1;
+        } else {
+            /* The target may link further (a dF/F file's /movie leads
+             * through the roi file to the mc file). */
+            stop = walk_links(w, target);
+        }
+    }
+    free(val);
+    return stop;
+}
+
+/* Walk the external links at the root of `file` and, recursively, of the
+ * files they lead to (caimg makes links only there).  Returns 1 once one
+ * leads to the output, 0 if none does, -1 if out of memory. */
+static int walk_links(struct elink_walk *w, const char *file)
+{
+    struct stat st;
+    if (stat(file, &st) != 0 || w->depth >= 32) return 0;
+    for (size_t i = 0; i < w->nseen; i++)
+        if (w->dev[i] == st.st_dev && w->ino[i] == st.st_ino) return 0;
+    dev_t *dev = realloc(w->dev, (w->nseen + 1) * sizeof *dev);
+    if (dev) w->dev = dev;
+    ino_t *ino = dev ? realloc(w->ino, (w->nseen + 1) * sizeof *ino) : NULL;
+    if (ino) w->ino = ino;
+    if (!dev || !ino) return -1;
+    w->dev[w->nseen] = st.st_dev;
+    w->ino[w->nseen++] = st.st_ino;
+    if (H5Fis_hdf5(file) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0;
+    }
+    hid_t fid = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0;
+    }
+    const char *up = w->file;
+    w->file = file;
+    w->depth++;
+    herr_t r = H5Literate(fid, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, check_link, w);
+    w->depth--;
+    w->file = up;
+    H5Fclose(fid);
+    H5Eclear2(H5E_DEFAULT);
+    return w->nomem ? -1 : r > 0 ? 1 : 0;
+}
+
+int caimg_h5_check_output(const char *output, const char *input)
+{
+    caimg_init();
+    struct elink_walk w;
+    memset(&w, 0, sizeof w);
+    /* A new output cannot be anyone's input. */
+    if (!output || strcmp(output, "-") == 0 || stat(output, &w.out) != 0) return 0;
+    /* The same file, however named (./, symbolic or hard links): the stage
+     * contract says inputs are never modified. */
+    struct stat st;
+    if (stat(input, &st) == 0 && st.st_dev == w.out.st_dev && st.st_ino == w.out.st_ino)
+        return caimg_error(CAIMG_EINVAL, "%s: output would overwrite an input", output);
+    /* A file that the input reaches through its external links is as much
+     * an input: a roi file's /movie is the mc file's. */
+    int rc = walk_links(&w, input);
+    free(w.dev);
+    free(w.ino);
+    if (rc < 0) return caimg_error(CAIMG_ENOMEM, "out of memory following the links of %s", input);
+    if (rc > 0)
+        return caimg_error(CAIMG_EINVAL, "%s: output would overwrite an input (%s links to it)",
+                           output, w.hit);
+    return 0;
+}
+
 int caimg_h5_add_input(caimg_h5 *f, const char *path, int link)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         return caimg_error(CAIMG_ENOENT, "%s: %s", path, strerror(errno));
-    /* Refuse to overwrite an input: the stage contract says inputs are
-     * never modified. */
-    struct stat so;
-    if (stat(f->path, &so) == 0 && so.st_dev == st.st_dev && so.st_ino == st.st_ino)
-        return caimg_error(CAIMG_EINVAL, "%s: output would overwrite an input", f->path);
+    int rc = caimg_h5_check_output(f->path, path);
+    if (rc) return rc;
     h5_input *in = realloc(f->inputs, (f->ninputs + 1) * sizeof *in);
     if (!in) return caimg_error(CAIMG_ENOMEM, "out of memory recording inputs");
     f->inputs = in;
@@ -383,7 +562,7 @@ static int copy_provenance(caimg_h5 *f, hid_t src)
         snprintf(dst, sizeof dst, "provenance/%s", name);
         if (H5Lexists(f->fid, dst, H5P_DEFAULT) > 0) continue;
         if (H5Ocopy(g, name, f->fid, dst, H5P_DEFAULT, H5P_DEFAULT) < 0)
-            rc = caimg_error(CAIMG_EIO, "%s: cannot copy provenance: %s", f->path,
+            rc = write_error(f, "cannot copy provenance: %s", 
                              h5_reason());
     }
     H5Gclose(g);
@@ -401,7 +580,7 @@ static herr_t link_one(hid_t g, const char *name, const H5L_info_t *info, void *
     char obj[300];
     snprintf(obj, sizeof obj, "/%s", name);
     if (H5Lcreate_external(c->rel, obj, c->f->fid, name, H5P_DEFAULT, H5P_DEFAULT) < 0) {
-        c->rc = caimg_error(CAIMG_EIO, "%s: cannot link %s from %s: %s", c->f->path,
+        c->rc = write_error(c->f, "cannot link %s from %s: %s", 
                             obj, c->rel, h5_reason());
         return -1;
     }
@@ -496,14 +675,15 @@ int caimg_h5_commit(caimg_h5 *f)
     int rc = inherit_inputs(f);
     if (!rc) rc = write_record(f);
     if (!rc && H5Fflush(f->fid, H5F_SCOPE_GLOBAL) < 0)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot write: %s", f->path, h5_reason());
+        rc = write_error(f, "cannot write: %s", h5_reason());
     if (H5Fclose(f->fid) < 0 && !rc)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot close: %s", f->path, h5_reason());
+        rc = write_error(f, "cannot close: %s", h5_reason());
     f->fid = H5I_INVALID_HID;
     if (!rc && rename(f->tmppath, f->path) != 0)
         rc = caimg_error(CAIMG_EIO, "%s: cannot rename from %s: %s", f->path,
                          f->tmppath, strerror(errno));
     if (!rc) {
+        caimg_temp_unregister(f->tmppath);
         free(f->tmppath);
         f->tmppath = NULL;
     }
@@ -584,10 +764,12 @@ int caimg_h5_mkgroup(caimg_h5 *f, const char *name)
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     hid_t g = H5Gcreate2(f->fid, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) {
+        int rc = write_error(f, "cannot create group %s: %s", name, h5_reason());
+        H5Pclose(lcpl);
+        return rc;
+    }
     H5Pclose(lcpl);
-    if (g < 0)
-        return caimg_error(CAIMG_EIO, "%s: cannot create group %s: %s", f->path, name,
-                           h5_reason());
     H5Gclose(g);
     return 0;
 }
@@ -670,10 +852,13 @@ int caimg_h5_write(caimg_h5 *f, const char *name, caimg_dtype dt, int rank,
     int rc = 0;
     hid_t d = H5Dcreate2(f->fid, name, file_type(dt), sp, lcpl, dcpl, H5P_DEFAULT);
     if (d < 0)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot create %s: %s", f->path, name, h5_reason());
+        rc = write_error(f, "cannot create %s: %s", name, h5_reason());
     else if (n && H5Dwrite(d, mem_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot write %s: %s", f->path, name, h5_reason());
-    if (d >= 0) H5Dclose(d);
+        rc = write_error(f, "cannot write %s: %s", name, h5_reason());
+    /* Closing flushes the chunk cache: on a full disk, this is where the
+     * write of a compressed array fails. */
+    if (d >= 0 && H5Dclose(d) < 0 && !rc)
+        rc = write_error(f, "cannot write %s: %s", name, h5_reason());
     H5Pclose(lcpl);
     H5Pclose(dcpl);
     H5Sclose(sp);
@@ -973,12 +1158,15 @@ caimg_h5_stream *caimg_h5_stream_create(caimg_h5 *f, const char *name,
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     s->dset = H5Dcreate2(f->fid, name, file_type(store), sp, lcpl, dcpl, dapl);
+    /* Before the next HDF5 call clears the error stack. */
+    const char *why = s->dset < 0 ? h5_reason() : NULL;
     if (dapl != H5P_DEFAULT) H5Pclose(dapl);
     H5Pclose(lcpl);
     H5Pclose(dcpl);
     H5Sclose(sp);
     if (s->dset < 0 || !s->name) {
-        caimg_error(CAIMG_EIO, "%s: cannot create %s: %s", f->path, name, h5_reason());
+        if (s->dset >= 0) H5Dclose(s->dset);
+        else write_error(f, "cannot create %s: %s", name, why);
         free(s->name);
         free(s);
         return NULL;
@@ -1010,7 +1198,7 @@ int caimg_h5_stream_write(caimg_h5_stream *s, const void *buf, caimg_dtype src,
     start[0] = s->dims[0];
     s->dims[0] += n;
     if (H5Dset_extent(s->dset, s->dims) < 0)
-        return caimg_error(CAIMG_EIO, "%s: cannot extend %s: %s", s->f->path, s->name,
+        return write_error(s->f, "cannot extend %s: %s", s->name,
                            h5_reason());
     if (s->direct && mt == mem_type(s->store)) {
         /* Each row is a whole chunk, in the file's layout already. */
@@ -1020,7 +1208,7 @@ int caimg_h5_stream_write(caimg_h5_stream *s, const void *buf, caimg_dtype src,
             off[0] = start[0] + i;
             if (H5Dwrite_chunk(s->dset, H5P_DEFAULT, 0, off, rowbytes,
                                (const char *)wbuf + i * rowbytes) < 0)
-                return caimg_error(CAIMG_EIO, "%s: cannot write %s: %s", s->f->path, s->name,
+                return write_error(s->f, "cannot write %s: %s", s->name,
                                    h5_reason());
         }
         return 0;
@@ -1030,13 +1218,14 @@ int caimg_h5_stream_write(caimg_h5_stream *s, const void *buf, caimg_dtype src,
     hid_t fs = H5Dget_space(s->dset);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     hid_t ms = H5Screate_simple(s->rank, count, NULL);
-    herr_t e = H5Dwrite(s->dset, mt, ms, fs, H5P_DEFAULT, wbuf);
+    int rc = 0;
+    /* The reason is taken before closing the spaces: every HDF5 call
+     * starts by clearing the error stack. */
+    if (H5Dwrite(s->dset, mt, ms, fs, H5P_DEFAULT, wbuf) < 0)
+        rc = write_error(s->f, "cannot write %s: %s", s->name, h5_reason());
     H5Sclose(ms);
     H5Sclose(fs);
-    if (e < 0)
-        return caimg_error(CAIMG_EIO, "%s: cannot write %s: %s", s->f->path, s->name,
-                           h5_reason());
-    return 0;
+    return rc;
 }
 
 size_t caimg_h5_stream_rows(const caimg_h5_stream *s) { return s ? (size_t)s->dims[0] : 0; }
@@ -1046,7 +1235,7 @@ int caimg_h5_stream_close(caimg_h5_stream *s)
     if (!s) return 0;
     int rc = 0;
     if (H5Dclose(s->dset) < 0)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot close %s: %s", s->f->path, s->name,
+        rc = write_error(s->f, "cannot write %s: %s", s->name,
                          h5_reason());
     free(s->scratch);
     free(s->name);
@@ -1065,7 +1254,7 @@ static int set_attr(caimg_h5 *f, const char *obj, const char *name, hid_t type,
     hid_t a = H5Acreate_by_name(f->fid, obj, name, type, space, H5P_DEFAULT,
                                 H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, type, v) < 0)
-        rc = caimg_error(CAIMG_EIO, "%s: cannot write attribute %s of %s: %s", f->path,
+        rc = write_error(f, "cannot write attribute %s of %s: %s", 
                          name, obj, h5_reason());
     if (a >= 0) H5Aclose(a);
     return rc;

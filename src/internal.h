@@ -39,8 +39,27 @@ static inline size_t caimg_mul(size_t n, size_t size)
     return (size && n > SIZE_MAX / size) ? SIZE_MAX : n * size;
 }
 
+/* Whether `path` can be an output: 0, or CAIMG_EIO with the message
+ * "path: is a directory" (found now, not when the temporary is renamed over
+ * it after all the work). */
+int caimg_output_ok(const char *path);
+
+/* The temporary files being written, for caimg_remove_temporaries() to
+ * remove when a signal ends the program.  Register a name before creating
+ * the file and unregister it (the same pointer, which must stay valid
+ * meanwhile) once the file is renamed or removed, before freeing it.  At
+ * most CAIMG_MAX_TEMPS at a time; more are not tracked. */
+#define CAIMG_MAX_TEMPS 64
+void caimg_temp_register(char *path);
+void caimg_temp_unregister(const char *path);
+
 /* strdup that returns NULL (with message) on failure; NULL in, NULL out. */
 char *caimg_strdup(const char *s);
+
+/* Call first in every thread the library starts that uses HDF5.  HDF5's
+ * thread-safe builds keep the error stack, and whether it is printed, per
+ * thread, so caimg_init() silences only the thread that called it. */
+void caimg_init_thread(void);
 
 /* Number of OpenMP threads a parallel region would use (1 without OpenMP). */
 int caimg_nthreads(void);

@@ -95,6 +95,7 @@ typedef struct {
 static void *sample_reader(void *arg)
 {
     sample_job *j = arg;
+    caimg_init_thread();
     int rc = 0;
     size_t *t = caimg_malloc(j->ns, sizeof *t, "template sample");
     if (!t) rc = CAIMG_ENOMEM;
@@ -146,6 +147,7 @@ typedef struct {
 static void *io_thread(void *arg)
 {
     pipe_t *q = arg;
+    caimg_init_thread();
     int rc = 0;
     for (size_t k = 0; k <= q->nchunks && !rc; k++) {
         /* Read chunk k (into the slot chunk k-2 used, written already). */
@@ -440,12 +442,18 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     if (rc) goto done;
     rc = caimg_h5_stream_close(s_movie);
     s_movie = NULL;
-    if (!rc) rc = caimg_h5_stream_close(s_shift);
-    s_shift = NULL;
-    if (!rc) rc = caimg_h5_stream_close(s_corr);
-    s_corr = NULL;
-    if (!rc) rc = caimg_h5_stream_close(s_patch);
-    s_patch = NULL;
+    if (!rc) {   /* else left open for the cleanup below */
+        rc = caimg_h5_stream_close(s_shift);
+        s_shift = NULL;
+    }
+    if (!rc) {   /* else left open for the cleanup below */
+        rc = caimg_h5_stream_close(s_corr);
+        s_corr = NULL;
+    }
+    if (!rc) {   /* else left open for the cleanup below */
+        rc = caimg_h5_stream_close(s_patch);
+        s_patch = NULL;
+    }
     if (rc) goto done;
 
     caimg_mc_summary sum;

@@ -821,7 +821,11 @@ int caimg_tiff_wants_bigtiff(size_t width, size_t height, size_t npages,
 static int werror(caimg_tiff_writer *w, int status, const char *what)
 {
     char detail[768];
-    tiff_detail(w->tmp, detail, sizeof detail, "libtiff failed");
+    /* libtiff's messages ("Write error at scanline 0") do not say why; the
+     * operating system's reason (a full disk) does.  errno is cleared
+     * before each page and flush, so a value here came from their I/O. */
+    if (errno) snprintf(detail, sizeof detail, "%s", strerror(errno));
+    else tiff_detail(w->tmp, detail, sizeof detail, "libtiff failed");
     w->failed = 1;
     return caimg_error(status, "%s: %s: %s", w->path, what, detail);
 }
@@ -840,6 +844,7 @@ caimg_tiff_writer *caimg_tiff_writer_create(const char *path, size_t width,
         caimg_error(CAIMG_EINVAL, "caimg_tiff_writer_create: no file name");
         return NULL;
     }
+    if (caimg_output_ok(path)) return NULL;
     if (width == 0 || height == 0 || npages == 0) {
         caimg_error(CAIMG_EINVAL, "%s: cannot write a %zux%zu stack of %zu pages", path, width,
                     height, npages);
@@ -882,6 +887,7 @@ caimg_tiff_writer *caimg_tiff_writer_create(const char *path, size_t width,
     w->tmp = caimg_malloc(n, 1, "a file name");
     if (!w->path || !w->tmp) goto fail;
     snprintf(w->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    caimg_temp_register(w->tmp);
 
     if (opts->tile) {
         w->bufsize = opts->tile * opts->tile * ds;
@@ -929,6 +935,7 @@ fail:
     }
     w->tif = NULL;
     free(w->path);
+    caimg_temp_unregister(w->tmp);
     free(w->tmp);
     free(w->buf);
     free(w->desc);
@@ -990,6 +997,7 @@ int caimg_tiff_write_page(caimg_tiff_writer *w, const void *buf)
         return caimg_error(CAIMG_EINVAL, "%s: all %zu pages were already written", w->path,
                            w->npages);
     caimg_clear_error();
+    errno = 0;
     char what[64];
     snprintf(what, sizeof what, "cannot write page %zu", w->written + 1);
     if (set_tags(w) != CAIMG_OK) return CAIMG_EFAIL;
@@ -1026,8 +1034,19 @@ int caimg_tiff_write_page(caimg_tiff_writer *w, const void *buf)
 
 static void writer_free(caimg_tiff_writer *w, int remove_tmp)
 {
-    if (w->tif) TIFFClose(w->tif);
+    if (w->tif) {
+        /* Closing an abandoned file writes its last directory, which fails
+         * again on a full disk; libtiff's complaint must not replace the
+         * message saying why the file was abandoned. */
+        char keep[1024];
+        const char *func = caimg_errfunc();
+        snprintf(keep, sizeof keep, "%s", caimg_errmsg());
+        TIFFClose(w->tif);
+        if (keep[0]) caimg_error_at(func, CAIMG_EIO, "%s", keep);
+        else caimg_clear_error();
+    }
     if (remove_tmp) unlink(w->tmp);
+    caimg_temp_unregister(w->tmp);
     free(w->path);
     free(w->tmp);
     free(w->buf);
@@ -1047,6 +1066,7 @@ int caimg_tiff_writer_close(caimg_tiff_writer *w)
                              w->written, w->npages);
     } else {
         caimg_clear_error();
+        errno = 0;
         if (!TIFFFlush(w->tif)) status = werror(w, CAIMG_EIO, "cannot finish the file");
     }
     if (status != CAIMG_OK) {

@@ -39,8 +39,10 @@ caimg_outfile *caimg_outfile_open(const char *path)
         o->fp = stdout;
         return o;
     }
+    if (caimg_output_ok(path)) goto fail;
     o->tmp = caimg_temp_name(path);
     if (!o->tmp) goto fail;
+    caimg_temp_register(o->tmp);
     o->fp = fopen(o->tmp, "w");
     if (!o->fp) {
         caimg_error(CAIMG_EIO, "%s: cannot create: %s", path, strerror(errno));
@@ -48,7 +50,12 @@ caimg_outfile *caimg_outfile_open(const char *path)
     }
     return o;
 fail:
-    if (o) { free(o->path); free(o->tmp); free(o); }
+    if (o) {
+        caimg_temp_unregister(o->tmp);
+        free(o->path);
+        free(o->tmp);
+        free(o);
+    }
     return NULL;
 }
 
@@ -66,6 +73,7 @@ int caimg_outfile_commit(caimg_outfile *o)
         if (!rc && rename(o->tmp, o->path) != 0)
             rc = caimg_error(CAIMG_EIO, "%s: cannot rename: %s", o->path, strerror(errno));
         if (rc) unlink(o->tmp);
+        caimg_temp_unregister(o->tmp);
     }
     free(o->path);
     free(o->tmp);
@@ -79,6 +87,7 @@ void caimg_outfile_abort(caimg_outfile *o)
     if (o->tmp) {
         fclose(o->fp);
         unlink(o->tmp);
+        caimg_temp_unregister(o->tmp);
     }
     free(o->path);
     free(o->tmp);

@@ -4,8 +4,11 @@
  */
 #include <config.h>
 
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef HAVE_SYS_MMAN_H
 #include <sys/mman.h>
 #endif
@@ -14,6 +17,42 @@
 #endif
 
 #include "internal.h"
+
+/* Lock-free atomic pointers, so that a signal handler may read the table
+ * whatever thread it interrupts, in whatever state. */
+static char *_Atomic temps[CAIMG_MAX_TEMPS];
+
+void caimg_temp_register(char *path)
+{
+    for (size_t i = 0; i < CAIMG_MAX_TEMPS; i++) {
+        char *none = NULL;
+        if (atomic_compare_exchange_strong(&temps[i], &none, path)) return;
+    }
+}
+
+void caimg_temp_unregister(const char *path)
+{
+    for (size_t i = 0; path && i < CAIMG_MAX_TEMPS; i++) {
+        char *p = (char *)path;
+        if (atomic_compare_exchange_strong(&temps[i], &p, NULL)) return;
+    }
+}
+
+void caimg_remove_temporaries(void)
+{
+    for (size_t i = 0; i < CAIMG_MAX_TEMPS; i++) {
+        char *p = atomic_load(&temps[i]);
+        if (p) unlink(p);
+    }
+}
+
+int caimg_output_ok(const char *path)
+{
+    struct stat st;
+    if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return caimg_error(CAIMG_EIO, "%s: is a directory", path);
+    return 0;
+}
 
 /* The one message for a failed allocation of n x size bytes. */
 static void *no_memory(size_t n, size_t size, const char *what)

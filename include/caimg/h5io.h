@@ -72,6 +72,13 @@ int caimg_h5_param_derived(caimg_h5 *f, const char *key, const char *fmt, ...)
  * objects are linked into the output at commit time. */
 int caimg_h5_add_input(caimg_h5 *f, const char *path, int link);
 
+/* Whether writing `output` would destroy `input`: the same file however
+ * named, or (for an HDF5 input) a file it reaches through external links,
+ * followed from file to file.  Returns 0, or CAIMG_EINVAL with the message
+ * "OUTPUT: output would overwrite an input".  caimg_h5_add_input() checks
+ * this; writers of other formats call it for each input. */
+int caimg_h5_check_output(const char *output, const char *input);
+
 /* Write the provenance record and links, close and rename into place.
  * Frees f whatever happens; on failure nothing is left at path. */
 int caimg_h5_commit(caimg_h5 *f);

@@ -47,6 +47,12 @@ int caimg_outfile_commit(caimg_outfile *o);
 /* Close and remove the temporary file; accepts NULL. */
 void caimg_outfile_abort(caimg_outfile *o);
 
+/* Remove every temporary file that caimg is writing (outputs not yet
+ * renamed into place).  Async-signal-safe: meant for a handler of SIGINT or
+ * SIGTERM that then ends the program, so an interrupted run leaves
+ * nothing. */
+void caimg_remove_temporaries(void);
+
 /* Create a path for a temporary file next to `path` (caller frees). */
 char *caimg_temp_name(const char *path);
 

@@ -735,7 +735,17 @@ int main_attack(int argc, char **argv)
         goto done;
     }
     if (!c.output) { rc = cmd_usage_error(&c, "no output: give -o ROBUSTNESS.h5"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output)) || (rc = cmd_check_output(&c, o.tsv))
+        || (rc = cmd_check_output(&c, o.plot)))
+        goto done;
     o.model = c.argv[optind];
+    {
+        /* Training and attacking take minutes: refuse outputs that would
+         * destroy an input before, not when the results are written. */
+        const char *const ins[2] = {o.model, o.stimuli}, *const outs[3] = {c.output, o.tsv, o.plot};
+        for (int k = 0; k < 3 && !rc; k++) rc = cmd_check_inputs(&c, outs[k], ins, 2);
+        if (rc) goto done;
+    }
     rc = run(&c, &o);
     if (rc) rc = cmd_fail(&c, rc);
 done:

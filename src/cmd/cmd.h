@@ -79,6 +79,19 @@ void cmd_end(cmd_ctx *c);
  * (the caller then returns EXIT_USAGE). */
 int cmd_common_option(cmd_ctx *c, int opt, const char *arg);
 
+/* Check an output path (NULL and "-" pass) before any work is done: it must
+ * not be a directory, must not be the --config file, and its directory must
+ * exist.  Returns 0, or an exit status after printing one line naming the
+ * path. */
+int cmd_check_output(cmd_ctx *c, const char *path);
+
+/* Refuse an output that would destroy one of the n inputs (NULLs skipped):
+ * the same file, or one an HDF5 input links to (caimg_h5_check_output).
+ * Commands writing HDF5 are also checked when they add their inputs; this
+ * checks before any work, and covers the other formats.  Returns 0, or an
+ * exit status after printing. */
+int cmd_check_inputs(cmd_ctx *c, const char *output, const char *const *inputs, size_t n);
+
 /* Print "caimg NAME: message" for a usage error plus a hint; returns
  * EXIT_USAGE. */
 int cmd_usage_error(cmd_ctx *c, const char *fmt, ...)

@@ -8,9 +8,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -126,6 +128,55 @@ void cmd_note(cmd_ctx *c, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+/* ---- outputs ------------------------------------------------------------- */
+
+int cmd_check_output(cmd_ctx *c, const char *path)
+{
+    struct stat st, sc;
+    if (!path || !strcmp(path, "-")) return 0;
+    if (stat(path, &st) == 0) {
+        /* Otherwise the whole job would run before renaming the temporary
+         * over a directory failed. */
+        if (S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "caimg %s: %s: is a directory\n", c->name, path);
+            return EXIT_DATA;
+        }
+        /* Same file, however named (./, symbolic or hard links). */
+        if (c->config && stat(c->config, &sc) == 0 && sc.st_dev == st.st_dev
+            && sc.st_ino == st.st_ino) {
+            fprintf(stderr, "caimg %s: %s: output would overwrite the config file\n",
+                    c->name, path);
+            return EXIT_USAGE;
+        }
+        return 0;
+    }
+    /* A new file: its directory must exist. */
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        size_t n = (size_t)(slash - path);
+        char *dir = malloc(n + 1);
+        if (!dir) return EXIT_DATA;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+        int e = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+        free(dir);
+        if (e) {
+            fprintf(stderr, "caimg %s: %s: cannot create: %s\n", c->name, path, strerror(e));
+            return EXIT_DATA;
+        }
+    }
+    return 0;
+}
+
+int cmd_check_inputs(cmd_ctx *c, const char *output, const char *const *inputs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = inputs[i] ? caimg_h5_check_output(output, inputs[i]) : 0;
+        if (rc) return cmd_fail(c, rc);
+    }
+    return 0;
 }
 
 /* ---- number parsing ---------------------------------------------------- */
@@ -418,6 +469,34 @@ static int progress_handler(const char *task, double done, double total, void *c
     return 0;
 }
 
+/* ---- signals ----------------------------------------------------------- */
+
+/* Outputs are written under temporary names, so a failure leaves nothing;
+ * a run interrupted by ^C, kill or a closed terminal must not either.  The
+ * handler removes the temporaries and dies of the same signal, so the shell
+ * still sees what killed the program.  Only async-signal-safe calls. */
+static void on_signal(int sig)
+{
+    caimg_remove_temporaries();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction sa, old;
+        /* A signal ignored at start stays ignored (nohup, or SIGINT for
+         * a background job of a non-interactive shell). */
+        if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigfillset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 /* ---- begin / end ------------------------------------------------------- */
 
 int cmd_begin(cmd_ctx *c, const char *name, int argc, char **argv,
@@ -426,6 +505,7 @@ int cmd_begin(cmd_ctx *c, const char *name, int argc, char **argv,
     memset(c, 0, sizeof *c);
     c->name = name;
     caimg_init();
+    catch_signals();
 
     /* The full command line, quoted where needed, for provenance. */
     size_t len = 16;

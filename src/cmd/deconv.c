@@ -270,6 +270,10 @@ int main_deconv(int argc, char **argv)
     if (optind >= c.argc) { rc = cmd_usage_error(&c, "no input file"); goto done; }
     if (c.argc - optind > 1) { rc = cmd_usage_error(&c, "one input file expected, got %d", c.argc - optind); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output file (use -o FILE)"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output))
+        || (rc = cmd_check_inputs(&c, c.output, (const char *const *)c.argv + optind,
+                                  (size_t)(c.argc - optind))))
+        goto done;
     if (tau != 0 && ind) { rc = cmd_usage_error(&c, "give --tau or --indicator, not both"); goto done; }
     /* The preset's rise goes with its decay; a rise of one's own goes with
      * a decay of one's own (--tau), rather than being dropped silently. */

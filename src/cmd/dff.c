@@ -240,6 +240,10 @@ int main_dff(int argc, char **argv)
     if (optind >= c.argc) { rc = cmd_usage_error(&c, "no input file"); goto done; }
     if (c.argc - optind > 1) { rc = cmd_usage_error(&c, "one input file expected, got %d", c.argc - optind); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output file (use -o FILE)"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output))
+        || (rc = cmd_check_inputs(&c, c.output, (const char *const *)c.argv + optind,
+                                  (size_t)(c.argc - optind))))
+        goto done;
     p.baseline = caimg_baseline_type_find(bname);
     if (!p.baseline) {
         rc = cmd_usage_error(&c, "--baseline: '%s' is not maximin, percentile, lowpass or constant",

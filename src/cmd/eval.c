@@ -107,6 +107,14 @@ int main_eval(int argc, char **argv)
     if (c.want_help) { usage(stdout); rc = 0; goto done; }
     if (!truth) { rc = cmd_usage_error(&c, "no truth file (use --truth FILE)"); goto done; }
     if (optind >= c.argc) { rc = cmd_usage_error(&c, "no stage output to evaluate"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output)) || (rc = cmd_check_output(&c, pern))) goto done;
+    for (int k = 0; k < 2; k++) {
+        const char *out = k ? pern : c.output;
+        if ((rc = cmd_check_inputs(&c, out, (const char *const *)&truth, 1))
+            || (rc = cmd_check_inputs(&c, out, (const char *const *)c.argv + optind,
+                                      (size_t)(c.argc - optind))))
+            goto done;
+    }
     rc = caimg_eval_files(truth, (const char *const *)c.argv + optind, (size_t)(c.argc - optind), &o, &r);
     if (rc) { rc = cmd_fail(&c, rc); goto done; }
 

@@ -437,6 +437,7 @@ int main_export(int argc, char **argv)
     if (optind >= c.argc) { rc = cmd_usage_error(&c, "no input file"); goto done; }
     if (optind + 1 < c.argc) { rc = cmd_usage_error(&c, "one input file at a time"); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output file (use -o FILE)"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output))) goto done;
     int tiff;
     if (format) {
         if (!strcmp(format, "tiff") || !strcmp(format, "tif")) tiff = 1;
@@ -455,6 +456,7 @@ int main_export(int argc, char **argv)
         goto done;
     }
     const char *in = c.argv[optind];
+    if ((rc = cmd_check_inputs(&c, c.output, &in, 1))) goto done;
     int r = tiff ? export_tiff(&c, in, dataset, dtype, have_range ? range : NULL, fa, fb,
                                comp, bigtiff)
                  : export_tsv(&c, in, dataset, transpose, have_frames, fa, fb);

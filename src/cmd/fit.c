@@ -904,6 +904,11 @@ int main_fit(int argc, char **argv)
     }
     if (!o.stimuli) { rc = cmd_usage_error(&c, "--stimuli IMAGES.tif is required"); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output: give -o MODEL.h5"); goto done; }
+    {
+        const char *const ins[4] = {o.traces, o.schedule, o.responses, o.stimuli};
+        if ((rc = cmd_check_output(&c, c.output)) || (rc = cmd_check_inputs(&c, c.output, ins, 4)))
+            goto done;
+    }
     rc = run(&c, &o);
     if (rc == -1000) rc = EXIT_USAGE;
     else if (rc) rc = cmd_fail(&c, rc);

@@ -106,6 +106,10 @@ int main_import(int argc, char **argv)
     if (c.want_help) { usage(stdout); rc = 0; goto done; }
     if (optind >= c.argc) { rc = cmd_usage_error(&c, "no input files"); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output file (use -o FILE)"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output))
+        || (rc = cmd_check_inputs(&c, c.output, (const char *const *)c.argv + optind,
+                                  (size_t)(c.argc - optind))))
+        goto done;
     caimg_dtype store = CAIMG_DT_NONE;
     if (strcmp(dtype_name, "keep") != 0) {
         store = caimg_dtype_from_name(dtype_name);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 #include "caimg/caimg.h"
 #include "cmd.h"
 
@@ -67,6 +69,13 @@ static void usage(FILE *fp)
 
 int main(int argc, char **argv)
 {
+    /* HDF5 1.10 frees a file's state when closing it fails (a full disk
+     * makes the final flush fail) but keeps its id, and the clean-up it
+     * registers with atexit() then closes that id again and crashes.  Every
+     * file caimg writes is closed (or abandoned, and its temporary removed)
+     * before the command returns, so nothing is lost by skipping HDF5's
+     * clean-up at exit; it must be declined before HDF5 initialises. */
+    H5dont_atexit();
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

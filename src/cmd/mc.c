@@ -209,6 +209,11 @@ int main_mc(int argc, char **argv)
     if (c.want_help) { usage(stdout); rc = 0; goto done; }
     if (optind >= c.argc) { rc = cmd_usage_error(&c, "no input files"); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output file (use -o FILE)"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output))
+        || (rc = cmd_check_inputs(&c, c.output, (const char *const *)c.argv + optind,
+                                  (size_t)(c.argc - optind)))
+        || (rc = cmd_check_inputs(&c, c.output, &o.template_path, 1)))
+        goto done;
     if (o.mc.border == CAIMG_MC_BORDER_NAN && o.dtype != CAIMG_DT_F32) {
         rc = cmd_usage_error(&c, "--border nan needs --dtype float32 (uint16 has no NaN)");
         goto done;

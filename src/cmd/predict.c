@@ -191,6 +191,7 @@ int main_predict(int argc, char **argv)
         goto done;
     }
     if (!c.output) { rc = cmd_usage_error(&c, "no output: give -o OUT.h5 or -o OUT.tsv"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output))) goto done;
     int tsv = format ? !strcmp(format, "tsv")
                      : (!strcmp(c.output, "-") || has_suffix(c.output, ".tsv") ||
                         has_suffix(c.output, ".txt"));
@@ -198,6 +199,7 @@ int main_predict(int argc, char **argv)
         rc = cmd_usage_error(&c, "HDF5 output cannot go to standard output; use --format tsv");
         goto done;
     }
+    if ((rc = cmd_check_inputs(&c, c.output, (const char *const *)c.argv + optind, 2))) goto done;
     rc = run(&c, c.argv[optind], c.argv[optind + 1], samples, tsv);
     if (rc) rc = cmd_fail(&c, rc);
 done:

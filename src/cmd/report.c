@@ -62,6 +62,10 @@ int main_report(int argc, char **argv)
     if (c.want_help) { usage(stdout); rc = 0; goto done; }
     if (optind >= c.argc) { rc = cmd_usage_error(&c, "no input files"); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output file (use -o FILE)"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output))
+        || (rc = cmd_check_inputs(&c, c.output, (const char *const *)c.argv + optind,
+                                  (size_t)(c.argc - optind))))
+        goto done;
     rc = caimg_report_write((const char *const *)c.argv + optind, (size_t)(c.argc - optind),
                             c.output, &o);
     if (rc) rc = cmd_fail(&c, rc);

@@ -1182,8 +1182,18 @@ int main_robustness(int argc, char **argv)
     }
     if (!o.stimuli) { rc = cmd_usage_error(&c, "--stimuli IMAGES.tif is required"); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output: give -o ROBUSTNESS.h5"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output)) || (rc = cmd_check_output(&c, o.tsv))
+        || (rc = cmd_check_output(&c, o.plot)))
+        goto done;
     if (o.neps > MAXLIST || o.nfeps > MAXLIST) { rc = cmd_usage_error(&c, "too many budgets"); goto done; }
     o.model = c.argv[optind];
+    {
+        /* Training and attacking take minutes: refuse outputs that would
+         * destroy an input before, not when the results are written. */
+        const char *const ins[2] = {o.model, o.stimuli}, *const outs[3] = {c.output, o.tsv, o.plot};
+        for (int k = 0; k < 3 && !rc; k++) rc = cmd_check_inputs(&c, outs[k], ins, 2);
+        if (rc) goto done;
+    }
     if (!o.feature_layer) o.feature_layer = o.hidden;
     rc = run(&c, &o);
     if (rc) rc = cmd_fail(&c, rc);

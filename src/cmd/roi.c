@@ -145,6 +145,10 @@ int main_roi(int argc, char **argv)
     if (optind >= c.argc) { rc = cmd_usage_error(&c, "no input file"); goto done; }
     if (optind + 1 < c.argc) { rc = cmd_usage_error(&c, "one input movie at a time"); goto done; }
     if (!c.output) { rc = cmd_usage_error(&c, "no output file (use -o FILE)"); goto done; }
+    if ((rc = cmd_check_output(&c, c.output))
+        || (rc = cmd_check_inputs(&c, c.output, (const char *const *)c.argv + optind,
+                                  (size_t)(c.argc - optind))))
+        goto done;
     if (!method) method = p.masks ? "seeded" : "activity";
     const caimg_roi_type *type = caimg_roi_type_find(method);
     if (!type) { rc = cmd_usage_error(&c, "--method: '%s' is not activity, activity-classic or seeded",

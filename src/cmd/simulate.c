@@ -421,6 +421,18 @@ int main_simulate(int argc, char **argv)
     if (!nout && !truth) { rc = cmd_usage_error(&c, "nothing to write: give -o MOVIE and/or --truth FILE"); goto done; }
     if (truth && !is_h5(truth)) { rc = cmd_usage_error(&c, "--truth %s: the truth is an .h5 file", truth); goto done; }
     if (stim_out && !is_tif(stim_out)) { rc = cmd_usage_error(&c, "--stim-out %s: must be a .tif file", stim_out); goto done; }
+    {
+        /* Outputs, and the input files they must not overwrite: --shifts
+         * and a --stim TIFF. */
+        const char *const ins[2] = {shifts_path,
+                                    stim_arg && strcmp(stim_arg, "none") && strcmp(stim_arg, "gratings")
+                                        && strcmp(stim_arg, "pink") ? stim_arg : NULL};
+        const char *all[5] = {nout > 0 ? outs[0].path : NULL, nout > 1 ? outs[1].path : NULL,
+                              truth, stim_out, sched_out};
+        for (size_t i = 0; i < 5 && !rc; i++)
+            if (!(rc = cmd_check_output(&c, all[i]))) rc = cmd_check_inputs(&c, all[i], ins, 2);
+        if (rc) goto done;
+    }
     caimg_dtype store = caimg_dtype_from_name(dtype_name);
     if (store != CAIMG_DT_U16 && store != CAIMG_DT_F32) {
         rc = cmd_usage_error(&c, "--dtype: '%s' is not uint16 or float32", dtype_name);

@@ -687,45 +687,13 @@ caimg_noise_plan *caimg_noise_plan_create(size_t T, double f_lo, double f_hi,
     return p;
 }
 
-int caimg_noise_psd(const caimg_noise_plan *p, const double *y, float *work, double *sn)
+/* The PSD noise level of (y - mean) 2^-ex, single precision: the trace
+ * goes to float, through the FFT and into the band's powers scaled by a
+ * power of two, which is exact. */
+static double psd_level(const caimg_noise_plan *p, const double *y, double mean, int ex,
+                        float *in, fftwf_complex *out)
 {
     size_t T = p->T;
-    if (!p->plan) {
-        double acc = 0;
-        for (size_t t = 1; t < T; t++) acc += (y[t] - y[t - 1]) * (y[t] - y[t - 1]);
-        *sn = T > 1 ? sqrt(acc / (double)(T - 1) / 2) : 0;
-        return CAIMG_OK;
-    }
-    float *own = NULL;
-    /* A buffer that lost the plan's alignment would make FFTW fail
-     * silently; use a fresh one then. */
-    if (!work || fftwf_alignment_of(work) != 0) {
-        work = own = caimg_noise_work_alloc(p);
-        if (!own) return CAIMG_ENOMEM;
-    }
-    float *in = work;
-    fftwf_complex *out = (fftwf_complex *)(work + noise_out_offset(T));
-    /* Remove the mean in double precision before going to float, so a
-     * large offset (raw fluorescence) costs no precision, and scale by a
-     * power of two (exact) to bring the largest value near 1: the squares
-     * of the spectrum then neither overflow nor underflow the float range
-     * whatever the units of the trace. */
-    double m0 = 0, m1 = 0, m2 = 0, m3 = 0, big = 0;
-    size_t t4 = T & ~(size_t)3;
-    for (size_t t = 0; t < t4; t += 4) {
-        m0 += y[t];
-        m1 += y[t + 1];
-        m2 += y[t + 2];
-        m3 += y[t + 3];
-    }
-    for (size_t t = t4; t < T; t++) m0 += y[t];
-    double mean = ((m0 + m1) + (m2 + m3)) / (double)T;
-    for (size_t t = 0; t < T; t++) {
-        double a = fabs(y[t] - mean);
-        big = a > big ? a : big;
-    }
-    int ex = 0;
-    if (big > 0 && isfinite(big)) frexp(big, &ex);
     double f = ldexp(1.0, -ex);
     /* Four frames at a time (GCC -O2 leaves the plain loop scalar); the
      * same roundings per frame. */
@@ -748,26 +716,74 @@ int caimg_noise_psd(const caimg_noise_plan *p, const double *y, float *work, dou
             for (; k < e; k++) part += out[k][0] * out[k][0] + out[k][1] * out[k][1];
             acc += part;
         }
-        *sn = sqrt(acc / (double)nb / (double)T);
-    } else if (p->method == CAIMG_NOISE_LOGMEAN) {
+        return sqrt(acc / (double)nb / (double)T);
+    }
+    if (p->method == CAIMG_NOISE_LOGMEAN) {
         const double euler = 0.57721566490153286;
         size_t used = 0;
         for (size_t k = p->k0; k <= p->k1; k++) {
             double P = ((double)out[k][0] * out[k][0] + (double)out[k][1] * out[k][1]) / (double)T;
             if (P > 0) { acc += log(P); used++; }
         }
-        *sn = used ? sqrt(exp(acc / (double)used + euler)) : 0;
-    } else {
-        /* The median needs the band's values in memory.  The input buffer
-         * is free again and large enough: the band has at most T/2 bins,
-         * and T/2 doubles take no more room than T floats. */
-        double *P = (double *)in;
-        size_t m = 0;
-        for (size_t k = p->k0; k <= p->k1; k++)
-            P[m++] = ((double)out[k][0] * out[k][0] + (double)out[k][1] * out[k][1]) / (double)T;
-        *sn = sqrt(caimg_ts_median(P, m) / M_LN2);
+        return used ? sqrt(exp(acc / (double)used + euler)) : 0;
     }
-    *sn = ldexp(*sn, ex);   /* back to the trace's units */
+    /* The median needs the band's values in memory.  The input buffer is
+     * free again and large enough: the band has at most T/2 bins, and T/2
+     * doubles take no more room than T floats. */
+    double *P = (double *)in;
+    size_t m = 0;
+    for (size_t k = p->k0; k <= p->k1; k++)
+        P[m++] = ((double)out[k][0] * out[k][0] + (double)out[k][1] * out[k][1]) / (double)T;
+    return sqrt(caimg_ts_median(P, m) / M_LN2);
+}
+
+int caimg_noise_psd(const caimg_noise_plan *p, const double *y, float *work, double *sn)
+{
+    size_t T = p->T;
+    if (!p->plan) {
+        double acc = 0;
+        for (size_t t = 1; t < T; t++) acc += (y[t] - y[t - 1]) * (y[t] - y[t - 1]);
+        *sn = T > 1 ? sqrt(acc / (double)(T - 1) / 2) : 0;
+        return CAIMG_OK;
+    }
+    float *own = NULL;
+    /* A buffer that lost the plan's alignment would make FFTW fail
+     * silently; use a fresh one then. */
+    if (!work || fftwf_alignment_of(work) != 0) {
+        work = own = caimg_noise_work_alloc(p);
+        if (!own) return CAIMG_ENOMEM;
+    }
+    float *in = work;
+    fftwf_complex *out = (fftwf_complex *)(work + noise_out_offset(T));
+    /* Remove the mean in double precision before going to float, so a
+     * large offset (raw fluorescence) costs no precision. */
+    double m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+    size_t t4 = T & ~(size_t)3;
+    for (size_t t = 0; t < t4; t += 4) {
+        m0 += y[t];
+        m1 += y[t + 1];
+        m2 += y[t + 2];
+        m3 += y[t + 3];
+    }
+    for (size_t t = t4; t < T; t++) m0 += y[t];
+    double mean = ((m0 + m1) + (m2 + m3)) / (double)T;
+    *sn = psd_level(p, y, mean, 0, in, out);
+    if (!(*sn >= 1e-15 && *sn <= 1e15)) {
+        /* Squares of the spectrum beyond the float range (traces in units
+         * of about 1e16 and up, or 1e-15 and down; or a constant trace):
+         * again with the largest value scaled near 1, so that the units
+         * of the trace do not change its noise level or its spikes. */
+        double big = 0;
+        for (size_t t = 0; t < T; t++) {
+            double a = fabs(y[t] - mean);
+            big = a > big ? a : big;
+        }
+        int ex = 0;
+        if (big > 0 && isfinite(big)) {
+            frexp(big, &ex);
+            *sn = ldexp(psd_level(p, y, mean, ex, in, out), ex);
+        }
+    }
     caimg_noise_work_free(own);
     return CAIMG_OK;
 }

@@ -224,24 +224,30 @@ size_t caimg_ar1_pools_lanes(caimg_ar1_lanes *L, const double *y, size_t T, doub
          * segment no pool is below its predecessor's decay, so once one
          * goes on the stack unchanged, the rest of its segment follows
          * unchanged too. */
+        const double *RN = L->N, *Rw = L->w, *Rg = L->gl;
+        const int32_t *Rp = L->prev;
+        double *N = st->N, *w = st->w, *gl = st->gl;
+        uint32_t *pt = st->t, *pl = st->l;
         for (size_t k = 0; k < 8; k++) {
             const uint32_t *ek = L->ends + k * S;
-            int clean = 0;
-            for (size_t i = cnt[k]; i-- > 0;) {
+            size_t i = cnt[k];
+            while (i > 0) {
+                i--;
                 size_t r = 8 * (size_t)ek[i] + k;
-                uint32_t ct = (uint32_t)(k * S + (size_t)(L->prev[r] + 1));
+                uint32_t ct = (uint32_t)(k * S + (size_t)(Rp[r] + 1));
                 uint32_t cl = (uint32_t)(k * S + ek[i] + 1 - ct);
-                if (clean) {
-                    st->N[n] = L->N[r];
-                    st->w[n] = L->w[r];
-                    st->gl[n] = L->gl[r];
-                    st->t[n] = ct;
-                    st->l[n] = cl;
-                    n++;
-                    continue;
-                }
-                n = push_pool(st, n, L->N[r], L->w[r], L->gl[r], ct, cl, zend, &merged);
-                clean = !merged;
+                n = push_pool(st, n, RN[r], Rw[r], Rg[r], ct, cl, zend, &merged);
+                if (!merged) break;
+            }
+            for (; i > 0; n++) {
+                i--;
+                size_t r = 8 * (size_t)ek[i] + k;
+                uint32_t ct = (uint32_t)(k * S + (size_t)(Rp[r] + 1));
+                N[n] = RN[r];
+                w[n] = Rw[r];
+                gl[n] = Rg[r];
+                pt[n] = ct;
+                pl[n] = (uint32_t)(k * S + ek[i] + 1 - ct);
             }
         }
     }

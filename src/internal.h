@@ -61,6 +61,14 @@ char *caimg_strdup(const char *s);
  * thread, so caimg_init() silences only the thread that called it. */
 void caimg_init_thread(void);
 
+/* Text tables (tsv.c).  Split a line in place into fields; returns the
+ * count, or (size_t)-1 when out of memory (*fields grows as needed).  Tabs
+ * separate; if the line has no tab, commas, then runs of spaces, do. */
+size_t caimg_tsv_split(char *line, char ***fields, size_t *cap);
+/* A field as a number: "nan", "NA" and empty fields are NaN (missing
+ * samples); returns -1 if it is not a number. */
+int caimg_tsv_number(const char *s, double *v);
+
 /* Number of OpenMP threads a parallel region would use (1 without OpenMP). */
 int caimg_nthreads(void);
 

@@ -84,51 +84,6 @@ struct caimg_trace_table {
     int header_skipped;
 };
 
-/* Split a line in place into fields; returns the count, or (size_t)-1 when
- * out of memory.  Tabs separate; if the line has no tab, commas, then runs
- * of spaces, do. */
-static size_t split_fields(char *line, char ***fields, size_t *cap)
-{
-    size_t n = 0;
-    char sep = strchr(line, '\t') ? '\t' : strchr(line, ',') ? ',' : ' ';
-    char *p = line;
-    for (;;) {
-        if (sep == ' ') while (*p == ' ') p++;
-        if (n == *cap) {
-            size_t nc = *cap ? *cap * 2 : 64;
-            char **f = realloc(*fields, nc * sizeof *f);
-            if (!f) return (size_t)-1;
-            *fields = f;
-            *cap = nc;
-        }
-        (*fields)[n++] = p;
-        char *e = strchr(p, sep);
-        if (!e) break;
-        *e = '\0';
-        p = e + 1;
-        if (sep == ' ') {
-            while (*p == ' ') p++;
-            if (!*p) break;
-        }
-    }
-    return n;
-}
-
-/* A field as a number: "nan", "NA" and empty fields are NaN (missing
- * samples, which the deconvolution interpolates); -1 if not a number. */
-static int parse_field(const char *s, double *v)
-{
-    while (isspace((unsigned char)*s)) s++;
-    if (!*s || !strcmp(s, "NA") || !strcasecmp(s, "nan")) {
-        *v = NAN;
-        return 0;
-    }
-    char *end;
-    *v = strtod(s, &end);
-    while (isspace((unsigned char)*end)) end++;
-    return (end == s || *end) ? -1 : 0;
-}
-
 /* The next line with data (not empty, not a '#' comment), split into
  * fields.  Returns the number of fields, 0 at the end of the file, or a
  * negative status with a message. */
@@ -154,7 +109,7 @@ static long next_line(caimg_trace_table *t)
         size_t i = 0;
         while (i < (size_t)len && isspace((unsigned char)s[i])) i++;
         if (i == (size_t)len || s[0] == '#') continue;
-        size_t n = split_fields(s, &t->fields, &t->fcap);
+        size_t n = caimg_tsv_split(s, &t->fields, &t->fcap);
         if (n == (size_t)-1) return caimg_error(CAIMG_ENOMEM, "out of memory reading %s", t->path);
         return (long)n;
     }
@@ -171,7 +126,7 @@ static int parse_row(caimg_trace_table *t, size_t n, float *out)
                            t->lineno, n, t->ncols);
     for (size_t i = 0; i < n; i++) {
         double v;
-        if (parse_field(t->fields[i], &v))
+        if (caimg_tsv_number(t->fields[i], &v))
             return caimg_error(CAIMG_EFORMAT, "%s: line %zu, field %zu: '%s' is not a number",
                                t->path, t->lineno, i + 1, t->fields[i]);
         if (out) out[i] = (float)v;
@@ -208,7 +163,7 @@ caimg_trace_table *caimg_trace_table_open(const char *path, size_t *nrows, size_
             /* A header is a first line with a non-numeric field. */
             for (long i = 0; i < n && !t->header; i++) {
                 double v;
-                if (parse_field(t->fields[i], &v)) t->header = 1;
+                if (caimg_tsv_number(t->fields[i], &v)) t->header = 1;
             }
             if (t->header) continue;
         }

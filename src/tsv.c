@@ -114,9 +114,7 @@ long caimg_table_column(const caimg_table *t, const char *name)
     return -1;
 }
 
-/* Split a line in place into fields; returns the count.  Tabs separate;
- * if the line has no tab, commas, then runs of spaces, do. */
-static size_t split(char *line, char ***fields, size_t *cap)
+size_t caimg_tsv_split(char *line, char ***fields, size_t *cap)
 {
     size_t n = 0;
     char sep = strchr(line, '\t') ? '\t' : strchr(line, ',') ? ',' : ' ';
@@ -143,7 +141,7 @@ static size_t split(char *line, char ***fields, size_t *cap)
     return n;
 }
 
-static int parse_num(const char *s, double *v)
+int caimg_tsv_number(const char *s, double *v)
 {
     while (isspace((unsigned char)*s)) s++;
     if (!*s || !strcmp(s, "NA") || !strcasecmp(s, "nan")) {
@@ -174,7 +172,7 @@ caimg_table *caimg_table_read(const char *path)
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         if (len == 0 || line[0] == '#') continue;
-        size_t n = split(line, &fields, &fcap);
+        size_t n = caimg_tsv_split(line, &fields, &fcap);
         if (n == (size_t)-1) { rc = caimg_error(CAIMG_ENOMEM, "out of memory reading %s", path); break; }
         if (t->ncols == 0) {
             t->ncols = n;
@@ -183,7 +181,7 @@ caimg_table *caimg_table_read(const char *path)
             for (size_t i = 0; i < n; i++) {
                 double v;
                 const char *s = fields[i];
-                if (parse_num(s, &v)) header = 1;
+                if (caimg_tsv_number(s, &v)) header = 1;
             }
             if (header) {
                 t->colnames = caimg_calloc(n, sizeof *t->colnames, "column names");
@@ -206,7 +204,7 @@ caimg_table *caimg_table_read(const char *path)
             cap = nc;
         }
         for (size_t i = 0; i < n; i++) {
-            if (parse_num(fields[i], &t->data[t->nrows * t->ncols + i])) {
+            if (caimg_tsv_number(fields[i], &t->data[t->nrows * t->ncols + i])) {
                 rc = caimg_error(CAIMG_EFORMAT, "%s: line %zu, field %zu: '%s' is not a number",
                                  path, lineno, i + 1, fields[i]);
                 break;

@@ -201,16 +201,11 @@ int caimg_deconv_run(const char *input, const char *output, const caimg_deconv_p
         if (!rc) rc = caimg_progress("deconvolving", (double)(i0 + m), (double)n);
     }
     if (rc) goto done;
-    rc = caimg_h5_stream_close(ss);
-    ss = NULL;
-    if (!rc) {   /* else left open for the cleanup below */
-        rc = caimg_h5_stream_close(sc);
-        sc = NULL;
-    }
-    if (!rc) {   /* else left open for the cleanup below */
-        rc = caimg_h5_stream_close(sk);
-        sk = NULL;
-    }
+    caimg_h5_stream *all[3] = {ss, sc, sk};
+    rc = caimg_h5_stream_close_all(all, 3);
+    ss = all[0];
+    sc = all[1];
+    sk = all[2];   /* those still open are closed in the cleanup below */
     char u[160];
     snprintf(u, sizeof u, "%s per frame: the jump of the calcium c at a spike", units_in);
     if (!rc) rc = caimg_h5_set_attr_string(out, "/deconv/s", "units", u);

@@ -149,12 +149,10 @@ int caimg_dff_run(const char *input, const char *output, const caimg_dff_params 
         if (!rc) rc = caimg_progress("dF/F", (double)(i0 + m), (double)n);
     }
     if (rc) goto done;
-    rc = caimg_h5_stream_close(sd);
-    sd = NULL;
-    if (!rc) {   /* else left open for the cleanup below */
-        rc = caimg_h5_stream_close(sb);
-        sb = NULL;
-    }
+    caimg_h5_stream *all[2] = {sd, sb};
+    rc = caimg_h5_stream_close_all(all, 2);
+    sd = all[0];
+    sb = all[1];   /* one still open is closed in the cleanup below */
     if (!rc) rc = caimg_trace_write_vec(out, "/dff/r", r, n, 1,
                                          "neuropil coefficient: Fc = F - r Fneu");
     if (!rc) rc = caimg_trace_write_vec(out, "/dff/noise_psd", npsd, n, 1,

@@ -1243,6 +1243,16 @@ int caimg_h5_stream_close(caimg_h5_stream *s)
     return rc;
 }
 
+int caimg_h5_stream_close_all(caimg_h5_stream **s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = caimg_h5_stream_close(s[i]);
+        s[i] = NULL;
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 /* ---- attributes ---------------------------------------------------------- */
 
 static int set_attr(caimg_h5 *f, const char *obj, const char *name, hid_t type,

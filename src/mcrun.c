@@ -440,20 +440,12 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
         free(q.sl[k].flags);
     }
     if (rc) goto done;
-    rc = caimg_h5_stream_close(s_movie);
-    s_movie = NULL;
-    if (!rc) {   /* else left open for the cleanup below */
-        rc = caimg_h5_stream_close(s_shift);
-        s_shift = NULL;
-    }
-    if (!rc) {   /* else left open for the cleanup below */
-        rc = caimg_h5_stream_close(s_corr);
-        s_corr = NULL;
-    }
-    if (!rc) {   /* else left open for the cleanup below */
-        rc = caimg_h5_stream_close(s_patch);
-        s_patch = NULL;
-    }
+    caimg_h5_stream *all[4] = {s_movie, s_shift, s_corr, s_patch};
+    rc = caimg_h5_stream_close_all(all, 4);
+    s_movie = all[0];
+    s_shift = all[1];
+    s_corr = all[2];
+    s_patch = all[3];   /* those still open are closed in the cleanup below */
     if (rc) goto done;
 
     caimg_mc_summary sum;

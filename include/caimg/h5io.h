@@ -159,6 +159,12 @@ size_t caimg_h5_stream_rows(const caimg_h5_stream *s);
 /* Close the dataset; frees s.  Accepts NULL. */
 int caimg_h5_stream_close(caimg_h5_stream *s);
 
+/* Close s[0], s[1], ... s[n-1] in turn, setting each closed one to NULL,
+ * and stop at the first that fails (its message is the error): the others
+ * stay open for the caller's clean-up of a failed output.  NULL entries
+ * are skipped. */
+int caimg_h5_stream_close_all(caimg_h5_stream **s, size_t n);
+
 /* Attributes on an object (group or dataset; "/" for the file). */
 int caimg_h5_set_attr_double(caimg_h5 *f, const char *obj, const char *name, double v);
 int caimg_h5_set_attr_long(caimg_h5 *f, const char *obj, const char *name, long v);

@@ -65,6 +65,11 @@ void caimg_init_thread(void);
  * count, or (size_t)-1 when out of memory (*fields grows as needed).  Tabs
  * separate; if the line has no tab, commas, then runs of spaces, do. */
 size_t caimg_tsv_split(char *line, char ***fields, size_t *cap);
+/* A line of `len` bytes as getline() read it, line number `lineno` of
+ * `path`: an error if it holds a NUL byte (a binary file); else *line and
+ * *len are moved past a UTF-8 byte order mark (first line) and the line
+ * end is cut off. */
+int caimg_tsv_line(char **line, size_t *len, size_t lineno, const char *path);
 /* A field as a number: "nan", "NA" and empty fields are NaN (missing
  * samples); returns -1 if it is not a number. */
 int caimg_tsv_number(const char *s, double *v);

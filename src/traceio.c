@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "caimg/error.h"
 #include "internal.h"
@@ -93,22 +92,12 @@ static long next_line(caimg_trace_table *t)
     while ((len = getline(&t->line, &t->linecap, t->fp)) >= 0) {
         t->lineno++;
         char *s = t->line;
-        /* getline keeps NUL bytes, which would silently end the line for
-         * the string functions below: a text table has none, so this is a
-         * binary file (or a damaged one), not a short line. */
-        if (memchr(s, '\0', (size_t)len))
-            return caimg_error(CAIMG_EFORMAT, "%s: line %zu holds a NUL byte: a binary file, "
-                               "not a text table", t->path, t->lineno);
-        /* Spreadsheets on Windows start UTF-8 files with a byte order
-         * mark; left in place it makes the first row a header. */
-        if (t->lineno == 1 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
-            s += 3;
-            len -= 3;
-        }
-        while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r')) s[--len] = '\0';
+        size_t n0 = (size_t)len;
+        int rc = caimg_tsv_line(&s, &n0, t->lineno, t->path);
+        if (rc) return rc;
         size_t i = 0;
-        while (i < (size_t)len && isspace((unsigned char)s[i])) i++;
-        if (i == (size_t)len || s[0] == '#') continue;
+        while (i < n0 && isspace((unsigned char)s[i])) i++;
+        if (i == n0 || s[0] == '#') continue;
         size_t n = caimg_tsv_split(s, &t->fields, &t->fcap);
         if (n == (size_t)-1) return caimg_error(CAIMG_ENOMEM, "out of memory reading %s", t->path);
         return (long)n;

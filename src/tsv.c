@@ -114,6 +114,28 @@ long caimg_table_column(const caimg_table *t, const char *name)
     return -1;
 }
 
+int caimg_tsv_line(char **line, size_t *len, size_t lineno, const char *path)
+{
+    char *s = *line;
+    size_t n = *len;
+    /* getline keeps NUL bytes, which would silently end the line for the
+     * string functions: a text table has none, so this is a binary file
+     * (or a damaged one), not a short line. */
+    if (memchr(s, '\0', n))
+        return caimg_error(CAIMG_EFORMAT, "%s: line %zu holds a NUL byte: a binary file, "
+                           "not a text table", path, lineno);
+    /* Spreadsheets on Windows start UTF-8 files with a byte order mark;
+     * left in place it makes the first row a header. */
+    if (lineno == 1 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+        s += 3;
+        n -= 3;
+    }
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
+    *line = s;
+    *len = n;
+    return 0;
+}
+
 size_t caimg_tsv_split(char *line, char ***fields, size_t *cap)
 {
     size_t n = 0;
@@ -170,9 +192,11 @@ caimg_table *caimg_table_read(const char *path)
     int rc = t ? 0 : CAIMG_ENOMEM;
     while (!rc && (len = getline(&line, &linecap, fp)) >= 0) {
         lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-        if (len == 0 || line[0] == '#') continue;
-        size_t n = caimg_tsv_split(line, &fields, &fcap);
+        char *s0 = line;
+        size_t n0 = (size_t)len;
+        if ((rc = caimg_tsv_line(&s0, &n0, lineno, path))) break;
+        if (n0 == 0 || s0[0] == '#') continue;
+        size_t n = caimg_tsv_split(s0, &fields, &fcap);
         if (n == (size_t)-1) { rc = caimg_error(CAIMG_ENOMEM, "out of memory reading %s", path); break; }
         if (t->ncols == 0) {
             t->ncols = n;

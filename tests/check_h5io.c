@@ -294,6 +294,22 @@ START_TEST(tables)
     fclose(fp);
     ck_assert_ptr_null(caimg_table_read(p));
     ck_assert_ptr_nonnull(strstr(caimg_errmsg(), "'x' is not a number"));
+    /* A NUL byte is a binary file, not a short line; a UTF-8 byte order
+     * mark (spreadsheets) does not make the first row a header. */
+    fp = fopen(p, "w");
+    fwrite("1\t2\n3\t\0\t4\n", 1, 11, fp);
+    fclose(fp);
+    ck_assert_ptr_null(caimg_table_read(p));
+    ck_assert_ptr_nonnull(strstr(caimg_errmsg(), "line 2 holds a NUL byte"));
+    fp = fopen(p, "w");
+    fputs("\xEF\xBB\xBF" "1\t2\n3\t4\n", fp);
+    fclose(fp);
+    t = caimg_table_read(p);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq(t->nrows, 2);
+    ck_assert_ptr_null(t->colnames);
+    ck_assert_double_eq(t->data[0], 1);
+    caimg_table_free(t);
 
     caimg_outfile *o = caimg_outfile_open(tu_path(d, "o.tsv"));
     fprintf(caimg_outfile_fp(o), "x\n");

@@ -11,7 +11,6 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -562,8 +561,7 @@ static int copy_provenance(caimg_h5 *f, hid_t src)
         snprintf(dst, sizeof dst, "provenance/%s", name);
         if (H5Lexists(f->fid, dst, H5P_DEFAULT) > 0) continue;
         if (H5Ocopy(g, name, f->fid, dst, H5P_DEFAULT, H5P_DEFAULT) < 0)
-            rc = write_error(f, "cannot copy provenance: %s", 
-                             h5_reason());
+            rc = write_error(f, "cannot copy provenance: %s", h5_reason());
     }
     H5Gclose(g);
     return rc;
@@ -580,8 +578,7 @@ static herr_t link_one(hid_t g, const char *name, const H5L_info_t *info, void *
     char obj[300];
     snprintf(obj, sizeof obj, "/%s", name);
     if (H5Lcreate_external(c->rel, obj, c->f->fid, name, H5P_DEFAULT, H5P_DEFAULT) < 0) {
-        c->rc = write_error(c->f, "cannot link %s from %s: %s", 
-                            obj, c->rel, h5_reason());
+        c->rc = write_error(c->f, "cannot link %s from %s: %s", obj, c->rel, h5_reason());
         return -1;
     }
     return 0;
@@ -1264,8 +1261,7 @@ static int set_attr(caimg_h5 *f, const char *obj, const char *name, hid_t type,
     hid_t a = H5Acreate_by_name(f->fid, obj, name, type, space, H5P_DEFAULT,
                                 H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, type, v) < 0)
-        rc = write_error(f, "cannot write attribute %s of %s: %s", 
-                         name, obj, h5_reason());
+        rc = write_error(f, "cannot write attribute %s of %s: %s", name, obj, h5_reason());
     if (a >= 0) H5Aclose(a);
     return rc;
 }

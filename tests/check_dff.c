@@ -14,6 +14,7 @@
 
 #include "caimg/caimg.h"
 #include "simtrace.h"
+#include "tsutil.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -39,6 +40,49 @@ static double naive_window(const double *x, size_t T, size_t w, size_t i, int wh
     double f = pos - (double)k;
     return k + 1 < n ? buf[k] + f * (buf[k + 1] - buf[k]) : buf[k];
 }
+
+/* Selection and quantiles against a sort: random values, many ties (a few
+ * distinct values, all equal), sorted and reversed input, every order
+ * statistic of small arrays and quantiles of large ones; after a
+ * selection the array is partitioned around k (caimg_ts_quantile and the
+ * KDE mode rely on that). */
+START_TEST(selection_matches_sort)
+{
+    sim_rng rng = {3};
+    static const size_t sizes[] = {1, 2, 3, 5, 17, 100, 1001, 4096};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        size_t n = sizes[si];
+        double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *r = malloc(n * sizeof *r);
+        for (int kind = 0; kind < 5; kind++) {
+            for (size_t i = 0; i < n; i++)
+                r[i] = kind == 0 ? sim_normal(&rng)
+                     : kind == 1 ? floor(4 * sim_uniform(&rng))
+                     : kind == 2 ? 7.0
+                     : kind == 3 ? (double)i : (double)(n - i);
+            memcpy(b, r, n * sizeof *b);
+            qsort(b, n, sizeof *b, cmp_double);
+            size_t step = n > 200 ? n / 97 : 1;
+            for (size_t k = 0; k < n; k += step) {
+                memcpy(a, r, n * sizeof *a);
+                double v = caimg_ts_select(a, n, k);
+                ck_assert_msg(v == b[k] && a[k] == b[k], "n %zu kind %d: element %zu is %g, "
+                              "sorted %g", n, kind, k, v, b[k]);
+                for (size_t i = 0; i < n; i++)
+                    ck_assert(i < k ? a[i] <= v : i > k ? a[i] >= v : 1);
+            }
+            static const double qs[] = {0, 0.005, 0.25, 0.5, 0.75, 0.995, 1};
+            for (size_t qi = 0; qi < sizeof qs / sizeof *qs; qi++) {
+                memcpy(a, r, n * sizeof *a);
+                double pos = qs[qi] * (double)(n - 1), lo = b[(size_t)floor(pos)];
+                double hi = b[(size_t)floor(pos) + (floor(pos) < (double)(n - 1))];
+                double want = lo + (pos - floor(pos)) * (hi - lo);
+                ck_assert_double_eq(caimg_ts_quantile(a, n, qs[qi]), want);
+            }
+        }
+        free(a); free(b); free(r);
+    }
+}
+END_TEST
 
 START_TEST(running_order_statistics)
 {
@@ -466,6 +510,7 @@ static Suite *dff_suite(void)
     Suite *s = suite_create("dff");
     TCase *tc = tcase_create("baselines");
     tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, selection_matches_sort);
     tcase_add_test(tc, running_order_statistics);
     tcase_add_test(tc, baselines_follow_drift);
     tcase_add_test(tc, constant_baselines);

@@ -1967,17 +1967,26 @@ static double fit_amplitude(const double *s, size_t T, const uint32_t *at, size_
                             double floor, double *work, size_t *nonzero)
 {
     size_t n = 0, nz = 0;
-    for (size_t i = 0; at && i < na;) {
-        size_t t = at[i++];
-        if (!(s[t] > 0)) continue;
-        double sum = s[t];
-        nz++;
-        while (i < na && at[i] == t + 1 && s[t + 1] > 0) {
-            sum += s[++t];
-            i++;
-            nz++;
+    if (at) {
+        /* Branch-free (the outcomes are as random as the noise): each
+         * pool start either continues the open event (the frame after its
+         * last, both spiking) or closes it, kept if large enough, and
+         * opens the next; the same sums in the same order as below. */
+        double acc = 0;
+        size_t open = 0, last = 0;
+        for (size_t i = 0; i < na; i++) {
+            size_t t = at[i];
+            double v = s[t];
+            size_t pos = v > 0, cont = open & (t == last + 1) & pos;
+            work[n] = acc;
+            n += open & !cont & (acc >= floor);
+            acc = v + acc * (double)cont;
+            open = pos;
+            last = t;
+            nz += pos;
         }
-        if (sum >= floor) work[n++] = sum;
+        work[n] = acc;
+        n += open & (acc >= floor);
     }
     for (size_t t = 0; !at && t < T;) {
         if (s[t] <= 0) {

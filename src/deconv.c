@@ -725,12 +725,20 @@ static void ar1_output(caimg_deconv_ws *ws, size_t T, double g, double *c, doubl
         double v = pv[i];
         size_t t = pt[i], l = pl[i];
         double *ct = c + t;
-        for (size_t k = 0; k < l; k++) ct[k] = v * gp[k];
+        size_t k = 0;
+        if (t + 8 <= T) {
+            /* Most pools are a few frames long, and a loop over their
+             * frames mispredicts its exit about once a pool: eight are
+             * written whatever the length (the pools after this one
+             * overwrite the excess; the last pool ends at T). */
+            for (; k < 8; k++) ct[k] = v * gp[k];
+        }
+        for (; k < l; k++) ct[k] = v * gp[k];
         if (s) {
             s[t] = v - g * prev;
             if (s[t] < 0) s[t] = 0;   /* rounding only: v >= g^l v_prev + smin */
         }
-        prev = ct[l - 1];
+        prev = v * gp[l - 1];   /* = ct[l - 1], without waiting for the store */
     }
 }
 

@@ -181,11 +181,21 @@ static void lanes_pass(caimg_ar1_lanes *L, const double *y, size_t S, double g, 
             bw = _mm512_mask_mov_pd(bw, empty, one);
             bg = _mm512_mask_mov_pd(bg, empty, one);
             bs = _mm512_mask_mov_pd(bs, empty, zero);
-            bN = _mm512_mask_i32gather_pd(bN, has, ri, RN, 8);
-            bw = _mm512_mask_i32gather_pd(bw, has, ri, Rw, 8);
-            bg = _mm512_mask_i32gather_pd(bg, has, ri, Rg, 8);
-            __m256i pe = _mm256_i32gather_epi32(Rp, ri, 4);   /* ri is valid in every lane */
-            bs = _mm512_mask_mov_pd(bs, has, _mm512_add_pd(_mm512_cvtepi32_pd(pe), one));
+            /* One or two lanes at a time need it: element by element is
+             * cheaper than four gathers of all eight. */
+            if (has) {
+                int32_t at[8];
+                _mm256_storeu_si256((__m256i *)at, ri);
+                for (unsigned h = has; h; h &= h - 1) {
+                    int k = __builtin_ctz(h);
+                    __mmask8 one_k = (__mmask8)(1u << k);
+                    int32_t r = at[k];
+                    bN = _mm512_mask_broadcastsd_pd(bN, one_k, _mm_load_sd(RN + r));
+                    bw = _mm512_mask_broadcastsd_pd(bw, one_k, _mm_load_sd(Rw + r));
+                    bg = _mm512_mask_broadcastsd_pd(bg, one_k, _mm_load_sd(Rg + r));
+                    bs = _mm512_mask_broadcastsd_pd(bs, one_k, _mm_set_sd((double)Rp[r] + 1));
+                }
+            }
             mm = next;
         }
     }

@@ -231,6 +231,13 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
         rc = caimg_error(CAIMG_EFORMAT, "%s: the movie has no frames", src);
         goto done;
     }
+    /* A property of the data, not of the options (so exit 1, not 2); the
+     * plan would refuse them too. */
+    if (ny < 16 || nx < 16) {
+        rc = caimg_error(CAIMG_EFORMAT, "%s: frames of %zux%zu are too small to register "
+                         "(at least 16x16)", src, ny, nx);
+        goto done;
+    }
     /* Template: a sample spread evenly over the movie (frames differ most
      * between the start and the end of a recording). */
     size_t ns = opts->template_frames < T ? opts->template_frames : T;
@@ -327,7 +334,7 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     caimg_h5_param_double(out, "smooth", par->smooth_sigma);
     caimg_h5_param(out, "no-whiten", "%s", par->whiten ? "no" : "yes");
     caimg_h5_param_double(out, "taper", par->taper);
-    caimg_h5_param(out, "piecewise", "%d", par->piecewise);
+    caimg_h5_param(out, "piecewise", "%s", par->piecewise ? "yes" : "no");
     if (par->piecewise) {
         caimg_h5_param(out, "patch", "%zu", par->patch);
         caimg_h5_param(out, "overlap", "%zu", par->overlap);
@@ -354,7 +361,7 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     caimg_h5_param(out, "deflate", "%d", opts->deflate);
     if (fs > 0) caimg_h5_param_double(out, "fs", fs);
     else caimg_h5_param_derived(out, "fs", "0 (unknown)");
-    caimg_h5_param(out, "fftw-measure", "%d", par->measure);
+    caimg_h5_param(out, "fftw-measure", "%s", par->measure ? "yes" : "no");
     {
         size_t inner[3] = {ny, nx, 0};
         s_movie = caimg_h5_stream_create(out, "/movie", out_dt, 3, inner, opts->deflate, T);

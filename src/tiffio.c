@@ -504,9 +504,24 @@ static int check_imagej_stack(caimg_tiff *t)
 {
     size_t n = t->info.ij_images;
     if (n <= t->nifd) return CAIMG_OK;
-    if (!t->raw[0]) {
+    /* Such a stack has one IFD, written before the data.  A file of more
+     * pages than one, or whose IFD follows its data, is a plain TIFF whose
+     * description was copied from a larger stack (tiffcp, a cropped
+     * export): its pages are what there is, and the frames the
+     * description claims after the first page's data would be other
+     * pages' headers and data. */
+    if (t->nifd > 1 || !t->raw[0] || t->ifd[0] > t->raw[0]) {
         caimg_warn("%s: the ImageJ description says %zu images but the file has %zu pages; "
                    "reading %zu", t->path, n, t->nifd, t->nifd);
+        /* Channels and slices that do not fit in the file even once came
+         * with the stale description too (a single page described as one
+         * of 3500 slices): the pages are then plain frames. */
+        size_t c = t->info.ij_channels ? t->info.ij_channels : 1;
+        size_t z = t->info.ij_slices ? t->info.ij_slices : 1;
+        if (c * z > t->nifd) {
+            t->info.ij_channels = t->info.ij_slices = 0;
+            t->info.ij_frames = 0;
+        }
         return CAIMG_OK;
     }
     uint64_t avail = t->filesize - t->raw[0];

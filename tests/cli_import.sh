@@ -131,6 +131,25 @@ for cmd in import info export; do
     grep -q "Usage: caimg $cmd" "$T/out" || fail "caimg help $cmd"
     ok "$cmd -h" "$CAIMG" $cmd -h
 done
+# A description copied from a larger stack (tiffcp of some pages, a cropped
+# export) claims more images than the file has pages.  The pages are what
+# there is: reading "the rest of the stack" after the first page's data
+# gave other pages' headers as pixels, and a single page described as one
+# of 3500 slices was refused as truncated.
+"$MKTIFF" -o "$T/stale.tif" -w 7 -h 6 -n 18 -t uint16 --description "$(printf \
+    'ImageJ=1.48v\nimages=30\nchannels=2\nslices=3\nframes=5\nhyperstack=true\n')" ||
+    fail "mktiff stale"
+ok "import, stale ImageJ description" "$CAIMG" import -q --channel 2 --plane 3 "$T/stale.tif" \
+    -o "$T/stale.h5"
+# Channel 2, plane 3 of volume t is page 1 + 2 (2 + 3 t): 5, 11, 17.
+v=$(h5dump -d /movie -s 0,0,0 -c 3,1,1 -y -w 0 "$T/stale.h5" |
+    awk '/DATA \{/ {n++; next} n == 1 && /}/ {exit} n == 1 {printf "%s,", $1}')
+[ "$v" = "5000,11000,17000," ] || fail "stale description: frames $v, expected pages 5, 11, 17"
+"$MKTIFF" -o "$T/one.tif" -w 9 -h 8 -n 1 -t uint16 --description "$(printf \
+    'ImageJ=1.48v\nimages=3500\nslices=3500\n')" || fail "mktiff one"
+ok "import, a page described as one of 3500" "$CAIMG" import -q "$T/one.tif" "$T/one.tif" \
+    -o "$T/one.h5"
+h5dump -H -d /movie "$T/one.h5" | grep -q "( 2, 8, 9 )" || fail "one page of 3500: not 2 frames"
 ok "version" "$CAIMG" --version
 grep -q "^caimg [0-9]" "$T/out" || fail "--version"
 

@@ -207,6 +207,11 @@ caimg_movie *caimg_movie_open(const char *const *paths, size_t n,
         rc = caimg_error(CAIMG_EINVAL, "%s: several inputs can only be TIFF stacks", paths[0]);
     } else if (file_is_empty(paths[0])) {
         rc = caimg_error(CAIMG_EFORMAT, "%s: empty file", paths[0]);
+    } else if (opts && (opts->channels || opts->channel || opts->planes || opts->plane)) {
+        /* An HDF5 movie holds one channel and plane already; taking the
+         * options as done would record a selection that was not made. */
+        rc = caimg_error(CAIMG_EINVAL, "%s: channels and planes can only be chosen in TIFF "
+                         "stacks (an HDF5 movie holds one of each)", paths[0]);
     } else {
         rc = open_h5(m, paths[0], opts);
         if (rc == CAIMG_EFORMAT && H5Fis_hdf5(paths[0]) <= 0) {

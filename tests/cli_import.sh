@@ -150,6 +150,11 @@ v=$(h5dump -d /movie -s 0,0,0 -c 3,1,1 -y -w 0 "$T/stale.h5" |
 ok "import, a page described as one of 3500" "$CAIMG" import -q "$T/one.tif" "$T/one.tif" \
     -o "$T/one.h5"
 h5dump -H -d /movie "$T/one.h5" | grep -q "( 2, 8, 9 )" || fail "one page of 3500: not 2 frames"
+# Channels and planes are chosen in TIFF stacks only; on an HDF5 movie the
+# options were ignored but recorded as applied.
+bad 1 "stale.h5: channels and planes can only be chosen in TIFF stacks" "$T/ch.h5" \
+    "import --channel of an HDF5 movie" "$CAIMG" import --channels 2 --channel 2 "$T/stale.h5" \
+    -o "$T/ch.h5"
 ok "version" "$CAIMG" --version
 grep -q "^caimg [0-9]" "$T/out" || fail "--version"
 

@@ -41,6 +41,8 @@ void caimg_movie_opts_init(caimg_movie_opts *o)
 size_t caimg_movie_frames(const caimg_movie *m) { return m->T; }
 size_t caimg_movie_height(const caimg_movie *m) { return m->Y; }
 size_t caimg_movie_width(const caimg_movie *m) { return m->X; }
+size_t caimg_movie_channels(const caimg_movie *m) { return m->channels ? m->channels : 1; }
+size_t caimg_movie_planes(const caimg_movie *m) { return m->planes ? m->planes : 1; }
 caimg_dtype caimg_movie_dtype(const caimg_movie *m) { return m->dt; }
 double caimg_movie_fs(const caimg_movie *m) { return m->fs; }
 double caimg_movie_pixel_um(const caimg_movie *m) { return m->pixel_um; }

@@ -145,6 +145,8 @@ ok "import, stale ImageJ description" "$CAIMG" import -q --channel 2 --plane 3 "
 v=$(h5dump -d /movie -s 0,0,0 -c 3,1,1 -y -w 0 "$T/stale.h5" |
     awk '/DATA \{/ {n++; next} n == 1 && /}/ {exit} n == 1 {printf "%s,", $1}')
 [ "$v" = "5000,11000,17000," ] || fail "stale description: frames $v, expected pages 5, 11, 17"
+"$CAIMG" info -v "$T/stale.h5" | grep -q "# channels = 2 (from the metadata)" ||
+    fail "the channels read from the metadata are not in the provenance"
 "$MKTIFF" -o "$T/one.tif" -w 9 -h 8 -n 1 -t uint16 --description "$(printf \
     'ImageJ=1.48v\nimages=3500\nslices=3500\n')" || fail "mktiff one"
 ok "import, a page described as one of 3500" "$CAIMG" import -q "$T/one.tif" "$T/one.tif" \

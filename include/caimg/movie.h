@@ -48,6 +48,10 @@ caimg_movie *caimg_movie_open1(const char *path);
 size_t caimg_movie_frames(const caimg_movie *m);
 size_t caimg_movie_height(const caimg_movie *m);
 size_t caimg_movie_width(const caimg_movie *m);
+/* Interleaved channels per time point and planes per volume in the source
+ * (from the options or the TIFF's metadata; 1 and 1 for HDF5 movies). */
+size_t caimg_movie_channels(const caimg_movie *m);
+size_t caimg_movie_planes(const caimg_movie *m);
 caimg_dtype caimg_movie_dtype(const caimg_movie *m);
 
 /* Frame rate in Hz from the file (/movie attribute fs, or ImageJ

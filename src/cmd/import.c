@@ -145,10 +145,12 @@ int main_import(int argc, char **argv)
          * through --config; what came from the file's metadata, with no
          * option value to say so, is a comment. */
         if (mo.channels) caimg_h5_param(out, "channels", "%zu", mo.channels);
-        else caimg_h5_param_derived(out, "channels", "0 (from the metadata)");
+        else caimg_h5_param_derived(out, "channels", "%zu (from the metadata)",
+                                    caimg_movie_channels(m));
         caimg_h5_param(out, "channel", "%zu", mo.channel ? mo.channel : 1);
         if (mo.planes) caimg_h5_param(out, "planes", "%zu", mo.planes);
-        else caimg_h5_param_derived(out, "planes", "0 (from the metadata)");
+        else caimg_h5_param_derived(out, "planes", "%zu (from the metadata)",
+                                    caimg_movie_planes(m));
         caimg_h5_param(out, "plane", "%zu", mo.plane ? mo.plane : 1);
         caimg_h5_param(out, "frames", "%zu-%zu", fa + 1, fb);
         if (fs > 0) caimg_h5_param_double(out, "fs", fs);

@@ -1127,8 +1127,9 @@ caimg_h5_stream *caimg_h5_stream_create(caimg_h5 *f, const char *name,
             return NULL;
         }
     }
-    /* Small rows (a trace of a short recording) are grouped so chunks are
-     * not absurdly small; a movie frame is one chunk. */
+    /* Small rows (a trace of a short recording, a frame under 64 KB) are
+     * grouped so chunks are not absurdly small; a larger movie frame is
+     * one chunk. */
     size_t rowbytes = s->row_elems * caimg_dtype_size(store);
     if (rowbytes < (64u << 10)) {
         size_t rows = (64u << 10) / rowbytes;

@@ -994,6 +994,16 @@ void mc_rigid_coarse(const caimg_mc_plan *p, mc_work *w, const float *f, float m
     e->dx = (float)(((double)cx + ox) * p->B);
     e->peak = (float)(best / p->bfilt_sum);
     e->flags = (labs(cy) >= p->bS || labs(cx) >= p->bS) ? CAIMG_MC_CLIPPED : 0;
+    /* A frame moved further than the search reaches has its true peak
+     * outside +-S, and the best inside is then anywhere, not necessarily
+     * at the limit: the coarse surface, which is cheap, is searched whole
+     * too, and a clearly higher peak outside flags the frame. */
+    long gy, gx, G = (long)(bny < bnx ? bny : bnx) / 2 - 1;
+    if (G > p->bS) {
+        float gbest = peak_search0(w->bcorr, bny, bnx, G, &gy, &gx);
+        if (gbest > 1.1f * best && (labs(gy) > p->bS || labs(gx) > p->bS))
+            e->flags |= CAIMG_MC_CLIPPED;
+    }
 }
 
 /* The whole correlation surface w->corr from the column-transformed
@@ -1063,6 +1073,7 @@ void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc
     int flags = 0;
     /* Coarse. */
     mc_rigid_coarse(p, w, f, mean, e);
+    flags |= e->flags & CAIMG_MC_CLIPPED;
     double oy, ox;
     long Dy = lround(e->dy), Dx = lround(e->dx);
     if (Dy > p->S) Dy = p->S;
@@ -1100,8 +1111,10 @@ void mc_rigid(const caimg_mc_plan *p, mc_work *w, const float *f, float mean, mc
     if (labs(iy) >= p->S || labs(ix) >= p->S) flags |= CAIMG_MC_CLIPPED;
     oy = ox = 0;
     mc_subpixel(w->corr, (size_t)ny, (size_t)nx, (iy + ny) % ny, (ix + nx) % nx, &oy, &ox);
-    e->dy = (float)((double)iy + oy);
-    e->dx = (float)((double)ix + ox);
+    /* The subpixel offset must not take the shift past the limit. */
+    double sy = (double)iy + oy, sx = (double)ix + ox, S = (double)p->S;
+    e->dy = (float)(sy > S ? S : sy < -S ? -S : sy);
+    e->dx = (float)(sx > S ? S : sx < -S ? -S : sx);
     e->peak = (float)(best / p->filt_sum);
     e->flags = flags;
 }

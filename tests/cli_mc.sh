@@ -65,6 +65,20 @@ done
 "$top_builddir/tests/mkcells" -o "$T/tiny.h5" -Y 8 -X 40 -T 20 --blank || fail "mkcells tiny"
 bad 1 "tiny.h5: frames of 8x40 are too small" "$T/mctiny.h5" "mc: frames too small" \
     "$CAIMG" mc "$T/tiny.h5" -o "$T/mctiny.h5"
+# Frames moved further than --max-shift: the best shift inside the limit
+# can lie anywhere, not only at it, so these were neither warned about nor
+# kept within the limit (a subpixel step took them past it).  Now the
+# warning counts exactly them and no shift exceeds the limit.
+awk 'BEGIN {for (t = 0; t < 120; t++) print (t >= 50 && t < 60) ? "25\t-20" : "0\t0"}' \
+    > "$T/jump.tsv"
+ok "simulate jumps" "$CAIMG" simulate -q --size 128x128 --frames 120 --seed 9 --shifts "$T/jump.tsv" \
+    --max-shift 40 -o "$T/jump.h5"
+ok "mc jumps beyond --max-shift" "$CAIMG" mc --max-shift 10 "$T/jump.h5" -o "$T/jumpo.h5"
+grep -q "10 frames moved by 10 px or more" "$T/err" ||
+    fail "frames beyond --max-shift: $(grep -i 'moved' "$T/err")"
+h5dump -d /mc/shifts -y -w 0 "$T/jumpo.h5" | awk -F'[, ]+' '/DATA/ {d = 1; next} d && /}/ {exit}
+    d {for (i = 1; i <= NF; i++) if ($i != "" && ($i > 10 || $i < -10)) bad++} END {exit bad > 0}' ||
+    fail "a shift beyond --max-shift 10 was reported"
 ok "mc --fftw-measure" "$CAIMG" mc -q --fftw-measure "$T/m.h5" -o "$T/mcm.h5"
 h5diff -q -d 1e-3 "$T/mc.h5" "$T/mcm.h5" /mc/shifts /mc/shifts ||
     fail "--fftw-measure changed the shifts by more than 1e-3 px"

@@ -113,7 +113,7 @@ typedef enum {
 enum {
     CAIMG_MC_OK = 0,
     CAIMG_MC_UNUSABLE = 1,        /* blank, saturated or mostly non-finite */
-    CAIMG_MC_CLIPPED = 2          /* the best shift lies at +-max_shift */
+    CAIMG_MC_CLIPPED = 2          /* the best shift lies at (or beyond) +-max_shift */
 };
 
 /* The fewest usable frames caimg_mc_make_template() accepts. */

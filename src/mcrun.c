@@ -480,6 +480,9 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     if (sum.unusable)
         caimg_warn("%zu of %zu frames were blank, saturated or mostly NaN; they were given the "
                    "shift of the frame before them", sum.unusable, T);
+    if (sum.filled)
+        caimg_warn("%zu frames had NaN or infinite pixels; they were replaced by the frame's "
+                   "mean, for registration and in the corrected movie", sum.filled);
     if (sum.clipped)
         caimg_warn("%zu frames moved by %g px or more, the largest shift searched; their shifts "
                    "are probably wrong (raise --max-shift)", sum.clipped, par->max_shift);

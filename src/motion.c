@@ -508,7 +508,7 @@ void caimg_mc_reset(caimg_mc_plan *p)
     memset(p->sum_in, 0, sizeof(double) * p->npix);
     memset(p->sum_out, 0, sizeof(double) * p->npix);
     p->n_in = p->n_out = 0;
-    p->frames = p->unusable = p->clipped = 0;
+    p->frames = p->unusable = p->clipped = p->filled = 0;
     p->valid[0] = 0;
     p->valid[1] = (int)p->ny;
     p->valid[2] = 0;
@@ -817,12 +817,12 @@ static int clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float 
             if (!isfinite(dst[i])) dst[i] = m;
     *mean = m;
     if (acc && dt != CAIMG_DT_U16) mc_add_frame(acc, dst, n);
-    return 1;
+    return bad ? 2 : 1;
 }
 
 /* Convert a frame to float and decide whether it can be registered.
- * Returns 1 with the mean of the finite pixels in *mean (non-finite pixels
- * replaced by it), or 0 for an unusable frame. */
+ * Returns 1 with the mean of the finite pixels in *mean (2 if non-finite
+ * pixels were replaced by it), or 0 for an unusable frame. */
 int mc_clean(const caimg_mc_plan *p, const void *src, caimg_dtype dt, float *dst, float *mean)
 {
     return clean(p, src, dt, dst, mean, NULL);
@@ -1444,7 +1444,8 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
         int tid = mc_thread_num();
         mc_work *w = &p->work[tid];
         float mean;
-        if (!clean(p, inb + i * npix * isz, in_dt, w->frame, &mean, w->acc_in)) {
+        int cl = clean(p, inb + i * npix * isz, in_dt, w->frame, &mean, w->acc_in);
+        if (!cl) {
             fl[i] = CAIMG_MC_UNUSABLE;
             continue;
         }
@@ -1456,7 +1457,7 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
         else mc_patches_uniform(p, w, e.dy, e.dx);
         sh[2 * i] = e.dy;
         sh[2 * i + 1] = e.dx;
-        fl[i] = (unsigned char)e.flags;
+        fl[i] = (unsigned char)(e.flags | (cl == 2 ? CAIMG_MC_FILLED : 0));
         if (res && res->patch_shifts) mc_patches_frame(p, w->pshift, res->patch_shifts + i * np2);
         float c = NAN;
         int box[4];
@@ -1474,6 +1475,7 @@ int caimg_mc_execute(caimg_mc_plan *p, const void *in, caimg_dtype in_dt, void *
             last[0] = sh[2 * i];
             last[1] = sh[2 * i + 1];
             if (fl[i] & CAIMG_MC_CLIPPED) p->clipped++;
+            if (fl[i] & CAIMG_MC_FILLED) p->filled++;
             continue;
         }
         p->unusable++;
@@ -1560,6 +1562,7 @@ int caimg_mc_get_summary(const caimg_mc_plan *p, caimg_mc_summary *s, float *mea
     s->frames = p->frames;
     s->unusable = p->unusable;
     s->clipped = p->clipped;
+    s->filled = p->filled;
     memcpy(s->valid, p->valid, sizeof s->valid);
     s->bidi_offset = p->bidi;
     double *mb = caimg_malloc(p->npix, 2 * sizeof(double), "mean images");

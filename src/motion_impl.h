@@ -114,7 +114,7 @@ struct caimg_mc_plan {
     float last[2];
     double *sum_in, *sum_out;
     size_t n_in, n_out;
-    size_t frames, unusable, clipped;
+    size_t frames, unusable, clipped, filled;
     int valid[4];
 };
 

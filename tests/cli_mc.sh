@@ -84,6 +84,11 @@ h5diff -q -d 1e-3 "$T/mc.h5" "$T/mcm.h5" /mc/shifts /mc/shifts ||
     fail "--fftw-measure changed the shifts by more than 1e-3 px"
 "$CAIMG" info -v "$T/mcm.h5" | grep -q "fftw-measure = yes" || fail "--fftw-measure not in the provenance"
 rm -f "$T/mcr.h5" "$T/mcm.h5"
+# A few NaN pixels in usable frames are replaced by the frame's mean, in the
+# corrected movie too: said in a warning, not done silently.
+"$MKMOVIE" "$T/m.h5" -o "$T/nanb.h5" --dtype float32 --nan-block 3-4 || fail "mkmovie nan-block"
+ok "mc with NaN pixels" "$CAIMG" mc "$T/nanb.h5" -o "$T/mcnb.h5"
+grep -q "2 frames had NaN or infinite pixels" "$T/err" || fail "NaN pixels: no warning ($(cat "$T/err"))"
 ok "float32 nan border" "$CAIMG" mc -q "$T/m.h5" --dtype float32 --border nan -o "$T/mcf.h5"
 [ "$(infoval "$T/mcf.h5" dtype)" = float32 ] || fail "--dtype float32"
 h5dump -d /movie "$T/mcf.h5" | grep -q nan || fail "--border nan left no NaN"

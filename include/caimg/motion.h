@@ -113,7 +113,8 @@ typedef enum {
 enum {
     CAIMG_MC_OK = 0,
     CAIMG_MC_UNUSABLE = 1,        /* blank, saturated or mostly non-finite */
-    CAIMG_MC_CLIPPED = 2          /* the best shift lies at (or beyond) +-max_shift */
+    CAIMG_MC_CLIPPED = 2,         /* the best shift lies at (or beyond) +-max_shift */
+    CAIMG_MC_FILLED = 4           /* NaN or infinite pixels replaced by the frame's mean */
 };
 
 /* The fewest usable frames caimg_mc_make_template() accepts. */
@@ -268,6 +269,7 @@ typedef struct {
     size_t frames;          /* frames registered */
     size_t unusable;        /* frames flagged CAIMG_MC_UNUSABLE */
     size_t clipped;         /* frames flagged CAIMG_MC_CLIPPED */
+    size_t filled;          /* frames flagged CAIMG_MC_FILLED */
     int valid[4];           /* y0, y1, x0, x1: half-open box of pixels whose
                                source was inside the frame in every frame
                                (empty if y0 >= y1 or x0 >= x1) */

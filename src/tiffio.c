@@ -299,13 +299,13 @@ static int check_page(caimg_tiff *t, const page_props *p, size_t page, uint64_t 
                                "integer and 32/64-bit float samples",
                                f, describe_sample(p->bits, p->format, what, sizeof what));
         if (p->width == 0 || p->height == 0)
-            return caimg_error(CAIMG_EFORMAT, "%s: page 1 is %ux%u, an empty image",
-                               f, p->width, p->height);
+            return caimg_error(CAIMG_EFORMAT, "%s: page 1 is %ux%u (height x width), an empty "
+                               "image", f, p->height, p->width);
         uint64_t samples = (uint64_t)p->width * p->height;
         if (samples > MAX_FRAME_SAMPLES)
             return caimg_error(CAIMG_EFORMAT, "%s: page 1 claims %ux%u pixels, more than the %llu "
                                "samples per frame caimg accepts; the header is probably corrupt",
-                               f, p->width, p->height, (unsigned long long)MAX_FRAME_SAMPLES);
+                               f, p->height, p->width, (unsigned long long)MAX_FRAME_SAMPLES);
         uint64_t bytes = samples * caimg_dtype_size(dt);
         int known = p->compression == COMPRESSION_NONE || p->compression == COMPRESSION_LZW
                  || p->compression == COMPRESSION_ADOBE_DEFLATE
@@ -314,7 +314,7 @@ static int check_page(caimg_tiff *t, const page_props *p, size_t page, uint64_t 
         if (known && bytes / ratio > t->filesize)
             return caimg_error(CAIMG_EFORMAT, "%s: page 1 claims %ux%u %s pixels (%llu bytes%s) but "
                                "the file has only %llu bytes; the header is corrupt or the "
-                               "file truncated", f, p->width, p->height, caimg_dtype_name(dt),
+                               "file truncated", f, p->height, p->width, caimg_dtype_name(dt),
                                (unsigned long long)bytes,
                                ratio > 1 ? ", too many for any compression" : "",
                                (unsigned long long)t->filesize);
@@ -325,8 +325,9 @@ static int check_page(caimg_tiff *t, const page_props *p, size_t page, uint64_t 
         t->frame_bytes = (size_t)bytes;
     } else {
         if (p->width != t->info.width || p->height != t->info.height)
-            return caimg_error(CAIMG_EFORMAT, "%s: page %zu is %ux%u, expected %zux%zu",
-                               f, page, p->width, p->height, t->info.width, t->info.height);
+            return caimg_error(CAIMG_EFORMAT, "%s: page %zu is %ux%u, expected %zux%zu (height x "
+                               "width)", f, page, p->height, p->width, t->info.height,
+                               t->info.width);
         if (dt != t->info.dtype) {
             snprintf(want, sizeof want, "%s", caimg_dtype_name(t->info.dtype));
             return caimg_error(dt == CAIMG_DT_NONE ? CAIMG_EUNSUP : CAIMG_EFORMAT,

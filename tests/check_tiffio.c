@@ -610,7 +610,7 @@ START_TEST(page_mismatch_messages)
     }
     TIFFClose(tif);
     ck_assert_ptr_null(caimg_tiff_open(path));
-    snprintf(want, sizeof want, "%s: page 17 is 12x12, expected 24x24", path);
+    snprintf(want, sizeof want, "%s: page 17 is 12x12, expected 24x24 (height x width)", path);
     ck_assert_str_eq(caimg_errmsg(), want);
 
     /* Page 3 float among uint16. */

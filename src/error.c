@@ -18,6 +18,7 @@
  * driving thread picks the first. */
 static _Thread_local char errbuf[1024];
 static _Thread_local const char *errfunc = "";
+static _Thread_local int errstatus = CAIMG_OK;
 
 static caimg_warn_fn warn_fn;
 static void *warn_ctx;
@@ -26,6 +27,7 @@ static void *progress_ctx;
 
 const char *caimg_errmsg(void) { return errbuf; }
 const char *caimg_errfunc(void) { return errfunc; }
+int caimg_errstatus(void) { return errstatus; }
 
 const char *caimg_strerror(int status)
 {
@@ -49,6 +51,7 @@ int caimg_error_at(const char *func, int status, const char *fmt, ...)
     vsnprintf(errbuf, sizeof errbuf, fmt, ap);
     va_end(ap);
     errfunc = func ? func : "";
+    errstatus = status;
     return status;
 }
 
@@ -65,6 +68,7 @@ void caimg_clear_error(void)
 {
     errbuf[0] = '\0';
     errfunc = "";
+    errstatus = CAIMG_OK;
 }
 
 void caimg_set_warn_handler(caimg_warn_fn fn, void *ctx)

@@ -231,13 +231,6 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
         rc = caimg_error(CAIMG_EFORMAT, "%s: the movie has no frames", src);
         goto done;
     }
-    /* A property of the data, not of the options (so exit 1, not 2); the
-     * plan would refuse them too. */
-    if (ny < 16 || nx < 16) {
-        rc = caimg_error(CAIMG_EFORMAT, "%s: frames of %zux%zu are too small to register "
-                         "(at least 16x16)", src, ny, nx);
-        goto done;
-    }
     /* Template: a sample spread evenly over the movie (frames differ most
      * between the start and the end of a recording). */
     size_t ns = opts->template_frames < T ? opts->template_frames : T;
@@ -262,7 +255,9 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
         caimg_mc_params mp = opts->mc;
         if (!mp.frames_hint) mp.frames_hint = T;
         plan = caimg_mc_plan_create(ny, nx, &mp);
-        int prc = plan ? 0 : caimg_errmsg()[0] ? CAIMG_EINVAL : CAIMG_ENOMEM;
+        /* Options the plan refuses are usage errors, frames too small to
+         * register a property of the data: the status says which. */
+        int prc = plan ? 0 : caimg_errmsg()[0] && caimg_errstatus() ? caimg_errstatus() : CAIMG_ENOMEM;
         if (started) pthread_join(rd, NULL);
         sample = sj.buf;
         smap = sj.map;

@@ -151,7 +151,8 @@ static int check_params(size_t ny, size_t nx, const caimg_mc_params *a)
 {
     size_t side = ny < nx ? ny : nx;
     if (ny < 16 || nx < 16)
-        return caimg_error(CAIMG_EINVAL, "frames of %zux%zu are too small to register (at least 16x16)", ny, nx);
+        /* A property of the data, not a usage error. */
+        return caimg_error(CAIMG_EFORMAT, "frames of %zux%zu are too small to register (at least 16x16)", ny, nx);
     if (!(a->max_shift >= 0) || a->max_shift > (double)side / 2)
         return caimg_error(CAIMG_EINVAL, "max shift %g px is out of range [0, %zu]", a->max_shift, side / 2);
     if (!(a->max_shift_frac > 0 && a->max_shift_frac <= 0.5))

@@ -656,8 +656,10 @@ START_TEST(parameters_checked)
     caimg_mc_params_init(&par);
     ck_assert_ptr_null(caimg_mc_plan_create(8, 64, &par));
     ck_assert_ptr_nonnull(strstr(caimg_errmsg(), "too small"));
+    ck_assert_int_eq(caimg_errstatus(), CAIMG_EFORMAT);   /* the data's, not a usage error */
     par.max_shift = 500;
     ck_assert_ptr_null(caimg_mc_plan_create(64, 64, &par));
+    ck_assert_int_eq(caimg_errstatus(), CAIMG_EINVAL);
     ck_assert_ptr_nonnull(strstr(caimg_errmsg(), "max shift"));
     caimg_mc_params_init(&par);
     par.piecewise = 1;

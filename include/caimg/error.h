@@ -38,6 +38,10 @@ enum {
 /* The message left by the last failing call in this thread ("" if none). */
 const char *caimg_errmsg(void);
 
+/* The status recorded with that message (CAIMG_OK if none): what a
+ * function that can only return NULL failed with. */
+int caimg_errstatus(void);
+
 /* The name of the library function that set the message ("" if none); the
  * CLI shows it with -v, it helps bug reports. */
 const char *caimg_errfunc(void);

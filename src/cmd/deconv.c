@@ -305,10 +305,7 @@ int main_deconv(int argc, char **argv)
          * for other callers; after "caimg deconv: " that says it twice. */
         const char *msg = caimg_errmsg();
         if (strncmp(msg, "deconv: ", 8) == 0) msg += 8;
-        if (c.verbose && *caimg_errfunc())
-            rc = cmd_usage_error(&c, "%s [%s]", msg, caimg_errfunc());
-        else
-            rc = cmd_usage_error(&c, "%s", msg);
+        rc = cmd_usage_error(&c, "%s", msg);
         goto done;
     }
     if (rc) { rc = cmd_fail(&c, rc); goto done; }

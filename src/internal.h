@@ -73,6 +73,9 @@ int caimg_tsv_line(char **line, size_t *len, size_t lineno, const char *path);
 /* A field as a number: "nan", "NA" and empty fields are NaN (missing
  * samples); returns -1 if it is not a number. */
 int caimg_tsv_number(const char *s, double *v);
+/* Whether a table's first line of fields is a header: one of them is not
+ * a number. */
+int caimg_tsv_header(char *const *fields, size_t n);
 
 /* Number of OpenMP threads a parallel region would use (1 without OpenMP). */
 int caimg_nthreads(void);

@@ -149,11 +149,7 @@ caimg_trace_table *caimg_trace_table_open(const char *path, size_t *nrows, size_
     while (!rc && (n = next_line(t)) > 0) {
         if (t->ncols == 0) {
             t->ncols = (size_t)n;
-            /* A header is a first line with a non-numeric field. */
-            for (long i = 0; i < n && !t->header; i++) {
-                double v;
-                if (caimg_tsv_number(t->fields[i], &v)) t->header = 1;
-            }
+            t->header = caimg_tsv_header(t->fields, (size_t)n);
             if (t->header) continue;
         }
         rc = parse_row(t, (size_t)n, NULL);

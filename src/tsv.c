@@ -136,6 +136,14 @@ int caimg_tsv_line(char **line, size_t *len, size_t lineno, const char *path)
     return 0;
 }
 
+int caimg_tsv_header(char *const *fields, size_t n)
+{
+    double v;
+    for (size_t i = 0; i < n; i++)
+        if (caimg_tsv_number(fields[i], &v)) return 1;
+    return 0;
+}
+
 size_t caimg_tsv_split(char *line, char ***fields, size_t *cap)
 {
     size_t n = 0;
@@ -200,14 +208,7 @@ caimg_table *caimg_table_read(const char *path)
         if (n == (size_t)-1) { rc = caimg_error(CAIMG_ENOMEM, "out of memory reading %s", path); break; }
         if (t->ncols == 0) {
             t->ncols = n;
-            /* A header is a first line with a non-numeric field. */
-            int header = 0;
-            for (size_t i = 0; i < n; i++) {
-                double v;
-                const char *s = fields[i];
-                if (caimg_tsv_number(s, &v)) header = 1;
-            }
-            if (header) {
+            if (caimg_tsv_header(fields, n)) {
                 t->colnames = caimg_calloc(n, sizeof *t->colnames, "column names");
                 if (!t->colnames) { rc = CAIMG_ENOMEM; break; }
                 for (size_t i = 0; i < n; i++)

@@ -14,8 +14,9 @@
  * so all read in noise units, and the largest is kept; where the cell also
  * showed some activity the two kinds of evidence are combined.  Local
  * maxima at or above the threshold are fitted with a soma model (an
- * ellipse with a soft edge, less a nucleus of fitted depth), each over the
- * pixels nearer to it than to any other maximum, and, taken
+ * ellipse with a soft edge, less a nucleus of fitted depth, no larger
+ * than the field's somata, whose size is measured on the first round),
+ * each over the pixels nearer to it than to any other maximum, and, taken
  * strongest first, become ROIs whose masks are the fitted ellipses, unless
  * the fit is poor or they mostly cover an ROI already found.  The somata
  * found are subtracted from the image and the search is repeated, so that
@@ -36,6 +37,7 @@
 #define NMS_RADIUS 0.45     /* in diameters: peaks closer than this merge */
 #define MIN_CORR 0.3        /* a soma model must explain this much of its patch */
 #define DEPTH_MAX 1.5       /* deepest nucleus in the soma fit */
+#define MIN_SIZED 10        /* fits that measure the field's soma size */
 
 typedef struct {
     float z;
@@ -221,7 +223,8 @@ static double fit_radius(double R)
  * nb[nnb][2] (y, x) than to this one are left out, and the neighbour
  * counts neither for nor against the model. */
 static void fit_soma(const float *img, size_t h, size_t w, double py, double px, double R,
-                     const float *nb, size_t nnb, patch *P, soma_fit *best)
+                     double rref, double top, const float *nb, size_t nnb, patch *P,
+                     soma_fit *best)
 {
     double W = fit_radius(R);
     long iw = (long)ceil(W);
@@ -249,13 +252,12 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
     P->vss = 0;
     for (size_t j = 0; j < P->n; j++) P->vss += (P->v[j] - P->vm) * (P->v[j] - P->vm);
     best->corr = -2;
-    /* Radii up to 1.2 R (1.26 R after the fine step): a fit that runs on
-     * to 1.35 R spans twice the expected area, and in the mean image that
-     * is mostly a soma taken together with a neighbour or the neuropil's
-     * texture around it (an ROI of IoU 0.3-0.5 with the soma); larger
-     * somata are still found from their activity. */
-    static const double rs[] = {0.7, 0.8, 0.9, 1.0, 1.1, 1.2};
-    const int nrs = (int)(sizeof rs / sizeof rs[0]);
+    /* Radii of rref times 0.7 (0.665 after the fine step) up to `top`,
+     * which the fine step does not exceed; see roi_anatomy() for the two
+     * uses. */
+    static const double rs[] = {0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5};
+    int nrs = 0;
+    while (nrs < (int)(sizeof rs / sizeof rs[0]) && rs[nrs] <= top + 1e-9) nrs++;
     soma_fit f;
     /* Coarse: round models, whose value depends on the distance to the
      * centre only, computed once per centre. */
@@ -267,7 +269,7 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
                 P->r[j] = (float)sqrt(ey * ey + ex * ex);
             }
             for (int ir = 0; ir < nrs; ir++) {
-                double a = rs[ir] * R, e = 1.0 / a;
+                double a = rs[ir] * rref, e = 1.0 / a;
                 double sb = 0, sbb = 0, sbv = 0, sn = 0, snn = 0, snv = 0, sbn = 0;
                 for (size_t j = 0; j < P->n; j++) {
                     double rho = P->r[j] / a, v = P->v[j] - P->vm;
@@ -318,12 +320,75 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
                         f.cy = c0.cy + 0.5 * dy;
                         f.cx = c0.cx + 0.5 * dx;
                         double rm = sqrt(c0.a * c0.b) * (1 + 0.05 * ir);
+                        if (rm > top * rref * 1.0001) continue;
                         f.a = rm * sqrt(asp[ia]);
                         f.b = rm / sqrt(asp[ia]);
                         f.th = it * M_PI / 4;
                         f.corr = model_corr(P, &f);
                         if (f.corr > best->corr) *best = f;
                     }
+}
+
+/* Fit a soma model at each of the np peaks (strongest first), each with
+ * radii rref times 0.7 .. top (fit_soma()).  The fits are independent: in
+ * parallel.  Each one's neighbours are the other peaks that can be nearer
+ * than it to a pixel of its window (within twice the window's radius). */
+static int fit_peaks(const float *hp, size_t h, size_t w, const peak *pk, size_t np, double R,
+                     double rref, double top, soma_fit *fits)
+{
+    size_t pmax = (size_t)(2 * ceil(fit_radius(R)) + 1);
+    pmax *= pmax;
+    double reach = 2 * fit_radius(R);
+    int ferr = 0;
+#pragma omp parallel
+    {
+        patch P;
+        P.y = malloc(pmax * sizeof *P.y);
+        P.x = malloc(pmax * sizeof *P.x);
+        P.v = malloc(pmax * sizeof *P.v);
+        P.r = malloc(pmax * sizeof *P.r);
+        float *nb = malloc(2 * np * sizeof *nb);
+        int ok = P.y && P.x && P.v && P.r && nb;
+        if (!ok) {
+#pragma omp atomic write
+            ferr = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (size_t q = 0; q < np; q++) {
+            if (!ok) continue;
+            double qy = (double)(pk[q].i / (int32_t)w), qx = (double)(pk[q].i % (int32_t)w);
+            size_t nnb = 0;
+            for (size_t o = 0; o < np; o++) {
+                double oy = (double)(pk[o].i / (int32_t)w), ox = (double)(pk[o].i % (int32_t)w);
+                if (o == q || hypot(oy - qy, ox - qx) > reach) continue;
+                nb[2 * nnb] = (float)oy;
+                nb[2 * nnb + 1] = (float)ox;
+                nnb++;
+            }
+            fit_soma(hp, h, w, qy, qx, R, rref, top, nb, nnb, &P, &fits[q]);
+        }
+        free(P.y);
+        free(P.x);
+        free(P.v);
+        free(P.r);
+        free(nb);
+    }
+    return ferr ? caimg_error(CAIMG_ENOMEM, "out of memory fitting somata") : 0;
+}
+
+/* The field's soma radius: the median of sqrt(a b) over the fits good
+ * enough to become ROIs, or R when there are fewer than MIN_SIZED. */
+static int field_radius(const soma_fit *fits, size_t np, double R, double *rref)
+{
+    *rref = R;
+    float *v = caimg_malloc(np + 1, sizeof *v, "soma sizes");
+    if (!v) return CAIMG_ENOMEM;
+    size_t n = 0;
+    for (size_t q = 0; q < np; q++)
+        if (fits[q].corr >= MIN_CORR) v[n++] = (float)sqrt(fits[q].a * fits[q].b);
+    if (n >= MIN_SIZED) *rref = roi_median(v, n);
+    free(v);
+    return 0;
 }
 
 /* The soma-likeness map: the largest of the template responses, each in
@@ -449,7 +514,9 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     float *z = caimg_malloc(hw, sizeof *z, "the anatomy map");
     float *scale = caimg_malloc(hw, sizeof *scale, "the anatomy map");
     uint8_t *owner = caimg_calloc(hw, 1, "the anatomy map");
-    long ext_max = (long)ceil(1.2 * R * sqrt(1.45) * 1.05) + 3;
+    /* The largest semi-axis an ROI can have: the field's soma radius is
+     * at most 1.5 R, and an ellipse of aspect 1.45 at that mean radius. */
+    long ext_max = (long)ceil(1.5 * R * sqrt(1.45)) + 3;
     size_t wmax = (size_t)((2 * ext_max + 1) * (2 * ext_max + 1));
     int32_t *yx = caimg_malloc(2 * wmax, sizeof *yx, "a footprint");
     float *wt = caimg_malloc(wmax, sizeof *wt, "a footprint");
@@ -483,8 +550,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     size_t cap = 256;
     pk = caimg_malloc(cap, sizeof *pk, "peaks");
     if (!pk) { rc = CAIMG_ENOMEM; goto out; }
-    size_t pmax = (size_t)(2 * ceil(fit_radius(R)) + 1);
-    pmax *= pmax;
+    double rref = R;
     for (int round = 0; round < ROUNDS; round++) {
         /* Peaks: local maxima over a disk of NMS_RADIUS d above threshold,
          * not on a soma already found. */
@@ -523,45 +589,25 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
         free(fits);
         fits = caimg_malloc(np, sizeof *fits, "soma fits");
         if (!fits) { rc = CAIMG_ENOMEM; goto out; }
-        int ferr = 0;
-        /* The fits are independent: in parallel.  Each one's neighbours are
-         * the other peaks of the round that can be nearer than it to a pixel
-         * of its window (within twice the window's radius). */
-        double reach = 2 * fit_radius(R);
-#pragma omp parallel
-        {
-            patch P;
-            P.y = malloc(pmax * sizeof *P.y);
-            P.x = malloc(pmax * sizeof *P.x);
-            P.v = malloc(pmax * sizeof *P.v);
-            P.r = malloc(pmax * sizeof *P.r);
-            float *nb = malloc(2 * np * sizeof *nb);
-            int ok = P.y && P.x && P.v && P.r && nb;
-            if (!ok) {
-#pragma omp atomic write
-                ferr = 1;
-            }
-#pragma omp for schedule(dynamic, 1)
-            for (size_t q = 0; q < np; q++) {
-                if (!ok) continue;
-                double qy = (double)(pk[q].i / (int32_t)w), qx = (double)(pk[q].i % (int32_t)w);
-                size_t nnb = 0;
-                for (size_t o = 0; o < np; o++) {
-                    double oy = (double)(pk[o].i / (int32_t)w), ox = (double)(pk[o].i % (int32_t)w);
-                    if (o == q || hypot(oy - qy, ox - qx) > reach) continue;
-                    nb[2 * nnb] = (float)oy;
-                    nb[2 * nnb + 1] = (float)ox;
-                    nnb++;
-                }
-                fit_soma(hp, h, w, qy, qx, R, nb, nnb, &P, &fits[q]);
-            }
-            free(P.y);
-            free(P.x);
-            free(P.v);
-            free(P.r);
-            free(nb);
+        if (round == 0) {
+            /* The size of this field's somata: the median radius of the
+             * first round's fits, with sizes free up to 1.5 R (at least
+             * MIN_SIZED of them, or the expected R).  Every fit is then
+             * made with radii up to that size (1.05 times it after the
+             * fine step): a fit that grows beyond is mostly a soma taken
+             * together with a neighbour or with the neuropil's texture
+             * around it (an ROI of IoU 0.3-0.5 with the soma), which the
+             * model, with its one extra parameter, always explains a little
+             * better.  The size is measured, not taken from d, so that a
+             * diameter set too small or too large does not cut or inflate
+             * every ROI (larger somata are still found from activity). */
+            rc = fit_peaks(hp, h, w, pk, np, R, R, 1.5, fits);
+            if (rc) goto out;
+            rc = field_radius(fits, np, R, &rref);
+            if (rc) goto out;
         }
-        if (ferr) { rc = caimg_error(CAIMG_ENOMEM, "out of memory fitting somata"); goto out; }
+        rc = fit_peaks(hp, h, w, pk, np, R, rref, 1.0, fits);
+        if (rc) goto out;
         size_t accepted = 0;
         for (size_t q = 0; q < np; q++) {
             if (p->max_rois && r->n >= p->max_rois) break;
@@ -666,7 +712,7 @@ final:
             st[CAIMG_ROI_CONTRAST] = isfinite(best) ? best : NAN;
             if (st[CAIMG_ROI_SOURCE] != 2 && iy >= 0 && ix >= 0 && iy < (long)h && ix < (long)w) {
                 soma_fit f;
-                fit_soma(hp, h, w, (double)iy, (double)ix, R, NULL, 0, &P, &f);
+                fit_soma(hp, h, w, (double)iy, (double)ix, R, R, 1.2, NULL, 0, &P, &f);
                 st[CAIMG_ROI_FIT] = f.corr;
                 st[CAIMG_ROI_NUCLEUS] = f.beta;
             }

@@ -148,8 +148,11 @@ grep -q "not motion corrected" "$T/err" || fail "tiff input: no warning"
 # the refinement of method activity; 0.958 and 0.782 before, 0.972 and
 # 0.830 after the np_excess features and the cap on the mean-image soma
 # fit; 0.972 and 0.857 after the nucleus feature and the soma fit over
-# each candidate's own pixels; see caimg-roi(1) for the full-size fields):
-# the issue's targets (0.95 and 0.92) are not all met, and the report says so.
+# each candidate's own pixels; 0.972 and 0.868 with the soma fit capped at
+# the field's measured soma size; see caimg-roi(1) for the full-size
+# fields): the issue's targets (0.95 and 0.92) are not all met, and the
+# report says so.  The hard floor, raised from 0.70 to 0.80 then, is still
+# below the spread over seeds (0.85-0.91 on the full-size fields).
 sim() {
     "$CAIMG" simulate -q --preset "$1" --size 192x192 --frames 1500 --seed 41 --motion-sd 0 \
         --jitter 0 --jump-rate 0 -o "$T/sim_$1.h5" --truth "$T/truth_$1.h5"
@@ -160,7 +163,7 @@ for preset in typical hard; do
     ok "roi $preset" "$CAIMG" roi "$T/sim_$preset.h5" -o "$T/rsim_$preset.h5" || continue
     f1=$(evalv "$T/truth_$preset.h5" "$T/rsim_$preset.h5" f1)
     floor=0.92
-    [ $preset = hard ] && floor=0.70
+    [ $preset = hard ] && floor=0.80
     awk -v f="$f1" -v m="$floor" 'BEGIN {exit !(f >= m)}' || fail "$preset: F1 $f1 < $floor"
     # Traces.  The issue asks for traces correlating >= 0.98 with the truth.
     # The noisy trace F - 0.7 Fneu cannot: photon noise bounds its

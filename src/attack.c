@@ -418,6 +418,7 @@ typedef struct {
     float *dxrep;         /* [B*M][P] */
     float *fbar;          /* [B][N] mean predictions */
     float *cref;          /* [B][N] clean mean predictions on the same draws */
+    float *sref;          /* [B][N] the same on the selection draws */
     double *df, *z;       /* [N], [2N] */
     float *seed_grad;     /* [B][fsize] feature seed */
 } batch_ctx;
@@ -430,6 +431,7 @@ static void batch_free(batch_ctx *c)
     free(c->dxrep);
     free(c->fbar);
     free(c->cref);
+    free(c->sref);
     free(c->df);
     free(c->z);
     free(c->seed_grad);
@@ -451,11 +453,12 @@ static int batch_alloc(batch_ctx *c, const caimg_attack_plan *p, const caimg_att
     c->dxrep = caimg_malloc(R * p->P, sizeof *c->dxrep, "attack batch");
     c->fbar = caimg_malloc(c->B * p->N, sizeof *c->fbar, "attack batch");
     c->cref = caimg_malloc(c->B * p->N, sizeof *c->cref, "attack batch");
+    c->sref = caimg_malloc(c->B * p->N, sizeof *c->sref, "attack batch");
     c->df = caimg_malloc(p->N, sizeof *c->df, "attack batch");
     c->z = caimg_malloc(2 * p->N, sizeof *c->z, "attack batch");
     c->seed_grad = caimg_malloc(p->fsize ? c->B * p->fsize : 1, sizeof *c->seed_grad, "attack batch");
-    if (!c->w || !c->xrep || !c->dout || !c->dxrep || !c->fbar || !c->cref || !c->df || !c->z ||
-        !c->seed_grad) {
+    if (!c->w || !c->xrep || !c->dout || !c->dxrep || !c->fbar || !c->cref || !c->sref || !c->df ||
+        !c->z || !c->seed_grad) {
         batch_free(c);
         return CAIMG_ENOMEM;
     }
@@ -536,36 +539,48 @@ static int eval_grad(batch_ctx *c, const float *xa, size_t i0, size_t nb, uint64
     return 0;
 }
 
-/* Objective J [nb] of xa on the mean of K draws numbered (stream0 + k,
+/* Mean predictions out [nb][N] of xa on the K draws numbered (stream0 + k,
  * global image index), K = 0 for noise-free: one forward per draw, so the
  * work space's size does not limit K. */
-static int eval_mean(batch_ctx *c, const float *xa, size_t i0, size_t nb, uint64_t stream0,
-                     size_t K, double *J)
+static int mean_draws(batch_ctx *c, const float *xa, size_t i0, size_t nb, uint64_t stream0,
+                      size_t K, float *out)
 {
     const caimg_attack_plan *p = c->p;
-    const size_t N = p->N, P = p->P;
+    const size_t N = p->N;
     const size_t L = caimg_ann_nlayers(p->m) - 1;
-    const int pair = paired(c);
-    double *acc = caimg_calloc(2 * nb * N, sizeof *acc, "prediction sums");
+    double *acc = caimg_calloc(nb * N, sizeof *acc, "prediction sums");
     if (!acc) return CAIMG_ENOMEM;
     int st = 0;
     for (size_t k = 0; k < (K ? K : 1) && !st; k++) {
         caimg_ann_noise_draw nd = {stream0 + k, i0};
-        for (int side = 0; side <= pair && !st; side++) {
-            st = caimg_ann_forward(p->m, c->w, side ? p->x + i0 * P : xa, nb, K ? &nd : NULL, NULL);
-            const float *out = caimg_ann_work_activation(c->w, L);
-            for (size_t i = 0; !st && i < nb * N; i++) acc[side * nb * N + i] += out[i];
-        }
+        st = caimg_ann_forward(p->m, c->w, xa, nb, K ? &nd : NULL, NULL);
+        const float *f = caimg_ann_work_activation(c->w, L);
+        for (size_t i = 0; !st && i < nb * N; i++) acc[i] += f[i];
     }
     const double div = (double)(K ? K : 1);
-    for (size_t b = 0; !st && b < nb; b++) {
-        for (size_t k = 0; k < N; k++) {
-            c->fbar[b * N + k] = (float)(acc[b * N + k] / div);
-            c->cref[b * N + k] = (float)(acc[(nb + b) * N + k] / div);
-        }
-        J[b] = objective(p, c->o, i0 + b, c->fbar + b * N, pair ? c->cref + b * N : NULL, NULL, c->z);
-    }
+    for (size_t i = 0; !st && i < nb * N; i++) out[i] = (float)(acc[i] / div);
     free(acc);
+    return st;
+}
+
+/* Objective J [nb] of xa on the mean of K draws numbered (stream0 + k,
+ * global image index), K = 0 for noise-free.  For the response objective
+ * of a noisy model the clean images are measured on the same draws: ref
+ * [nb][N] when the caller has them already (they do not change while an
+ * image is attacked), else here. */
+static int eval_mean(batch_ctx *c, const float *xa, size_t i0, size_t nb, uint64_t stream0,
+                     size_t K, const float *ref, double *J)
+{
+    const caimg_attack_plan *p = c->p;
+    const size_t N = p->N;
+    const int pair = paired(c);
+    int st = mean_draws(c, xa, i0, nb, stream0, K, c->fbar);
+    if (!st && pair && !ref) {
+        st = mean_draws(c, p->x + i0 * p->P, i0, nb, stream0, K, c->cref);
+        ref = c->cref;
+    }
+    for (size_t b = 0; !st && b < nb; b++)
+        J[b] = objective(p, c->o, i0 + b, c->fbar + b * N, pair ? ref + b * N : NULL, NULL, c->z);
     return st;
 }
 
@@ -675,8 +690,34 @@ static void step_project(const caimg_attack_plan *p, const caimg_attack_opts *o,
 
 /* ---- pixel-space attacks ---------------------------------------------------------------- */
 
+/* FGSM: one step of the whole budget e from the clean images along the
+ * gradient, written to out [nb][P]; xa, g and J are scratch.  For the
+ * response objective the gradient is taken at a random point at half the
+ * budget, because the distance has zero gradient at the clean image. */
+static int fgsm(batch_ctx *c, size_t i0, size_t nb, double e, float *out, float *xa, float *g,
+                double *J)
+{
+    const caimg_attack_plan *p = c->p;
+    const caimg_attack_opts *o = c->o;
+    const size_t P = p->P;
+    const float *x = p->x + i0 * P;
+    for (size_t b = 0; b < nb; b++) {
+        if (o->objective == CAIMG_ATTACK_RESPONSE)
+            random_in_ball(p, o, RNG_FGSM, i0 + b, 0, 0.5 * e, x + b * P, xa + b * P);
+        else
+            memcpy(xa + b * P, x + b * P, P * sizeof *xa);
+    }
+    int st = eval_grad(c, xa, i0, nb, grad_stream(o, 0, 0), c->M, J, g);
+    if (st) return st;
+    for (size_t b = 0; b < nb; b++) {
+        memcpy(out + b * P, x + b * P, P * sizeof *out);
+        step_project(p, o, x + b * P, out + b * P, g + b * P, e, e);
+    }
+    return 0;
+}
+
 static int attack_pixel_batch(batch_ctx *c, size_t i0, size_t nb, double e, float *out,
-                              float *xa, float *g, double *J, double *bestJ)
+                              float *xa, float *g, float *best, double *J, double *bestJ)
 {
     const caimg_attack_plan *p = c->p;
     const caimg_attack_opts *o = c->o;
@@ -692,21 +733,25 @@ static int attack_pixel_batch(batch_ctx *c, size_t i0, size_t nb, double e, floa
         }
         return 0;
     }
-    if (o->method == CAIMG_ATTACK_FGSM) {
-        /* The response distance has zero gradient at the clean image. */
-        for (size_t b = 0; b < nb; b++) {
-            if (o->objective == CAIMG_ATTACK_RESPONSE)
-                random_in_ball(p, o, RNG_FGSM, i0 + b, 0, 0.5 * e, x + b * P, xa + b * P);
-            else
-                memcpy(xa + b * P, x + b * P, P * sizeof *xa);
-        }
-        if ((st = eval_grad(c, xa, i0, nb, grad_stream(o, 0, 0), c->M, J, g))) return st;
-        for (size_t b = 0; b < nb; b++) {
-            memcpy(out + b * P, x + b * P, P * sizeof *out);
-            step_project(p, o, x + b * P, out + b * P, g + b * P, e, e);
-        }
-        return 0;
-    }
+    if (o->method == CAIMG_ATTACK_FGSM) return fgsm(c, i0, nb, e, out, xa, g, J);
+    /* PGD keeps, per image, the strongest of several candidates rather
+     * than its last iterate: FGSM's result (so that PGD, whatever its
+     * steps, cannot end weaker than the one-step attack: with few steps a
+     * fixed step size overshoots, and the decoder margin, say, can be won
+     * at one step and lost at the next) and the best iterate of each run
+     * (as in Croce & Hein's APGD).  Within a run the iterates are judged on
+     * the fresh draws of the step taken from them, which are drawn after
+     * the iterate is fixed; the candidates are compared on draws that
+     * neither the attack nor the evaluation uses, so that the choice does
+     * not fit the noise the result is scored with.  A deterministic model's
+     * objective is exact, and judges both. */
+    double *runJ = J + c->B;
+    if (p->noisy && paired(c) && (st = mean_draws(c, x, i0, nb, p->sel_stream, p->K, c->sref)))
+        return st;
+    if ((st = fgsm(c, i0, nb, e, out, xa, g, J))) return st;
+    if (p->noisy) st = eval_mean(c, out, i0, nb, p->sel_stream, p->K, c->sref, bestJ);
+    else st = eval_grad(c, out, i0, nb, 0, 1, bestJ, NULL);    /* noise-free: exact */
+    if (st) return st;
     const double alpha = o->step_scale * e / (double)o->steps;
     for (size_t r = 0; r < o->restarts; r++) {
         for (size_t b = 0; b < nb; b++) {
@@ -714,23 +759,27 @@ static int attack_pixel_batch(batch_ctx *c, size_t i0, size_t nb, double e, floa
                 random_in_ball(p, o, RNG_START, i0 + b, r, e, x + b * P, xa + b * P);
             else
                 memcpy(xa + b * P, x + b * P, P * sizeof *xa);
+            runJ[b] = -INFINITY;
         }
-        for (size_t t = 0; t < o->steps; t++) {
-            if ((st = eval_grad(c, xa, i0, nb, grad_stream(o, r, t), c->M, J, g))) return st;
+        for (size_t t = 0; t <= o->steps; t++) {
+            const int last = t == o->steps;
+            if ((st = eval_grad(c, xa, i0, nb, grad_stream(o, r, t), c->M, J, last ? NULL : g)))
+                return st;
+            for (size_t b = 0; b < nb; b++)
+                if (J[b] > runJ[b]) {
+                    runJ[b] = J[b];
+                    memcpy(best + b * P, xa + b * P, P * sizeof *best);
+                }
+            if (last) break;
             for (size_t b = 0; b < nb; b++)
                 step_project(p, o, x + b * P, xa + b * P, g + b * P, alpha, e);
         }
-        if (o->restarts == 1) {
-            memcpy(out, xa, nb * P * sizeof *out);
-            break;
-        }
-        /* Keep the better run per image, judged on draws that neither the
-         * attack nor the evaluation uses. */
-        if ((st = eval_mean(c, xa, i0, nb, p->sel_stream, p->K, J))) return st;
+        if (p->noisy && (st = eval_mean(c, best, i0, nb, p->sel_stream, p->K, c->sref, runJ)))
+            return st;
         for (size_t b = 0; b < nb; b++)
-            if (r == 0 || J[b] > bestJ[b]) {
-                bestJ[b] = J[b];
-                memcpy(out + b * P, xa + b * P, P * sizeof *out);
+            if (runJ[b] > bestJ[b]) {
+                bestJ[b] = runJ[b];
+                memcpy(out + b * P, best + b * P, P * sizeof *out);
             }
     }
     return 0;
@@ -914,7 +963,7 @@ static int attack_feature_batch(batch_ctx *c, size_t i0, size_t nb, double e, fl
             memcpy(out, fb->best, nb * P * sizeof *out);
             break;
         }
-        if ((st = eval_mean(c, fb->best, i0, nb, p->sel_stream, p->K, J))) return st;
+        if ((st = eval_mean(c, fb->best, i0, nb, p->sel_stream, p->K, NULL, J))) return st;
         for (size_t b = 0; b < nb; b++)
             if (r == 0 || J[b] > selJ[b]) {
                 selJ[b] = J[b];
@@ -1084,16 +1133,18 @@ int caimg_attack_execute(const caimg_attack_plan *p, const caimg_attack_opts *o,
     const size_t B = c.B;
     xa = caimg_malloc(B * P, sizeof *xa, "attack state");
     g = caimg_malloc(B * P, sizeof *g, "attack state");
-    J = caimg_malloc(B, sizeof *J, "attack state");
+    /* J [2B]: the objective, and PGD's best of the current run. */
+    J = caimg_malloc(2 * B, sizeof *J, "attack state");
     bestJ = caimg_malloc(B, sizeof *bestJ, "attack state");
-    if (!xa || !g || !J || !bestJ) { st = CAIMG_ENOMEM; goto done; }
+    /* The best iterate of a PGD run (pixel and feature budgets). */
+    fb.best = caimg_malloc(B * P, sizeof *fb.best, "attack state");
+    if (!xa || !g || !J || !bestJ || !fb.best) { st = CAIMG_ENOMEM; goto done; }
     if (o->budget == CAIMG_ATTACK_FEATURE) {
         fb.d = caimg_malloc(B * P, sizeof *fb.d, "attack state");
         fb.xn = caimg_malloc(B * P, sizeof *fb.xn, "attack state");
         fb.fg = caimg_malloc(B * P, sizeof *fb.fg, "attack state");
-        fb.best = caimg_malloc(B * P, sizeof *fb.best, "attack state");
         fb.target = caimg_malloc(8 * B, sizeof *fb.target, "attack state");
-        if (!fb.d || !fb.xn || !fb.fg || !fb.best || !fb.target) { st = CAIMG_ENOMEM; goto done; }
+        if (!fb.d || !fb.xn || !fb.fg || !fb.target) { st = CAIMG_ENOMEM; goto done; }
         fb.r = fb.target + B;
         fb.slo = fb.target + 2 * B;
         fb.shi = fb.target + 3 * B;
@@ -1110,7 +1161,7 @@ int caimg_attack_execute(const caimg_attack_plan *p, const caimg_attack_opts *o,
         if (o->budget == CAIMG_ATTACK_FEATURE)
             st = attack_feature_batch(&c, i0, nb, e, adv + i0 * P, xa, g, J, bestJ, &fb);
         else
-            st = attack_pixel_batch(&c, i0, nb, e, adv + i0 * P, xa, g, J, bestJ);
+            st = attack_pixel_batch(&c, i0, nb, e, adv + i0 * P, xa, g, fb.best, J, bestJ);
     }
     if (!st) st = caimg_attack_measure(p, o, budget, adv, r);
     if (!st) r->seconds = caimg_seconds() - t0;

@@ -476,6 +476,49 @@ START_TEST(decoder_and_neuron_objectives)
 }
 END_TEST
 
+/* PGD with the same budget is at least as strong as FGSM, however few its
+ * steps: FGSM's one full-budget step is among PGD's candidates and, on a
+ * deterministic model, the exact objective picks the stronger per image.
+ * (PGD used to return its last iterate, which with 1 to 5 steps of a fixed
+ * size often overshot: the decoder attack lost images that FGSM flipped.) */
+START_TEST(pgd_never_weaker_than_fgsm)
+{
+    const size_t n = 16;
+    float x[16 * P], cal[32 * P];
+    fill_uniform(x, n * P, 0.0, 1.0, 15);
+    fill_uniform(cal, 32 * P, 0.0, 1.0, 16);
+    caimg_ann *m = conv_model(0.0, 0.0, cal, 32);
+    caimg_attack_plan *p = caimg_attack_plan_create(m, x, n, NULL);
+    ck_assert_ptr_nonnull(p);
+    const double budgets[] = {0.02, 0.05, 0.1, 0.2};
+    const size_t steps[] = {1, 2, 3, 5};
+    for (int obj = CAIMG_ATTACK_RESPONSE; obj <= CAIMG_ATTACK_DECODER; obj++)
+        for (int b = CAIMG_ATTACK_LINF; b <= CAIMG_ATTACK_L2; b++)
+            for (size_t k = 0; k < 4; k++) {
+                caimg_attack_opts o;
+                caimg_attack_opts_init(&o);
+                o.objective = (caimg_attack_objective)obj;
+                o.neuron = 5;
+                o.budget = (caimg_attack_budget)b;
+                caimg_attack_result rf, rp;
+                o.method = CAIMG_ATTACK_FGSM;
+                ck_assert_int_eq(caimg_attack_execute(p, &o, budgets[k], NULL, &rf), 0);
+                o.method = CAIMG_ATTACK_PGD;
+                for (size_t s = 0; s < 4; s++) {
+                    o.steps = steps[s];
+                    ck_assert_int_eq(caimg_attack_execute(p, &o, budgets[k], NULL, &rp), 0);
+                    ck_assert_msg(rp.strength >= rf.strength - 1e-6 * fabs(rf.strength),
+                                  "%s %s budget %g, %zu steps: PGD strength %.6g < FGSM %.6g",
+                                  caimg_attack_objective_name(o.objective),
+                                  caimg_attack_budget_name(o.budget), budgets[k], steps[s],
+                                  rp.strength, rf.strength);
+                }
+            }
+    caimg_attack_plan_destroy(p);
+    caimg_ann_free(m);
+}
+END_TEST
+
 START_TEST(deterministic_for_a_seed)
 {
     const size_t n = 9;
@@ -589,6 +632,7 @@ static Suite *attack_suite(void)
     tcase_add_test(tc, budget_zero_is_clean_and_checks_can_fail);
     tcase_add_test(tc, feature_budget_respected);
     tcase_add_test(tc, decoder_and_neuron_objectives);
+    tcase_add_test(tc, pgd_never_weaker_than_fgsm);
     tcase_add_test(tc, deterministic_for_a_seed);
     tcase_add_test(tc, bad_options);
     tcase_add_test(tc, trial_averages);

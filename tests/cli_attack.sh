@@ -97,6 +97,11 @@ acc=$(rows "$D/o.tsv" pgd-linf-decoder decode_acc | tail -1)
 awk -v a="$acc" 'BEGIN { exit !(a < 1) }' || fail "decoder attack at eps 0.1 left accuracy at $acc"
 nc=$(rows "$D/o.tsv" pgd-l2-neuron-n2down neuron_change | tail -1)
 awk -v a="$nc" 'BEGIN { exit !(a < 0) }' || fail "neuron 2 was not driven down ($nc)"
+# PGD is never weaker than FGSM, even with few steps (its last iterate used
+# to lose decoder flips that FGSM's one full step found, at budget 0.05).
+ok "decoder attack, PGD of 5 steps against FGSM" "$CAIMG" attack "$D/d.h5" --objective decoder \
+    --method fgsm,pgd --steps 5 -o "$D/f.h5"
+grep -q "pass  PGD >= FGSM" "$T/out" || fail "PGD of 5 steps weaker than FGSM: $(grep 'PGD >= FGSM' "$T/out")"
 ok "TSV to standard output" sh -c "'$CAIMG' attack -q '$D/d.h5' --method random --images 4 -o '$D/s.h5' --tsv - | head -1 | grep -q '^name'"
 
 # ---- bad inputs ---------------------------------------------------------------------------------

@@ -377,16 +377,16 @@ static int fit_peaks(const float *hp, size_t h, size_t w, const peak *pk, size_t
 }
 
 /* The field's soma radius: the median of sqrt(a b) over the fits good
- * enough to become ROIs, or R when there are fewer than MIN_SIZED. */
-static int field_radius(const soma_fit *fits, size_t np, double R, double *rref)
+ * enough to become ROIs, or NAN when there are fewer than MIN_SIZED. */
+static int field_radius(const soma_fit *fits, size_t np, double *rad)
 {
-    *rref = R;
+    *rad = NAN;
     float *v = caimg_malloc(np + 1, sizeof *v, "soma sizes");
     if (!v) return CAIMG_ENOMEM;
     size_t n = 0;
     for (size_t q = 0; q < np; q++)
         if (fits[q].corr >= MIN_CORR) v[n++] = (float)sqrt(fits[q].a * fits[q].b);
-    if (n >= MIN_SIZED) *rref = roi_median(v, n);
+    if (n >= MIN_SIZED) *rad = roi_median(v, n);
     free(v);
     return 0;
 }
@@ -603,8 +603,11 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
              * every ROI (larger somata are still found from activity). */
             rc = fit_peaks(hp, h, w, pk, np, R, R, 1.5, fits);
             if (rc) goto out;
-            rc = field_radius(fits, np, R, &rref);
+            double rad;
+            rc = field_radius(fits, np, &rad);
             if (rc) goto out;
+            rref = isfinite(rad) ? rad : R;
+            r->soma_diameter = 2 * rad;
         }
         rc = fit_peaks(hp, h, w, pk, np, R, rref, 1.0, fits);
         if (rc) goto out;

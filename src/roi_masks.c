@@ -34,6 +34,7 @@ caimg_roiset *caimg_roiset_alloc(size_t height, size_t width)
     if (!r) return NULL;
     r->height = height;
     r->width = width;
+    r->soma_diameter = NAN;
     r->cap_roi = 16;
     r->cap_pix = 1024;
     r->pix_start = caimg_calloc(r->cap_roi + 1, sizeof *r->pix_start, "ROI offsets");

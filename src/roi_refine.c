@@ -558,6 +558,7 @@ int roi_refine(const caimg_roi_params *p, const caimg_roi_summary *s, size_t y0,
         so[CAIMG_ROI_FIT] = st[CAIMG_ROI_FIT];
         so[CAIMG_ROI_NUCLEUS] = st[CAIMG_ROI_NUCLEUS];
     }
+    out->soma_diameter = in->soma_diameter;
     caimg_roiset_free(in);
     *r = out;
     out = NULL;

@@ -162,6 +162,11 @@ for preset in typical hard; do
     ok "simulate $preset" sim $preset || continue
     ok "roi $preset" "$CAIMG" roi "$T/sim_$preset.h5" -o "$T/rsim_$preset.h5" || continue
     f1=$(evalv "$T/truth_$preset.h5" "$T/rsim_$preset.h5" f1)
+    # The somata's size, measured in the mean image, is recorded: the
+    # simulated somata are 12.1 pixels across (median of 2 sqrt(ra rb)).
+    sd=$("$CAIMG" info -v "$T/rsim_$preset.h5" | awk '$4 == "soma-diameter" {print $6}')
+    awk -v d="${sd:-0}" 'BEGIN {exit !(d >= 11 && d <= 13.5)}' ||
+        fail "$preset: soma-diameter '$sd' recorded, expected about 12"
     floor=0.92
     [ $preset = hard ] && floor=0.80
     awk -v f="$f1" -v m="$floor" 'BEGIN {exit !(f >= m)}' || fail "$preset: F1 $f1 < $floor"

@@ -196,6 +196,10 @@ typedef struct {
                                  * light), as the activity methods measure it
                                  * from the photon transfer curve; 0 when not
                                  * measured (set by caimg_roiset_alloc) */
+    double soma_diameter;       /* the somata's median diameter in the mean
+                                 * image, as method activity measures it to
+                                 * size its soma fits (caimg-roi(1),
+                                 * Detection); NAN when not measured */
     size_t cap_roi, cap_pix;    /* allocated capacities (internal) */
 } caimg_roiset;
 

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -221,6 +222,15 @@ int main_roi(int argc, char **argv)
     if (!rc) rc = caimg_roi_detect(type, &p, sum, bin, &set);
     caimg_roi_binned_free(bin);
     bin = NULL;
+    if (!rc && isfinite(set->soma_diameter)) {
+        /* What the data say about --diameter: a diameter far from it
+         * makes the activity search and the neuropil masks the wrong size. */
+        caimg_h5_param_derived(out, "soma-diameter", "%.1f (measured in the mean image)",
+                               set->soma_diameter);
+        if (c.verbose)
+            cmd_note(&c, "somata in the mean image measure %.1f pixels across (--diameter %g)",
+                     set->soma_diameter, p.diameter);
+    }
     if (!rc) rc = caimg_roiset_finish(set, &p);
     if (!rc && type == caimg_roi_seeded) {
         /* Overlapping user masks are allowed; say what the rule did. */

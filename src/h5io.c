@@ -5,6 +5,7 @@
  */
 #include <config.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -348,21 +349,73 @@ void caimg_h5_close(caimg_h5 *f)
 
 /* ---- provenance ----------------------------------------------------------- */
 
+/* Whether a value must be quoted to read back exactly from a config file
+ * (see load_config() in src/cmd/cmdutil.c): unquoted, a value loses the
+ * whitespace around it and ends at a '#' that follows whitespace (the
+ * " = " before it counts), and one in double quotes is unquoted. */
+static int needs_quotes(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0) return 0;
+    if (v[0] == '#' || v[0] == '"' || isspace((unsigned char)v[0])
+        || isspace((unsigned char)v[n - 1]))
+        return 1;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] == '#' && isspace((unsigned char)v[i - 1])) return 1;
+    return 0;
+}
+
 /* Append "prefix key = value" to the parameters. */
 static int add_param(caimg_h5 *f, const char *prefix, const char *key, const char *fmt,
                      va_list ap)
 {
-    char val[1024];
-    vsnprintf(val, sizeof val, fmt, ap);
+    /* Sized to fit: a value may be a path of any length, and a truncated
+     * one would replay as another file. */
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    if (n < 0) return caimg_error(CAIMG_EFAIL, "cannot format parameter %s", key);
+    char *val = malloc((size_t)n + 1);
+    if (!val) return caimg_error(CAIMG_ENOMEM, "out of memory recording parameters");
+    vsnprintf(val, (size_t)n + 1, fmt, ap);
     /* A config line ends at a newline: an architecture typed over several
      * lines is recorded on one (whitespace is whitespace to its parser). */
     for (char *q = val; *q; q++)
         if (*q == '\n' || *q == '\r') *q = ' ';
-    size_t add = strlen(prefix) + strlen(key) + strlen(val) + 5;
+    /* A value the config reader would cut or trim is written in double
+     * quotes, '"' and '\' escaped, so the record replays exactly; others
+     * (nearly all) as they are, to stay readable. */
+    int quote = needs_quotes(val);
+    size_t vlen = (size_t)n;
+    if (quote) {
+        vlen = 2;
+        for (const char *q = val; *q; q++) vlen += 1 + (*q == '"' || *q == '\\');
+    }
+    size_t add = strlen(prefix) + strlen(key) + vlen + 5;
     char *p = realloc(f->params, f->params_len + add + 1);
-    if (!p) return caimg_error(CAIMG_ENOMEM, "out of memory recording parameters");
+    if (!p) {
+        free(val);
+        return caimg_error(CAIMG_ENOMEM, "out of memory recording parameters");
+    }
     f->params = p;
-    f->params_len += (size_t)sprintf(p + f->params_len, "%s%s = %s\n", prefix, key, val);
+    p += f->params_len;
+    p += sprintf(p, "%s%s = ", prefix, key);
+    if (quote) {
+        *p++ = '"';
+        for (const char *q = val; *q; q++) {
+            if (*q == '"' || *q == '\\') *p++ = '\\';
+            *p++ = *q;
+        }
+        *p++ = '"';
+    } else {
+        memcpy(p, val, vlen);
+        p += vlen;
+    }
+    *p++ = '\n';
+    *p = '\0';
+    f->params_len = (size_t)(p - f->params);
+    free(val);
     return 0;
 }
 

@@ -212,7 +212,9 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     if (opts->deflate < 0 || opts->deflate > 9)
         return caimg_error(CAIMG_EINVAL, "deflate level %d is not 0-9", opts->deflate);
     m = caimg_movie_open(inputs, ninputs, &opts->movie);
-    if (!m) return CAIMG_EFORMAT;
+    /* Its own status: a --channel or --plane the data does not have is
+     * CAIMG_EINVAL (a usage error), as in import. */
+    if (!m) return caimg_errstatus() ? caimg_errstatus() : CAIMG_EFORMAT;
     const char *src = caimg_movie_sources(m);
     size_t T = caimg_movie_frames(m), ny = caimg_movie_height(m), nx = caimg_movie_width(m);
     size_t npix = ny * nx;

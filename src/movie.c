@@ -145,6 +145,9 @@ static int open_tiffs(caimg_movie *m, const char *const *paths, size_t n,
     m->planes = o->planes ? o->planes : (first->ij_slices ? first->ij_slices : 1);
     m->channel = o->channel ? o->channel : 1;
     m->plane = o->plane ? o->plane : 1;
+    /* A channel or plane the data lacks is a request to correct, not bad
+     * data: CAIMG_EINVAL, which the command line reports as a usage error
+     * (caimg(1), EXIT STATUS). */
     if (m->channel > m->channels)
         return caimg_error(CAIMG_EINVAL, "%s: channel %zu requested, the data has %zu",
                            paths[0], m->channel, m->channels);

@@ -213,7 +213,7 @@ static caimg_resp *read_tsv(const char *path)
     while (!st && (len = getline(&line, &lcap, fp)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-        if (len == 0 || line[0] == '#') continue;
+        if (caimg_tsv_skip(line, (size_t)len)) continue;
         size_t n = split_fields(line, &f, &fcap);
         if (n == (size_t)-1) { st = caimg_error(CAIMG_ENOMEM, "out of memory reading %s", path); break; }
         if (ncols == 0) {

@@ -4,7 +4,6 @@
  */
 #include <config.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -83,7 +82,7 @@ struct caimg_trace_table {
     int header_skipped;
 };
 
-/* The next line with data (not empty, not a '#' comment), split into
+/* The next line with data (see caimg_tsv_skip), split into
  * fields.  Returns the number of fields, 0 at the end of the file, or a
  * negative status with a message. */
 static long next_line(caimg_trace_table *t)
@@ -95,9 +94,7 @@ static long next_line(caimg_trace_table *t)
         size_t n0 = (size_t)len;
         int rc = caimg_tsv_line(&s, &n0, t->lineno, t->path);
         if (rc) return rc;
-        size_t i = 0;
-        while (i < n0 && isspace((unsigned char)s[i])) i++;
-        if (i == n0 || s[0] == '#') continue;
+        if (caimg_tsv_skip(s, n0)) continue;
         size_t n = caimg_tsv_split(s, &t->fields, &t->fcap);
         if (n == (size_t)-1) return caimg_error(CAIMG_ENOMEM, "out of memory reading %s", t->path);
         return (long)n;

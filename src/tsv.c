@@ -136,6 +136,18 @@ int caimg_tsv_line(char **line, size_t *len, size_t lineno, const char *path)
     return 0;
 }
 
+int caimg_tsv_skip(const char *line, size_t len)
+{
+    if (len > 0 && line[0] == '#') return 1;
+    /* Blank lines between blocks and a last line of spaces are common in
+     * exported spreadsheets and hand-edited files; none is a row.  A line
+     * of tabs only is not taken as a row of missing values either: such a
+     * row spells them (nan, NA), as an empty line cannot. */
+    for (size_t i = 0; i < len; i++)
+        if (!isspace((unsigned char)line[i])) return 0;
+    return 1;
+}
+
 int caimg_tsv_header(char *const *fields, size_t n)
 {
     double v;
@@ -203,7 +215,7 @@ caimg_table *caimg_table_read(const char *path)
         char *s0 = line;
         size_t n0 = (size_t)len;
         if ((rc = caimg_tsv_line(&s0, &n0, lineno, path))) break;
-        if (n0 == 0 || s0[0] == '#') continue;
+        if (caimg_tsv_skip(s0, n0)) continue;
         size_t n = caimg_tsv_split(s0, &fields, &fcap);
         if (n == (size_t)-1) { rc = caimg_error(CAIMG_ENOMEM, "out of memory reading %s", path); break; }
         if (t->ncols == 0) {

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include "caimg/caimg.h"
+#include "caimg/resp.h"
+#include "traceio.h"
 #include "testutil.h"
 
 static caimg_h5 *make_movie_file(const char *path, const char *stage, size_t T)
@@ -319,6 +321,76 @@ START_TEST(tables)
 }
 END_TEST
 
+/* A spreadsheet's TSV often has blank lines between blocks and ends with a
+ * line of spaces; those hold no row.  caimg_table_read (schedules, shifts,
+ * stimuli), the streaming trace reader (dff, deconv) and the response
+ * reader (fit) read the same text the same way.  caimg_table_read took a
+ * line of spaces for a row of one field ("line 4 has 1 fields, expected
+ * 3"), and a tab-only line for a row of missing values. */
+START_TEST(tables_skip_blank_lines)
+{
+    char *d = tu_tmpdir();
+    const char *p = tu_path(d, "t.tsv");
+    static const char text[] =
+        "# comment\n"
+        "   \n"                          /* spaces before the header */
+        "a\tb\tc\n"
+        "1\t2\t3\n"
+        "\n"
+        "\t\t\n"                       /* tabs only */
+        "4\tNA\t6\r\n"
+        " \t \r\n"                     /* whitespace, Windows line end */
+        "7\t8\t9\n"
+        "    ";                           /* a last line of spaces, no newline */
+    FILE *fp = fopen(p, "w");
+    fputs(text, fp);
+    fclose(fp);
+    static const double want[9] = {1, 2, 3, 4, NAN, 6, 7, 8, 9};
+
+    caimg_table *t = caimg_table_read(p);
+    ck_assert_msg(t != NULL, "caimg_table_read: %s", caimg_errmsg());
+    ck_assert_uint_eq(t->nrows, 3);
+    ck_assert_uint_eq(t->ncols, 3);
+    ck_assert_int_eq(caimg_table_column(t, "c"), 2);
+    for (size_t i = 0; i < 9; i++)
+        ck_assert(isnan(want[i]) ? isnan(t->data[i]) : t->data[i] == want[i]);
+    caimg_table_free(t);
+
+    size_t nr = 0, nc = 0;
+    caimg_trace_table *tt = caimg_trace_table_open(p, &nr, &nc);
+    ck_assert_msg(tt != NULL, "caimg_trace_table_open: %s", caimg_errmsg());
+    ck_assert_uint_eq(nr, 3);
+    ck_assert_uint_eq(nc, 3);
+    float buf[9];
+    ck_assert_int_eq(caimg_trace_table_read(tt, 3, buf), 0);
+    for (size_t i = 0; i < 9; i++)
+        ck_assert(isnan(want[i]) ? isnan(buf[i]) : buf[i] == (float)want[i]);
+    caimg_trace_table_close(tt);
+
+    /* The response reader: the same text with a stimulus column. */
+    fp = fopen(p, "w");
+    fputs("stimulus\tn1\n  \n0\t1.5\n\t\n\n1\t2.5\n \t\n", fp);
+    fclose(fp);
+    caimg_resp *r = caimg_resp_read(p);
+    ck_assert_msg(r != NULL, "caimg_resp_read: %s", caimg_errmsg());
+    ck_assert_uint_eq(r->npres, 2);
+    ck_assert_uint_eq(r->nneur, 1);
+    ck_assert_uint_eq(r->stim[1], 1);
+    ck_assert(r->r[1] == 2.5f);
+    caimg_resp_free(r);
+
+    /* Only whitespace and comments: no data rows, for both readers. */
+    fp = fopen(p, "w");
+    fputs("# nothing\n \n\t\n", fp);
+    fclose(fp);
+    ck_assert_ptr_null(caimg_table_read(p));
+    ck_assert_ptr_nonnull(strstr(caimg_errmsg(), "no data rows"));
+    ck_assert_ptr_null(caimg_trace_table_open(p, &nr, &nc));
+    ck_assert_ptr_nonnull(strstr(caimg_errmsg(), "no data rows"));
+    tu_rmdir(d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("h5io");
@@ -331,6 +403,7 @@ int main(void)
     tcase_add_test(tc, refuses_to_overwrite_input);
     tcase_add_test(tc, open_errors_name_the_file);
     tcase_add_test(tc, tables);
+    tcase_add_test(tc, tables_skip_blank_lines);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

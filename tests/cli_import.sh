@@ -101,14 +101,32 @@ bad 2 "no output file" "" "no -o" "$CAIMG" import "$T/p.tif"
 bad 2 "no input files" "" "no input" "$CAIMG" import -o "$T/x.h5"
 bad 2 "--channel: '0' is not an integer" "$T/x.h5" "channel 0" "$CAIMG" import --channel 0 "$T/p.tif" -o "$T/x.h5"
 bad 2 "--frames" "$T/x.h5" "bad range" "$CAIMG" import --frames 5-2 "$T/p.tif" -o "$T/x.h5"
-bad 2 "--frames: the movie has 3 frames" "$T/x.h5" "range past end" "$CAIMG" import --frames 2-9 "$T/p.tif" -o "$T/x.h5"
 bad 2 "--dtype" "$T/x.h5" "bad dtype" "$CAIMG" import --dtype complex "$T/p.tif" -o "$T/x.h5"
 bad 2 "no such command" "" "unknown command" "$CAIMG" frobnicate
 bad 2 "cannot tell the format" "" "export ext" "$CAIMG" export "$T/p.h5" -o "$T/x.dat"
 
+# --- requests the data cannot satisfy: exit 2, like any bad option value -----
+# A well-formed --frames, --channel or --plane that does not fit the movie
+# is corrected on the command line, not in the data: every stage calls it a
+# usage error (as export --frames and mc --max-shift always did), with one
+# line naming the file.
+bad 2 "^caimg import: .*p.tif: --frames out of range: the movie has 3 frames$" "$T/x.h5" \
+    "range past end" "$CAIMG" import --frames 2-9 "$T/p.tif" -o "$T/x.h5"
+bad 2 "^caimg import: .*p.tif: --frames out of range: the movie has 3 frames$" "$T/x.h5" \
+    "range starting past the end" "$CAIMG" import --frames 4- "$T/p.tif" -o "$T/x.h5"
+bad 2 "^caimg import: .*i.tif: channel 3 requested, the data has 2$" "$T/x.h5" \
+    "channel past the last" "$CAIMG" import --channels 2 --channel 3 "$T/i.tif" -o "$T/x.h5"
+bad 2 "^caimg import: .*ij.tif: plane 3 requested, the data has 2$" "$T/x.h5" \
+    "plane past the last (ImageJ metadata)" "$CAIMG" import --plane 3 "$T/ij.tif" -o "$T/x.h5"
+bad 2 "^caimg import: .*p.tif: plane 3 requested, the data has 1$" "$T/x.h5" \
+    "plane out of range" "$CAIMG" import --plane 3 "$T/p.tif" -o "$T/x.h5"
+bad 2 "^caimg mc: .*i.tif: channel 3 requested, the data has 2$" "$T/x.h5" \
+    "mc channel past the last" "$CAIMG" mc -q --channels 2 --channel 3 "$T/i.tif" -o "$T/x.h5"
+bad 2 "^caimg export: .*p.h5: --frames out of range: /movie has 3 frames$" "$T/x.tif" \
+    "export frames past the end" "$CAIMG" export --frames 3-4 "$T/p.h5" -o "$T/x.tif"
+
 # --- data errors: exit 1, one line naming the file, nothing left behind ------
 bad 1 "nothere.tif" "$T/x.h5" "missing input" "$CAIMG" import "$T/nothere.tif" -o "$T/x.h5"
-bad 1 "plane 3 requested, the data has 1|channel" "$T/x.h5" "plane out of range" "$CAIMG" import --plane 3 "$T/p.tif" -o "$T/x.h5"
 "$MKTIFF" -o "$T/small.tif" -w 10 -h 10 -n 2 -t uint16
 bad 1 "small.tif: pages are 10x10|10x10" "$T/x.h5" "files of different size" "$CAIMG" import "$T/p.tif" "$T/small.tif" -o "$T/x.h5"
 "$MKTIFF" -o "$T/f32.tif" -w 20 -h 10 -n 2 -t float32
@@ -154,7 +172,7 @@ ok "import, a page described as one of 3500" "$CAIMG" import -q "$T/one.tif" "$T
 h5dump -H -d /movie "$T/one.h5" | grep -q "( 2, 8, 9 )" || fail "one page of 3500: not 2 frames"
 # Channels and planes are chosen in TIFF stacks only; on an HDF5 movie the
 # options were ignored but recorded as applied.
-bad 1 "stale.h5: channels and planes can only be chosen in TIFF stacks" "$T/ch.h5" \
+bad 2 "stale.h5: channels and planes can only be chosen in TIFF stacks" "$T/ch.h5" \
     "import --channel of an HDF5 movie" "$CAIMG" import --channels 2 --channel 2 "$T/stale.h5" \
     -o "$T/ch.h5"
 ok "version" "$CAIMG" --version

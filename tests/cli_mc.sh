@@ -53,6 +53,40 @@ ok "mc tif" "$CAIMG" mc -q "$T/m.tif" -o "$T/mct.h5" -@ 1
 # their sums in double).
 h5diff -q "$T/mct.h5" "$T/mc.h5" /mc /mc || fail "TIFF and HDF5 inputs give different /mc"
 
+# --- a recorded value holding '#' replays whole -------------------------------------
+# The config reader cut a value at any '#', so a template in "run #2/t#1.tif"
+# replayed as --template=.../run and the replay failed.  '#' is a comment only
+# at the start of a line or after whitespace; a value that has whitespace
+# before a '#' or starts with one is recorded in double quotes.
+mkdir "$T/run #2" && cp "$T/m.tif" "$T/run #2/t#1.tif" && cp "$T/m.tif" "$T/run #2/#t.tif" ||
+    fail "templates with '#' in their names"
+ok "mc --template 'run #2/t#1.tif'" "$CAIMG" mc -q "$T/m.h5" --template "$T/run #2/t#1.tif" \
+    -o "$T/hash.h5"
+params_config "$T/hash.h5" mc "$T/hash.ini" || fail "no mc record (template with '#')"
+ok "mc --config replaying 'run #2/t#1.tif'" "$CAIMG" mc -q --config "$T/hash.ini" "$T/m.h5" \
+    -o "$T/hashr.h5"
+h5diff -q "$T/hash.h5" "$T/hashr.h5" /mc /mc || fail "template with '#': the replay differs"
+"$CAIMG" info -v "$T/hashr.h5" | grep -qF "template = \"$T/run #2/t#1.tif\"" ||
+    fail "template with '#': the replay used another template"
+# A relative name starting with '#', and hand-written comments after values.
+ok "mc --template '#t.tif'" sh -c 'cd "$1/run #2" && "$2" mc -q ../m.h5 --template "#t.tif" -o rel.h5' \
+    sh "$T" "$CAIMG"
+params_config "$T/run #2/rel.h5" mc "$T/run #2/rel.ini" || fail "no mc record (template '#t.tif')"
+ok "mc --config replaying '#t.tif'" sh -c 'cd "$1/run #2" && "$2" mc -q --config rel.ini ../m.h5 -o relr.h5' \
+    sh "$T" "$CAIMG"
+h5diff -q "$T/run #2/rel.h5" "$T/run #2/relr.h5" /mc /mc || fail "template '#t.tif': the replay differs"
+mkdir "$T/run#3" && cp "$T/m.tif" "$T/run#3/t.tif" || fail "template in run#3"
+printf '[mc]  # registration\ntemplate = %s  # the first frame\nmax-shift = 12\t# px\n' \
+    "$T/run#3/t.tif" > "$T/hand.ini"
+ok "mc --config with comments after values" "$CAIMG" mc -q --config "$T/hand.ini" "$T/m.h5" \
+    -o "$T/hand.h5"
+"$CAIMG" info -v "$T/hand.h5" > "$T/hand.info"
+grep -qF "template = $T/run#3/t.tif" "$T/hand.info" && grep -q "max-shift = 12$" "$T/hand.info" ||
+    fail "config values with a comment after them: $(grep -E 'template|max-shift' "$T/hand.info")"
+printf '[mc]\ntemplate = "%s\n' "$T/run#3/t.tif" > "$T/open.ini"
+bad 2 "open.ini:2: a quoted value must end" "$T/x.h5" "config value with an open quote" \
+    "$CAIMG" mc -q --config "$T/open.ini" "$T/m.h5" -o "$T/x.h5"
+
 # --- reproducibility: a second run, on 2 threads and on 1, repeats the first ---------
 for n in 2 1; do
     ok "mc again, -@ $n" "$CAIMG" mc -q -@ $n "$T/m.h5" -o "$T/mcr.h5"

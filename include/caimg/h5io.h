@@ -51,7 +51,10 @@ caimg_h5 *caimg_h5_create(const char *path, const char *stage, const char *cmdli
  * "key = value" (the config-file syntax, so a record can be replayed):
  * `key` must be a long option of the stage and the value one its parser
  * accepts.  A newline in the value becomes a space, as a config line ends
- * there. */
+ * there; a value that a config file would otherwise cut or trim (one with
+ * whitespace before a '#', or starting with '#' or '"', or with whitespace
+ * at either end) is written in double quotes, '"' and '\' escaped by a
+ * backslash. */
 int caimg_h5_param(caimg_h5 *f, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

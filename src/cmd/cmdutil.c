@@ -330,6 +330,44 @@ static int push_arg(char ***v, int *n, int *cap, char *s)
     return 0;
 }
 
+/* Where a comment starts in s (a line, or the part of one after its
+ * key), or NULL.  '#' starts a comment at the start of the line or after
+ * whitespace: "fs = 30  # Hz" is commented, but a value that merely
+ * contains '#', such as /data/run#2/rois.zip, is kept whole.  `line` is
+ * the start of the whole line, to see what precedes s[0]. */
+static char *comment_start(char *s, const char *line)
+{
+    for (char *p = s; *p; p++)
+        if (*p == '#' && (p == line || isspace((unsigned char)p[-1]))) return p;
+    return NULL;
+}
+
+/* The value after "key =", in place: unquoted, it ends at a comment and
+ * loses surrounding whitespace; in double quotes, as caimg_h5_param()
+ * writes a value that would not survive that (one that starts with '#'
+ * or '"', has whitespace before a '#' or at either end), it is the text
+ * between them with \" and \\ read as " and \.  NULL if a quoted value
+ * is unterminated or followed by more than a comment. */
+static char *config_value(char *s, const char *line)
+{
+    while (isspace((unsigned char)*s)) s++;
+    if (*s != '"') {
+        char *hash = comment_start(s, line);
+        if (hash) *hash = '\0';
+        return trim(s);
+    }
+    char *val = s + 1, *q = val, *p = val;
+    for (; *p && *p != '"'; p++) {
+        if (*p == '\\' && (p[1] == '"' || p[1] == '\\')) p++;
+        *q++ = *p;
+    }
+    if (*p != '"') return NULL;
+    for (p++; isspace((unsigned char)*p); p++) {}
+    if (*p && *p != '#') return NULL;
+    *q = '\0';
+    return val;
+}
+
 /* Read section [name] of the config file into --key=value arguments.  Keys
  * in other sections are ignored (one file serves a whole pipeline); unknown
  * keys in our section are errors, so a typo does not pass silently.  A
@@ -343,13 +381,23 @@ static int load_config(cmd_ctx *c, const char *path, const struct option *lo,
                 path, strerror(errno));
         return EXIT_DATA;
     }
-    char line[4096];
+    /* getline: a recorded value may be a path of any length, which a fixed
+     * buffer would split into a second, bogus line. */
+    char *line = NULL;
+    size_t linecap = 0;
+    ssize_t len;
     int lineno = 0, mine = 0, global = 0;
-    while (fgets(line, sizeof line, fp)) {
+    while ((len = getline(&line, &linecap, fp)) >= 0) {
         lineno++;
-        char *s = trim(line);
-        char *hash = strchr(s, '#');
-        if (hash) *hash = '\0';
+        char *s = line;
+        while (isspace((unsigned char)*s)) s++;
+        /* A comment before any '=' ends the line, so "# key = value"
+         * (a derived value in a provenance record) is a comment. */
+        char *eq = strchr(s, '='), *hash = comment_start(s, line);
+        if (hash && (!eq || hash < eq)) {
+            *hash = '\0';
+            eq = NULL;
+        }
         s = trim(s);
         if (!*s) continue;
         if (*s == '[') {
@@ -362,18 +410,21 @@ static int load_config(cmd_ctx *c, const char *path, const struct option *lo,
             continue;
         }
         if (!mine && !global) continue;
-        char *eq = strchr(s, '=');
         if (!eq) goto syntax;
         *eq = '\0';
-        char *key = trim(s), *val = trim(eq + 1);
+        char *key = trim(s), *val = config_value(eq + 1, line);
+        if (!val) {
+            fprintf(stderr, "caimg %s: %s:%d: a quoted value must end with '\"' and be "
+                    "followed by nothing but a comment\n", c->name, path, lineno);
+            goto fail;
+        }
         const struct option *o = find_longopt(lo, key);
         if (!o || strcmp(key, "config") == 0 || strcmp(key, "help") == 0
             || strcmp(key, "output") == 0) {
             if (global) continue;
             fprintf(stderr, "caimg %s: %s:%d: unknown option '%s' for caimg %s\n",
                     c->name, path, lineno, key, c->name);
-            fclose(fp);
-            return EXIT_USAGE;
+            goto fail;
         }
         char *arg;
         if (o->has_arg == no_argument) {
@@ -384,32 +435,35 @@ static int load_config(cmd_ctx *c, const char *path, const struct option *lo,
             else {
                 fprintf(stderr, "caimg %s: %s:%d: '%s' is a flag; use yes or no\n",
                         c->name, path, lineno, key);
-                fclose(fp);
-                return EXIT_USAGE;
+                goto fail;
             }
-            size_t len = strlen(key) + 3;
-            char *a = malloc(len);
+            size_t alen = strlen(key) + 3;
+            char *a = malloc(alen);
             if (!a) goto nomem;
-            snprintf(a, len, "--%s", key);
+            snprintf(a, alen, "--%s", key);
             if (push_arg(v, n, cap, a)) { free(a); goto nomem; }
         } else {
             arg = val;
-            size_t len = strlen(key) + strlen(arg) + 4;
-            char *a = malloc(len);
+            size_t alen = strlen(key) + strlen(arg) + 4;
+            char *a = malloc(alen);
             if (!a) goto nomem;
-            snprintf(a, len, "--%s=%s", key, arg);
+            snprintf(a, alen, "--%s=%s", key, arg);
             if (push_arg(v, n, cap, a)) { free(a); goto nomem; }
         }
     }
+    free(line);
     fclose(fp);
     return 0;
 syntax:
     fprintf(stderr, "caimg %s: %s:%d: expected '[section]' or 'key = value'\n",
             c->name, path, lineno);
+fail:
+    free(line);
     fclose(fp);
     return EXIT_USAGE;
 nomem:
     fprintf(stderr, "caimg %s: out of memory reading %s\n", c->name, path);
+    free(line);
     fclose(fp);
     return EXIT_DATA;
 }

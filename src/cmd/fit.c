@@ -581,9 +581,9 @@ static int run(cmd_ctx *c, const fit_opts *o)
     if (!st && o->schedule) st = caimg_h5_add_input(out, o->schedule, 0);
     if (!st && o->responses) st = caimg_h5_add_input(out, o->responses, 0);
     if (!st) st = caimg_h5_add_input(out, o->stimuli, 0);
-    /* A config value is one line and ends at '#': the architecture is
-     * recorded with its comments dropped and its lines joined by ';', as
-     * its parser reads them. */
+    /* A config value is one line: the architecture is recorded with its
+     * own '#' comments dropped (its parser ends a statement at any '#')
+     * and its lines joined by ';', as its parser reads them. */
     char *arch1 = malloc(strlen(o->arch) + 1);
     if (arch1) {
         size_t j = 0;

@@ -122,11 +122,22 @@ int main_import(int argc, char **argv)
     const char *const *inputs = (const char *const *)c.argv + optind;
     size_t ninputs = (size_t)(c.argc - optind);
     caimg_movie *m = caimg_movie_open(inputs, ninputs, &mo);
-    if (!m) { rc = cmd_fail(&c, CAIMG_EFORMAT); goto done; }
+    /* The library's status, not a blanket data error: a --channel or
+     * --plane the data does not have is a usage error (CAIMG_EINVAL), as
+     * is --frames past the end below and in every other stage. */
+    if (!m) { rc = cmd_fail(&c, caimg_errstatus() ? caimg_errstatus() : CAIMG_EFORMAT); goto done; }
     size_t T = caimg_movie_frames(m), Y = caimg_movie_height(m), X = caimg_movie_width(m);
     if (fb == 0) fb = T;
     if (fa >= T || fb > T) {
-        rc = cmd_usage_error(&c, "--frames: the movie has %zu frames", T);
+        /* Well formed, but past the end of this movie: named with its
+         * file, as export names the file for the same error. */
+        if (ninputs > 1)
+            caimg_error(CAIMG_EINVAL, "%s (first of %zu files): --frames out of range: "
+                        "the movie has %zu frames", inputs[0], ninputs, T);
+        else
+            caimg_error(CAIMG_EINVAL, "%s: --frames out of range: the movie has %zu frames",
+                        inputs[0], T);
+        rc = cmd_fail(&c, CAIMG_EINVAL);
         caimg_movie_close(m);
         goto done;
     }

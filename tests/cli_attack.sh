@@ -122,9 +122,9 @@ bad 2 "--eps: 'abc' is not a comma-separated list" "$out" "budget not a number" 
 bad 2 "--feature-eps: 'nan'" "$out" "NaN feature budget" "$CAIMG" attack "$D/m.h5" --feature-eps nan -o "$out"
 bad 2 "--norm: 'l3'" "$out" "unknown norm" "$CAIMG" attack "$D/m.h5" --norm l3 -o "$out"
 bad 2 "--method: 'cw'" "$out" "unknown method" "$CAIMG" attack "$D/m.h5" --method cw -o "$out"
-bad 2 "--neuron 99: the model has 8 neurons" "$out" "neuron out of range" \
+bad 2 "m.h5: --neuron 99: the model has 8 neurons" "$out" "neuron out of range" \
     "$CAIMG" attack "$D/m.h5" --objective neuron --neuron 99 -o "$out"
-bad 2 "no hidden layer 'h7'" "$out" "unknown feature layer" "$CAIMG" attack "$D/m.h5" --feature-layer h7 -o "$out"
+bad 2 "m.h5: --feature-layer: the model has no hidden layer 'h7'" "$out" "unknown feature layer" "$CAIMG" attack "$D/m.h5" --feature-layer h7 -o "$out"
 bad 2 "--range: '1,0'" "$out" "inverted range" "$CAIMG" attack "$D/m.h5" --range 1,0 -o "$out"
 bad 2 "the images span .* outside --range" "$out" "images outside the given range" \
     "$CAIMG" attack "$D/m.h5" --range 0,1 -o "$out"

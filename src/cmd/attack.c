@@ -338,8 +338,8 @@ static int run(cmd_ctx *c, attack_opts *o)
                 size_t u = strlen(names);
                 snprintf(names + u, sizeof names - u, "%s%s", l > 1 ? ", " : "", caimg_ann_layer_name(m, l));
             }
-            st = caimg_error(CAIMG_EINVAL, "--feature-layer: the model has no hidden layer '%s' "
-                             "(hidden layers: %s)", o->feature_layer, names);
+            st = caimg_error(CAIMG_EINVAL, "%s: --feature-layer: the model has no hidden layer "
+                             "'%s' (hidden layers: %s)", o->model, o->feature_layer, names);
             goto done;
         }
     }
@@ -348,8 +348,8 @@ static int run(cmd_ctx *c, attack_opts *o)
     if (!p) { st = CAIMG_EFORMAT; goto done; }
     const int noisy = caimg_attack_plan_noisy(p);
     if (o->neuron >= (long)N) {
-        st = caimg_error(CAIMG_EINVAL, "--neuron %ld: the model has %zu neurons (0 to %zu)", o->neuron,
-                         N, N - 1);
+        st = caimg_error(CAIMG_EINVAL, "%s: --neuron %ld: the model has %zu neurons (0 to %zu)",
+                         o->model, o->neuron, N, N - 1);
         goto done;
     }
     size_t neuron = 0;

@@ -2,7 +2,7 @@
 """roi_ceiling.py -- how visible each simulated soma is to an oracle that
 knows where it is and what it looks like: what is there to be found.
 
-    python3 bench/roi_ceiling.py MOVIE.h5 TRUTH.h5 ROI.h5 [--bin N] [--fs HZ]
+    python3 bench/roi_ceiling.py MOVIE.h5 TRUTH.h5 ROI.h5 [--bin N] [--fs HZ] [--diameter D]
 
 MOVIE.h5 and TRUTH.h5 are from `caimg simulate -o MOVIE.h5 --truth
 TRUTH.h5` (best still: --motion-sd 0 --jitter 0 --jump-rate 0), ROI.h5 is
@@ -29,6 +29,7 @@ places of the field (a few such somata are still found, by the soma shape
 and the classifier's other features).  numpy and h5py only.
 Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
 """
+import argparse
 import os
 import subprocess
 import sys
@@ -96,14 +97,16 @@ def phi_moments(th):
 
 
 def main(argv):
-    args = [a for a in argv[1:] if not a.startswith("--")]
-    opts = dict(zip(argv[1:], argv[2:]))
-    if len(args) < 3:
-        sys.exit(__doc__)
-    movie, truth, roi = args[:3]
-    fs = float(opts.get("--fs", 30))
-    binf = int(opts.get("--bin", 6))
-    diameter = 12.0
+    # argparse: an option's value (--bin 6) must not be taken for a file.
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("movie")
+    ap.add_argument("truth")
+    ap.add_argument("roi")
+    ap.add_argument("--fs", type=float, default=30.0)
+    ap.add_argument("--bin", type=int, default=6)
+    ap.add_argument("--diameter", type=float, default=12.0)
+    a = ap.parse_args(argv[1:])
+    movie, truth, roi, fs, binf, diameter = a.movie, a.truth, a.roi, a.fs, a.bin, a.diameter
     caimg = os.environ.get("CAIMG", "caimg")
 
     with tempfile.TemporaryDirectory() as tmp:

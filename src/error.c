@@ -29,6 +29,8 @@ const char *caimg_errmsg(void) { return errbuf; }
 const char *caimg_errfunc(void) { return errfunc; }
 int caimg_errstatus(void) { return errstatus; }
 
+int caimg_errstatus_or(int fallback) { return errstatus != CAIMG_OK ? errstatus : fallback; }
+
 const char *caimg_strerror(int status)
 {
     switch (status) {

@@ -214,7 +214,7 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
     m = caimg_movie_open(inputs, ninputs, &opts->movie);
     /* Its own status: a --channel or --plane the data does not have is
      * CAIMG_EINVAL (a usage error), as in import. */
-    if (!m) return caimg_errstatus() ? caimg_errstatus() : CAIMG_EFORMAT;
+    if (!m) return caimg_errstatus_or(CAIMG_EFORMAT);
     const char *src = caimg_movie_sources(m);
     size_t T = caimg_movie_frames(m), ny = caimg_movie_height(m), nx = caimg_movie_width(m);
     size_t npix = ny * nx;
@@ -259,7 +259,7 @@ int caimg_mc_run(const char *const *inputs, size_t ninputs, const char *output,
         plan = caimg_mc_plan_create(ny, nx, &mp);
         /* Options the plan refuses are usage errors, frames too small to
          * register a property of the data: the status says which. */
-        int prc = plan ? 0 : caimg_errmsg()[0] && caimg_errstatus() ? caimg_errstatus() : CAIMG_ENOMEM;
+        int prc = plan ? 0 : caimg_errstatus_or(CAIMG_ENOMEM);
         if (started) pthread_join(rd, NULL);
         sample = sj.buf;
         smap = sj.map;

@@ -42,6 +42,10 @@ const char *caimg_errmsg(void);
  * function that can only return NULL failed with. */
 int caimg_errstatus(void);
 
+/* The same, or `fallback` when no status was recorded: for a caller that
+ * passes on why a NULL-returning function failed, whichever it was. */
+int caimg_errstatus_or(int fallback);
+
 /* The name of the library function that set the message ("" if none); the
  * CLI shows it with -v, it helps bug reports. */
 const char *caimg_errfunc(void);

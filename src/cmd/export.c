@@ -131,7 +131,7 @@ static int export_tiff(cmd_ctx *c, const char *in, const char *dataset, const ch
         caimg_movie_opts_init(&mo);
         mo.dataset = dataset;
         m = caimg_movie_open(&in, 1, &mo);
-        if (!m) return caimg_errstatus() ? caimg_errstatus() : CAIMG_EFORMAT;
+        if (!m) return caimg_errstatus_or(CAIMG_EFORMAT);
         T = caimg_movie_frames(m);
         Y = caimg_movie_height(m);
         X = caimg_movie_width(m);

@@ -125,7 +125,7 @@ int main_import(int argc, char **argv)
     /* The library's status, not a blanket data error: a --channel or
      * --plane the data does not have is a usage error (CAIMG_EINVAL), as
      * is --frames past the end below and in every other stage. */
-    if (!m) { rc = cmd_fail(&c, caimg_errstatus() ? caimg_errstatus() : CAIMG_EFORMAT); goto done; }
+    if (!m) { rc = cmd_fail(&c, caimg_errstatus_or(CAIMG_EFORMAT)); goto done; }
     size_t T = caimg_movie_frames(m), Y = caimg_movie_height(m), X = caimg_movie_width(m);
     if (fb == 0) fb = T;
     if (fa >= T || fb > T) {

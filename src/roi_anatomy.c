@@ -376,6 +376,47 @@ static int fit_peaks(const float *hp, size_t h, size_t w, const peak *pk, size_t
     return ferr ? caimg_error(CAIMG_ENOMEM, "out of memory fitting somata") : 0;
 }
 
+/* The local maxima of z over a disk of radius nr at or above thr, not on
+ * a pixel of `owner` (NULL: none), strongest first, into *pk (capacity
+ * *cap, grown as needed). */
+static int find_peaks(const float *z, const uint8_t *owner, size_t h, size_t w, double thr,
+                      long nr, peak **pk, size_t *cap, size_t *np)
+{
+    *np = 0;
+    for (size_t y = 0; y < h; y++)
+        for (size_t x = 0; x < w; x++) {
+            float v = z[y * w + x];
+            if (!(v >= thr) || (owner && owner[y * w + x])) continue;
+            int ismax = 1;
+            for (long dy = -nr; dy <= nr && ismax; dy++)
+                for (long dx = -nr; dx <= nr; dx++) {
+                    long yy = (long)y + dy, xx = (long)x + dx;
+                    if ((dy == 0 && dx == 0) || yy < 0 || xx < 0 || yy >= (long)h
+                        || xx >= (long)w || dy * dy + dx * dx > nr * nr)
+                        continue;
+                    float u = z[(size_t)yy * w + (size_t)xx];
+                    /* Ties go to the first in raster order. */
+                    if (u > v || (u == v && (yy < (long)y || (yy == (long)y && xx < (long)x)))) {
+                        ismax = 0;
+                        break;
+                    }
+                }
+            if (!ismax) continue;
+            if (*np == *cap) {
+                size_t c2 = *cap ? 2 * *cap : 256;
+                peak *n2 = realloc(*pk, c2 * sizeof *n2);
+                if (!n2) return caimg_error(CAIMG_ENOMEM, "out of memory finding somata");
+                *pk = n2;
+                *cap = c2;
+            }
+            (*pk)[*np].z = v;
+            (*pk)[*np].i = (int32_t)(y * w + x);
+            (*np)++;
+        }
+    qsort(*pk, *np, sizeof **pk, cmp_peak);
+    return 0;
+}
+
 static int cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -384,11 +425,11 @@ static int cmp_float(const void *a, const void *b)
 
 /* The field's soma radius: the mean of the middle half of sqrt(a b) over
  * the fits good enough to become ROIs, or NAN when there are fewer than
- * MIN_SIZED.  Robust like the median, but the fits' radii lie on a grid
+ * min_n.  Robust like the median, but the fits' radii lie on a grid
  * (steps of 5-10 %), and a median jumps from one step to the next where
  * this moves smoothly (on motion-corrected hard fields F1 0.870 with the
  * median, 0.876 with this). */
-static int field_radius(const soma_fit *fits, size_t np, double *rad)
+static int field_radius(const soma_fit *fits, size_t np, size_t min_n, double *rad)
 {
     *rad = NAN;
     float *v = caimg_malloc(np + 1, sizeof *v, "soma sizes");
@@ -396,7 +437,7 @@ static int field_radius(const soma_fit *fits, size_t np, double *rad)
     size_t n = 0;
     for (size_t q = 0; q < np; q++)
         if (fits[q].corr >= MIN_CORR) v[n++] = (float)sqrt(fits[q].a * fits[q].b);
-    if (n >= MIN_SIZED) {
+    if (n >= min_n && n > 0) {
         qsort(v, n, sizeof *v, cmp_float);
         double s = 0;
         for (size_t k = n / 4; k < n - n / 4; k++) s += v[k];
@@ -562,45 +603,13 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
 
     double area0 = M_PI * d * d / 4;
     long nr = (long)ceil(NMS_RADIUS * d);
-    size_t cap = 256;
-    pk = caimg_malloc(cap, sizeof *pk, "peaks");
-    if (!pk) { rc = CAIMG_ENOMEM; goto out; }
+    size_t cap = 0;
     double rref = R;
     for (int round = 0; round < ROUNDS; round++) {
-        /* Peaks: local maxima over a disk of NMS_RADIUS d above threshold,
-         * not on a soma already found. */
-        size_t np = 0;
-        for (size_t y = 0; y < h; y++)
-            for (size_t x = 0; x < w; x++) {
-                float v = z[y * w + x];
-                if (!(v >= thr) || owner[y * w + x]) continue;
-                int ismax = 1;
-                for (long dy = -nr; dy <= nr && ismax; dy++)
-                    for (long dx = -nr; dx <= nr; dx++) {
-                        long yy = (long)y + dy, xx = (long)x + dx;
-                        if ((dy == 0 && dx == 0) || yy < 0 || xx < 0 || yy >= (long)h
-                            || xx >= (long)w || dy * dy + dx * dx > nr * nr)
-                            continue;
-                        float u = z[(size_t)yy * w + (size_t)xx];
-                        /* Ties go to the first in raster order. */
-                        if (u > v || (u == v && (yy < (long)y || (yy == (long)y && xx < (long)x)))) {
-                            ismax = 0;
-                            break;
-                        }
-                    }
-                if (!ismax) continue;
-                if (np == cap) {
-                    peak *n2 = realloc(pk, 2 * cap * sizeof *n2);
-                    if (!n2) { rc = caimg_error(CAIMG_ENOMEM, "out of memory finding somata"); goto out; }
-                    pk = n2;
-                    cap *= 2;
-                }
-                pk[np].z = v;
-                pk[np].i = (int32_t)(y * w + x);
-                np++;
-            }
+        size_t np;
+        rc = find_peaks(z, owner, h, w, thr, nr, &pk, &cap, &np);
+        if (rc) goto out;
         if (np == 0) break;
-        qsort(pk, np, sizeof *pk, cmp_peak);
         free(fits);
         fits = caimg_malloc(np, sizeof *fits, "soma fits");
         if (!fits) { rc = CAIMG_ENOMEM; goto out; }
@@ -619,7 +628,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
             rc = fit_peaks(hp, h, w, pk, np, R, R, 1.5, fits);
             if (rc) goto out;
             double rad;
-            rc = field_radius(fits, np, &rad);
+            rc = field_radius(fits, np, MIN_SIZED, &rad);
             if (rc) goto out;
             rref = isfinite(rad) ? rad : R;
             r->soma_diameter = 2 * rad;
@@ -743,5 +752,119 @@ final:
 out:
     free(mean); free(cells); free(hp); free(res); free(tmp); free(work); free(z); free(scale); free(owner);
     free(yx); free(wt); free(pk); free(fits);
+    return rc;
+}
+
+/* ---- the soma diameter, measured ------------------------------------------ */
+
+#define EST_START 12.0      /* the search starts at the usual soma size */
+#define EST_STEP 1.189207115 /* 2^(1/4): four expected sizes per octave */
+#define EST_MIN 4.0         /* smaller somata are a few pixels: not fitted */
+#define EST_MAX 48.0
+#define EST_PEAKS 200       /* the strongest peaks fitted at each size */
+#define EST_MIN_FITS 6      /* good fits needed to measure a size */
+/* The measured diameter over the true mean diameter of simulated somata
+ * (caimg simulate, 17 fields of mean diameter 8, 12, 18 and 24 pixels:
+ * 0.99-1.04, mean 1.015): the fits good enough to count are a little more
+ * often the larger, brighter somata. */
+#define EST_BIAS 1.015
+
+typedef struct {
+    size_t h, w;
+    float *mean, *cells, *hp, *res, *tmp, *work, *z, *scale;
+    peak *pk;
+    size_t cap;
+    soma_fit *fits;
+} estimator;
+
+/* The radius the first round of roi_anatomy() measures when the expected
+ * diameter is d: peaks of the soma map at d, each fitted with radii free
+ * from 0.7 to 1.5 times d/2, and the interquartile mean of the good fits'
+ * radii (NAN when fewer than EST_MIN_FITS are good). */
+static int radius_at(estimator *E, double d, double thr, double *rad)
+{
+    size_t h = E->h, w = E->w, np;
+    double R = d / 2;
+    *rad = NAN;
+    prepare(E->mean, E->cells, h, w, d, E->hp, E->res, E->work, E->tmp, 0);
+    int rc = soma_map(E->hp, h, w, R, E->z, E->scale, E->work, E->tmp, NULL);
+    if (rc == 1) return 0;
+    if (rc) return rc;
+    rc = find_peaks(E->z, NULL, h, w, thr, (long)ceil(NMS_RADIUS * d), &E->pk, &E->cap, &np);
+    if (rc || np == 0) return rc;
+    if (np > EST_PEAKS) np = EST_PEAKS;
+    rc = fit_peaks(E->hp, h, w, E->pk, np, R, R, 1.5, E->fits);
+    if (!rc) rc = field_radius(E->fits, np, EST_MIN_FITS, rad);
+    return rc;
+}
+
+int roi_estimate_diameter(const caimg_roi_params *p, const caimg_roi_summary *s,
+                          double *diameter, int *measured)
+{
+    size_t box[4] = {p->valid[0], p->valid[1], p->valid[2], p->valid[3]};
+    if (box[1] == 0) {
+        box[0] = box[2] = 0;
+        box[1] = s->height;
+        box[3] = s->width;
+    }
+    estimator E;
+    memset(&E, 0, sizeof E);
+    size_t h = E.h = box[1] - box[0], w = E.w = box[3] - box[2], hw = h * w;
+    /* Somata of a third of the field or larger cannot be told from its
+     * background (a Gaussian of 1.5 d). */
+    double dmax = CAIMG_MIN(EST_MAX, (double)CAIMG_MIN(h, w) / 3);
+    /* Unmeasured: the usual size, if the field can hold such somata. */
+    *diameter = floor(10 * CAIMG_MAX(2, CAIMG_MIN(EST_START, dmax)) + 0.5) / 10;
+    *measured = 0;
+    if (dmax < EST_MIN) return 0;
+    float **bufs[] = {&E.mean, &E.cells, &E.hp, &E.res, &E.tmp, &E.work, &E.z, &E.scale};
+    int rc = 0;
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
+        if (!(*bufs[k] = caimg_calloc(hw, sizeof(float), "the soma-size search"))) rc = CAIMG_ENOMEM;
+    E.fits = caimg_malloc(EST_PEAKS, sizeof *E.fits, "the soma-size search");
+    if (rc || !E.fits) { rc = CAIMG_ENOMEM; goto out; }
+    for (size_t y = 0; y < h; y++)
+        memcpy(E.mean + y * w, s->mean + (y + box[0]) * s->width + box[2], w * sizeof *E.mean);
+    double d0 = CAIMG_MIN(EST_START, dmax);
+    prepare(E.mean, E.cells, h, w, d0, E.hp, E.res, E.work, E.tmp, 0);
+    if (mean_is_noise(s, box, E.res)) goto out;
+    /* The measured size is drawn towards the expected one (the fits' radii
+     * are bounded by it and the soma map is tuned to it), so it is asked
+     * at expected sizes a quarter octave apart, from 12 pixels towards
+     * where it points, until the measurement crosses the expectation:
+     * there the two agree, and that diameter is taken (interpolated in
+     * log size).  The crossing nearest the usual size is the one found
+     * when the field has somata of two kinds (e.g. bright small cells
+     * among larger dim ones). */
+    double rad, dprev = d0;
+    rc = radius_at(&E, d0, p->anatomy > 0 ? p->anatomy : 3, &rad);
+    if (rc || !isfinite(rad)) goto out;
+    double gprev = log(2 * rad / d0);
+    int dir = gprev > 0 ? 1 : -1;
+    double est = 2 * rad;
+    for (int k = 1;; k++) {
+        double dk = d0 * pow(EST_STEP, dir * k);
+        if (dk < EST_MIN || dk > dmax) break;
+        rc = radius_at(&E, dk, p->anatomy > 0 ? p->anatomy : 3, &rad);
+        if (rc || !isfinite(rad)) break;
+        double g = log(2 * rad / dk);
+        if (dir > 0 ? g <= 0 : g > 0) {
+            double t = gprev / (gprev - g);
+            est = exp(log(dprev) + t * (log(dk) - log(dprev)));
+            break;
+        }
+        dprev = dk;
+        gprev = g;
+        est = 2 * rad;
+    }
+    est /= EST_BIAS;
+    if (!rc) {
+        *diameter = CAIMG_MAX(EST_MIN, CAIMG_MIN(dmax, floor(10 * est + 0.5) / 10));
+        *measured = 1;
+    }
+out:
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(*bufs[k]);
+    free(E.pk);
+    free(E.fits);
     return rc;
 }

@@ -89,6 +89,14 @@ size_t roi_component(uint8_t *mask, size_t h, size_t w, size_t seed, int32_t *st
 int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
                 caimg_roiset *r, int add, const float *act);
 
+/* The somata's diameter measured in the mean image of s over the valid box
+ * of p (roi_anatomy.c), for --diameter auto, with *measured 1; or, when the
+ * image shows too few somata to measure (fewer than 6 fitted well) or
+ * varies no more than its noise, *measured 0 and 12 pixels, or a third of
+ * the box's smaller side if that is less (at least 2). */
+int roi_estimate_diameter(const caimg_roi_params *p, const caimg_roi_summary *s,
+                          double *diameter, int *measured);
+
 /* Candidate cells for the refinement (roi_refine.c): each a footprint on
  * a window of the detector's crop (h x w) and a trace over its nb bins. */
 typedef struct roi_comps roi_comps;

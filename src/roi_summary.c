@@ -324,7 +324,12 @@ int caimg_roi_summarize(caimg_movie *m, const caimg_roi_params *p, int keep_binn
                 s->corr[i] = cnt ? (float)(acc_c / cnt) : 0;
             }
     }
-    rc = enhance(s->mean, s->enhanced, Y, X, p->diameter > 0 ? p->diameter : 12);
+    s->diameter = p->diameter;
+    if (p->diameter <= 0) {
+        rc = roi_estimate_diameter(p, s, &s->diameter, &s->measured);
+        if (rc) goto out;
+    }
+    rc = enhance(s->mean, s->enhanced, Y, X, s->diameter);
 out:
     free(sum);
     free(sumsq);

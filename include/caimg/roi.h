@@ -53,7 +53,11 @@ extern "C" {
 /* All parameters of the stage, with defaults set by caimg_roi_params_init()
  * in brackets.  Sizes are in pixels, times in seconds. */
 typedef struct {
-    double diameter;        /* expected soma diameter [12] */
+    double diameter;        /* expected soma diameter [12]; 0 = measure it in
+                             * the mean image (caimg roi's default, --diameter
+                             * auto): caimg_roi_summarize() stores it in the
+                             * summary's `diameter`, which the caller then sets
+                             * here for detection and the rest */
     double threshold;       /* activity detection threshold in noise units:
                              * the significance (a z-score, see caimg-roi(1))
                              * below which detection from activity stops [6] */
@@ -102,6 +106,14 @@ void caimg_roi_params_init(caimg_roi_params *p);
 typedef struct {
     size_t height, width, frames;
     float *mean, *max, *std, *corr, *enhanced;
+    /* The soma diameter in pixels that `enhanced` was made for and the
+     * detection is to use: the parameters' diameter, or, when that is 0
+     * (--diameter auto), the one measured in the mean image (`measured`
+     * is then 1), or 12 when the image shows too few somata to measure
+     * (`measured` 0; a third of the valid box's smaller side if that is
+     * less, at least 2). */
+    double diameter;
+    int measured;
 } caimg_roi_summary;
 
 /* The binned movie: bins of `bin` consecutive frames averaged, cropped to

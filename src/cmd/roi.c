@@ -61,7 +61,8 @@ static void usage(FILE *fp)
     fprintf(fp,
 "      --masks FILE         user masks for seeded: label TIFF, ImageJ .roi or\n"
 "                           RoiSet .zip\n"
-"      --diameter PX        expected soma diameter in pixels [%g]\n"
+"      --diameter PX        expected soma diameter in pixels, or auto: measured\n"
+"                           in the mean image [auto]\n"
 "      --threshold Z        threshold for cells found from their activity, in\n"
 "                           noise units [%g]\n"
 "      --anatomy-threshold Z  threshold for somata seen in the mean image, in\n"
@@ -82,7 +83,7 @@ static void usage(FILE *fp)
 "  -q, --quiet              no progress or warnings\n"
 "  -v, --verbose            report what was found\n"
 "  -h, --help               this help\n",
-            d.diameter, d.threshold, d.anatomy, d.tau, d.highpass, d.np_gap, d.np_min_pixels,
+            d.threshold, d.anatomy, d.tau, d.highpass, d.np_gap, d.np_min_pixels,
             d.np_coeff, d.cell_threshold);
 }
 
@@ -93,6 +94,7 @@ int main_roi(int argc, char **argv)
     if (rc) return rc;
     caimg_roi_params p;
     caimg_roi_params_init(&p);
+    p.diameter = 0;         /* auto: the library's default is a fixed 12 */
     const char *method = NULL;
     long v;
     int opt;
@@ -104,7 +106,8 @@ int main_roi(int argc, char **argv)
         case OPT_METHOD: method = optarg; break;
         case OPT_MASKS: p.masks = optarg; break;
         case OPT_DIAMETER:
-            if (cmd_parse_double(&c, "--diameter", optarg, 2, 500, &p.diameter)) { rc = EXIT_USAGE; goto done; }
+            if (!strcmp(optarg, "auto")) p.diameter = 0;
+            else if (cmd_parse_double(&c, "--diameter", optarg, 2, 500, &p.diameter)) { rc = EXIT_USAGE; goto done; }
             break;
         case OPT_THRESHOLD:
             if (cmd_parse_double(&c, "--threshold", optarg, 0, 1000, &p.threshold)) { rc = EXIT_USAGE; goto done; }
@@ -194,7 +197,8 @@ int main_roi(int argc, char **argv)
         caimg_roi_binning(&p, p.fs, T, p.valid[1] - p.valid[0], p.valid[3] - p.valid[2], &b, &nb);
         caimg_h5_param(out, "method", "%s", type->name);
         if (p.masks) caimg_h5_param(out, "masks", "%s", p.masks);
-        caimg_h5_param_double(out, "diameter", p.diameter);
+        if (p.diameter > 0) caimg_h5_param_double(out, "diameter", p.diameter);
+        else caimg_h5_param(out, "diameter", "auto");
         caimg_h5_param_double(out, "threshold", p.threshold);
         caimg_h5_param(out, "max-rois", "%zu", p.max_rois);
         caimg_h5_param_double(out, "tau", p.tau);
@@ -219,6 +223,21 @@ int main_roi(int argc, char **argv)
     double t0 = cmd_seconds(), t1 = t0, t2 = t0, t3 = t0;
     if (!rc) rc = caimg_roi_summarize(m, &p, type->wants_binned, &sum, &bin);
     t1 = cmd_seconds();
+    if (!rc && p.diameter == 0) {
+        /* --diameter auto: from here on as if the measured one was given. */
+        p.diameter = sum->diameter;
+        if (sum->measured) {
+            caimg_h5_param_derived(out, "diameter-used", "%g (measured in the mean image)",
+                                   p.diameter);
+            if (c.verbose) cmd_note(&c, "soma diameter measured in the mean image: %g pixels",
+                                    p.diameter);
+        } else {
+            caimg_h5_param_derived(out, "diameter-used", "%g (too few somata in the mean "
+                                   "image to measure)", p.diameter);
+            caimg_warn("%s: too few somata in the mean image to measure their diameter; "
+                       "%g pixels is used (set --diameter)", in, p.diameter);
+        }
+    }
     if (!rc) rc = caimg_roi_detect(type, &p, sum, bin, &set);
     caimg_roi_binned_free(bin);
     bin = NULL;
@@ -228,7 +247,7 @@ int main_roi(int argc, char **argv)
         caimg_h5_param_derived(out, "soma-diameter", "%.1f (measured in the mean image)",
                                set->soma_diameter);
         if (c.verbose)
-            cmd_note(&c, "somata in the mean image measure %.1f pixels across (--diameter %g)",
+            cmd_note(&c, "somata in the mean image measure %.1f pixels across (diameter used %g)",
                      set->soma_diameter, p.diameter);
     }
     if (!rc) rc = caimg_roiset_finish(set, &p);

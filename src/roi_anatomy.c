@@ -763,6 +763,7 @@ out:
 #define EST_MAX 48.0
 #define EST_PEAKS 200       /* the strongest peaks fitted at each size */
 #define EST_MIN_FITS 6      /* good fits needed to measure a size */
+#define EST_MAX_SLOPE 0.3   /* a size of its own: see roi_estimate_diameter() */
 /* The measured diameter over the true mean diameter of simulated somata
  * (caimg simulate, 17 fields of mean diameter 8, 12, 18 and 24 pixels:
  * 0.99-1.04, mean 1.015): the fits good enough to count are a little more
@@ -851,6 +852,11 @@ int roi_estimate_diameter(const caimg_roi_params *p, const caimg_roi_summary *s,
         if (dir > 0 ? g <= 0 : g > 0) {
             double t = gprev / (gprev - g);
             est = exp(log(dprev) + t * (log(dk) - log(dprev)));
+            /* How much the measurement followed the expectation across
+             * the crossing (d log measured / d log expected): somata have
+             * a size of their own (0.05-0.22 in simulated fields), the
+             * neuropil's texture has none (0.3-0.8 in cell-free ones). */
+            if (fabs((g - gprev) / (log(dk) - log(dprev)) + 1) > EST_MAX_SLOPE) est = NAN;
             break;
         }
         dprev = dk;
@@ -858,7 +864,7 @@ int roi_estimate_diameter(const caimg_roi_params *p, const caimg_roi_summary *s,
         est = 2 * rad;
     }
     est /= EST_BIAS;
-    if (!rc) {
+    if (!rc && isfinite(est)) {
         *diameter = CAIMG_MAX(EST_MIN, CAIMG_MIN(dmax, floor(10 * est + 0.5) / 10));
         *measured = 1;
     }

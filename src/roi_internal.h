@@ -91,9 +91,10 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
 
 /* The somata's diameter measured in the mean image of s over the valid box
  * of p (roi_anatomy.c), for --diameter auto, with *measured 1; or, when the
- * image shows too few somata to measure (fewer than 6 fitted well) or
- * varies no more than its noise, *measured 0 and 12 pixels, or a third of
- * the box's smaller side if that is less (at least 2). */
+ * image shows too few somata to measure (fewer than 6 fitted well), no size
+ * of its own (texture) or varies no more than its noise, *measured 0 and 12
+ * pixels, or a third of the box's smaller side if that is less (at least
+ * 2). */
 int roi_estimate_diameter(const caimg_roi_params *p, const caimg_roi_summary *s,
                           double *diameter, int *measured);
 

@@ -81,6 +81,10 @@ done
 # --- no cells at all: zero ROIs and a valid file -------------------------------
 "$MKCELLS" -o "$T/blank.h5" -Y 64 -X 80 -T 600 --blank --mc || fail "mkcells blank"
 ok "blank movie" "$CAIMG" roi "$T/blank.h5" -o "$T/rb.h5"
+# No soma to measure: said, recorded, and the usual 12 pixels used.
+grep -q "no soma size to measure" "$T/err" || fail "blank movie: no warning about the diameter"
+"$CAIMG" info -v "$T/rb.h5" | grep -q "# diameter-used = 12 (not measurable" ||
+    fail "blank movie: the unmeasured diameter is not recorded"
 [ "$(nrois "$T/rb.h5")" = 0 ] || fail "blank movie: $(nrois "$T/rb.h5") ROIs found"
 h5dump -H -d /roi/F "$T/rb.h5" | grep -q "( 0, 600 )" || fail "blank movie: /roi/F is not 0 x 600"
 ok "blank export" "$CAIMG" export "$T/rb.h5" -d /roi/labels -o "$T/rbl.tif"

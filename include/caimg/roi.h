@@ -109,7 +109,7 @@ typedef struct {
     /* The soma diameter in pixels that `enhanced` was made for and the
      * detection is to use: the parameters' diameter, or, when that is 0
      * (--diameter auto), the one measured in the mean image (`measured`
-     * is then 1), or 12 when the image shows too few somata to measure
+     * is then 1), or 12 when the image shows no soma size to measure
      * (`measured` 0; a third of the valid box's smaller side if that is
      * less, at least 2). */
     double diameter;

@@ -232,10 +232,10 @@ int main_roi(int argc, char **argv)
             if (c.verbose) cmd_note(&c, "soma diameter measured in the mean image: %g pixels",
                                     p.diameter);
         } else {
-            caimg_h5_param_derived(out, "diameter-used", "%g (too few somata in the mean "
-                                   "image to measure)", p.diameter);
-            caimg_warn("%s: too few somata in the mean image to measure their diameter; "
-                       "%g pixels is used (set --diameter)", in, p.diameter);
+            caimg_h5_param_derived(out, "diameter-used", "%g (not measurable in the mean "
+                                   "image)", p.diameter);
+            caimg_warn("%s: the mean image shows no soma size to measure (too few somata, "
+                       "or only texture); %g pixels is used (set --diameter)", in, p.diameter);
         }
     }
     if (!rc) rc = caimg_roi_detect(type, &p, sum, bin, &set);

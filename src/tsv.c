@@ -138,7 +138,11 @@ int caimg_tsv_line(char **line, size_t *len, size_t lineno, const char *path)
 
 int caimg_tsv_skip(const char *line, size_t len)
 {
-    if (len > 0 && line[0] == '#') return 1;
+    /* A comment may be indented with spaces (hand-edited files); after a
+     * tab, '#' is the text of a field that follows an empty one. */
+    size_t k = 0;
+    while (k < len && line[k] == ' ') k++;
+    if (k < len && line[k] == '#') return 1;
     /* Blank lines between blocks and a last line of spaces are common in
      * exported spreadsheets and hand-edited files; none is a row.  A line
      * of tabs only is not taken as a row of missing values either: such a

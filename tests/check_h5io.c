@@ -334,6 +334,7 @@ START_TEST(tables_skip_blank_lines)
     static const char text[] =
         "# comment\n"
         "   \n"                          /* spaces before the header */
+        "  # an indented comment\n"
         "a\tb\tc\n"
         "1\t2\t3\n"
         "\n"

@@ -71,8 +71,8 @@ size_t caimg_tsv_split(char *line, char ***fields, size_t *cap);
  * end is cut off. */
 int caimg_tsv_line(char **line, size_t *len, size_t lineno, const char *path);
 /* Whether a line (as caimg_tsv_line left it) holds no row: a '#' comment
- * (at the start or after spaces), empty, or whitespace only.  Every table reader skips these lines, so
- * they all read a file alike. */
+ * (at the start or after spaces), empty, or whitespace only.  Every table
+ * reader skips these lines, so they all read a file alike. */
 int caimg_tsv_skip(const char *line, size_t len);
 /* A field as a number: "nan", "NA" and empty fields are NaN (missing
  * samples); returns -1 if it is not a number. */

@@ -7,7 +7,7 @@
 # ./caimg.  For each of three kinds of field -- the typical and hard
 # presets, and a typical field whose somata are dim at rest but fire more
 # (GCaMP cells often are), so that activity alone is seen to make a cell --
-# and seeds 901-904 (or $SEEDS), a 256x256 field of 2000 frames at 30 Hz is simulated
+# and seeds 901-908 (or $SEEDS), a 256x256 field of 2000 frames at 30 Hz is simulated
 # without motion, ROIs are detected with the default thresholds, each ROI
 # is labelled a cell when it matches a true soma with IoU > 0.5
 # (tests/roieval), and logistic regression is fitted to all of them by IRLS
@@ -25,7 +25,7 @@ for kind in typical hard dimactive; do
         dimactive) preset=typical; extra="--brightness 0.5 --rate 1.5" ;;
         *) preset=$kind; extra="" ;;
     esac
-    for seed in ${SEEDS:-901 902 903 904}; do
+    for seed in ${SEEDS:-901 902 903 904 905 906 907 908}; do
         m=$dir/${kind}_$seed
         # shellcheck disable=SC2086
         [ -f "$m.h5" ] || "$sim" simulate -q --preset $preset $extra --size 256x256 --frames 2000 \

@@ -35,7 +35,9 @@
 
 #define ROUNDS 5            /* detect, fit, subtract, detect again */
 #define NMS_RADIUS 0.45     /* in diameters: peaks closer than this merge */
-#define MIN_CORR 0.3        /* a soma model must explain this much of its patch */
+#define MIN_CORR 0.3        /* fits that explain this much of their patch
+                             * measure the field's soma size */
+#define CAND_CORR 0.2       /* fits that explain this much become candidates */
 #define DEPTH_MAX 1.5       /* deepest nucleus in the soma fit */
 #define MIN_SIZED 10        /* fits that measure the field's soma size */
 
@@ -639,7 +641,12 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
         for (size_t q = 0; q < np; q++) {
             if (p->max_rois && r->n >= p->max_rois) break;
             const soma_fit *f = &fits[q];
-            if (f->corr < MIN_CORR) continue;
+            /* A lower bar than for measuring the size: many dim somata
+             * are fitted at 0.2-0.3 (their own pixels against the
+             * neuropil's texture), and the fit is one of the classifier's
+             * features, which weighs it with the others (seven hard
+             * fields: 13 more somata outlined, F1 +0.005). */
+            if (f->corr < CAND_CORR) continue;
             double c = cos(f->th), sn = sin(f->th);
             long ext = (long)ceil(f->a) + 2;
             size_t m = 0, shared = 0;

@@ -669,3 +669,15 @@ const caimg_roi_type roi_seeded_type = {
     "seeded", "user masks (label TIFF or ImageJ ROIs, --masks); traces only", 0, seeded_detect
 };
 const caimg_roi_type *const caimg_roi_seeded = &roi_seeded_type;
+
+double caimg_roiset_diameter(const caimg_roiset *r)
+{
+    if (!r->n) return 0;
+    float *d = caimg_malloc(r->n, sizeof *d, "mask sizes");
+    if (!d) return 0;
+    for (size_t i = 0; i < r->n; i++)
+        d[i] = (float)(2 * sqrt((double)(r->pix_start[i + 1] - r->pix_start[i]) / M_PI));
+    double m = roi_median(d, r->n);
+    free(d);
+    return floor(10 * CAIMG_MAX(1, m) + 0.5) / 10;
+}

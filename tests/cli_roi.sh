@@ -118,6 +118,11 @@ ok "seeded labels" "$CAIMG" roi --masks "$T/truth.tif" "$T/m.h5" -o "$T/rs.h5"
 tn=$(nrois "$T/rs.h5")
 [ "${tn:-0}" -gt 3 ] || fail "seeded: $tn ROIs"
 h5dump -a /roi/method "$T/rs.h5" | grep -q '"seeded"' || fail "seeded: method attribute"
+# With user masks the diameter is their median size, not measured in the
+# mean image (mkcells draws somata 12 pixels across).
+grep -q "soma size" "$T/err" && fail "seeded: warned about the mean image's soma size"
+du=$("$CAIMG" info -v "$T/rs.h5" | awk '$4 == "diameter-used" && /median of the masks/ {print $6}')
+awk -v d="${du:-0}" 'BEGIN {exit !(d >= 10 && d <= 14)}' || fail "seeded: diameter '$du' used"
 # NaN only where caimg-roi(1) and caimg-h5(5) say: score is NaN for user
 # masks, and the statistics documented as always numbers never are.
 nan_columns() {

@@ -227,6 +227,11 @@ void caimg_roiset_free(caimg_roiset *r);
 int caimg_roiset_add(caimg_roiset *r, size_t npix, const int32_t *yx, const float *w,
                      double score, int source);
 
+/* The median equivalent diameter 2 sqrt(npix / pi) of the ROIs of r, in
+ * pixels rounded to 0.1 (at least 1); 0 for an empty set.  caimg roi uses
+ * it as the diameter of user masks under --diameter auto. */
+double caimg_roiset_diameter(const caimg_roiset *r);
+
 /* Apply the overlap rule (pix_overlap), build the label image and the
  * neuropil annuli, and compute the shape statistics (npix, centroid,
  * radius, compactness, aspect, overlap, np_npix).  The annulus of ROI i is

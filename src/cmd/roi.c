@@ -177,9 +177,14 @@ int main_roi(int argc, char **argv)
     int has_mc = 0;
     rc = caimg_roi_valid_box(in, Y, X, p.valid, &has_mc);
     p.fs = c.fs > 0 ? c.fs : caimg_movie_fs(m);
-    /* User masks are checked before the long pass over the movie. */
+    /* User masks are checked before the long pass over the movie.  With
+     * --diameter auto their own size is the diameter (the classifier's
+     * sense of size and nothing else here): the median of their
+     * equivalent diameters. */
+    int auto_d = p.diameter == 0;
     if (!rc && type == caimg_roi_seeded) {
         rc = caimg_roi_masks_read(p.masks, Y, X, &set);
+        if (!rc && auto_d && set->n) p.diameter = caimg_roiset_diameter(set);
         caimg_roiset_free(set);
         set = NULL;
     }
@@ -197,8 +202,11 @@ int main_roi(int argc, char **argv)
         caimg_roi_binning(&p, p.fs, T, p.valid[1] - p.valid[0], p.valid[3] - p.valid[2], &b, &nb);
         caimg_h5_param(out, "method", "%s", type->name);
         if (p.masks) caimg_h5_param(out, "masks", "%s", p.masks);
-        if (p.diameter > 0) caimg_h5_param_double(out, "diameter", p.diameter);
+        if (!auto_d) caimg_h5_param_double(out, "diameter", p.diameter);
         else caimg_h5_param(out, "diameter", "auto");
+        if (auto_d && p.diameter > 0)
+            caimg_h5_param_derived(out, "diameter-used", "%g (the median of the masks)",
+                                   p.diameter);
         caimg_h5_param_double(out, "threshold", p.threshold);
         caimg_h5_param(out, "max-rois", "%zu", p.max_rois);
         caimg_h5_param_double(out, "tau", p.tau);

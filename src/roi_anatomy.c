@@ -770,6 +770,7 @@ out:
 #define EST_MAX 48.0
 #define EST_PEAKS 200       /* the strongest peaks fitted at each size */
 #define EST_MIN_FITS 6      /* good fits needed to measure a size */
+#define EST_THRESHOLD 3     /* peaks' threshold when --anatomy-threshold is 0 */
 #define EST_MAX_SLOPE 0.3   /* a size of its own: see roi_estimate_diameter() */
 /* The measured diameter over the true mean diameter of simulated somata
  * (caimg simulate, 17 fields of mean diameter 8, 12, 18 and 24 pixels:
@@ -844,8 +845,11 @@ int roi_estimate_diameter(const caimg_roi_params *p, const caimg_roi_summary *s,
      * log size).  The crossing nearest the usual size is the one found
      * when the field has somata of two kinds (e.g. bright small cells
      * among larger dim ones). */
+    /* Peaks as the mean-image search takes them; with that search off
+     * (--anatomy-threshold 0), at its default threshold. */
+    double thr = p->anatomy > 0 ? p->anatomy : EST_THRESHOLD;
     double rad, dprev = d0;
-    rc = radius_at(&E, d0, p->anatomy > 0 ? p->anatomy : 3, &rad);
+    rc = radius_at(&E, d0, thr, &rad);
     if (rc || !isfinite(rad)) goto out;
     double gprev = log(2 * rad / d0);
     int dir = gprev > 0 ? 1 : -1;
@@ -853,7 +857,7 @@ int roi_estimate_diameter(const caimg_roi_params *p, const caimg_roi_summary *s,
     for (int k = 1;; k++) {
         double dk = d0 * pow(EST_STEP, dir * k);
         if (dk < EST_MIN || dk > dmax) break;
-        rc = radius_at(&E, dk, p->anatomy > 0 ? p->anatomy : 3, &rad);
+        rc = radius_at(&E, dk, thr, &rad);
         if (rc || !isfinite(rad)) break;
         double g = log(2 * rad / dk);
         if (dir > 0 ? g <= 0 : g > 0) {

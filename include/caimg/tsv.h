@@ -4,9 +4,9 @@
  *
  * Tables exchanged with spreadsheets and other tools (traces, response
  * matrices, schedules, statistics) are tab-separated text: one row per line,
- * '#' starts a comment line, blank and whitespace-only lines are skipped
- * (every reader of tables skips the same lines), and an optional first
- * line of column names.
+ * '#' starts a comment line (at its start or after spaces), blank and
+ * whitespace-only lines are skipped (every reader of tables skips the same
+ * lines), and an optional first line of column names.
  */
 #ifndef CAIMG_TSV_H
 #define CAIMG_TSV_H

@@ -18,13 +18,16 @@
  * than the field's somata, whose size is measured on the first round),
  * each over the pixels nearer to it than to any other maximum, and, taken
  * strongest first, become ROIs whose masks are the fitted ellipses, unless
- * the fit is poor or they mostly cover an ROI already found.  The somata
+ * the fit is poor or they mostly cover an ROI already found (a cell found
+ * from activity that lies mostly inside the ellipse is absorbed instead:
+ * see roi_internal.h).  The somata
  * found are subtracted from the image and the search is repeated, so that
  * dim cells next to bright ones are found once their neighbours are gone,
  * with the noise then measured without the cells.
  */
 #include <config.h>
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -555,13 +558,52 @@ static int mean_is_noise(const caimg_roi_summary *s, const size_t box[4], const 
     return pr / n <= 1.5 * pn;
 }
 
+/* Whether crop pixel (y, x) is inside the ellipse of fit f (c, sn: the
+ * cosine and sine of its angle), as its ROI mask is drawn. */
+static int in_ellipse(const soma_fit *f, double c, double sn, long y, long x)
+{
+    double dy = (double)y - f->cy, dx = (double)x - f->cx;
+    double u = (dx * c + dy * sn) / f->a, v = (-dx * sn + dy * c) / f->b;
+    return u * u + v * v <= 1;
+}
+
+/* The cells found from activity (ROIs i < n0 of source 1, not yet
+ * absorbed) of which fit f's ellipse holds at least ROI_ABSORB of the
+ * pixels, into ids (count returned); *inside is the number of their pixels
+ * in the ellipse.  bb holds each ROI's bounding box in crop coordinates
+ * (y0, y1, x0, x1 inclusive; y1 < y0 for none). */
+static size_t absorbable(const caimg_roiset *r, size_t n0, const int32_t *absorbed_by,
+                         const long *bb, const soma_fit *f, double c, double sn, long ext,
+                         size_t y0, size_t x0, size_t *ids, size_t *inside)
+{
+    size_t na = 0;
+    long fy = (long)f->cy, fx = (long)f->cx;
+    *inside = 0;
+    for (size_t i = 0; i < n0; i++) {
+        const long *b = bb + 4 * i;
+        if (absorbed_by[i] >= 0 || r->stats[i * CAIMG_ROI_NSTATS + CAIMG_ROI_SOURCE] != 1
+            || b[1] < fy - ext || b[0] > fy + ext || b[3] < fx - ext || b[2] > fx + ext)
+            continue;
+        size_t in = 0, ni = (size_t)(r->pix_start[i + 1] - r->pix_start[i]);
+        for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++)
+            in += (size_t)in_ellipse(f, c, sn, r->pix_index[2 * k] - (long)y0,
+                                     r->pix_index[2 * k + 1] - (long)x0);
+        if ((double)in >= ROI_ABSORB * (double)ni) {
+            ids[na++] = i;
+            *inside += in;
+        }
+    }
+    return na;
+}
+
 int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
-                caimg_roiset *r, int add, const float *act)
+                caimg_roiset *r, int add, const float *act, int32_t *absorbed_by)
 {
     double thr = p->anatomy;
     size_t y0 = box[0], x0 = box[2], h = box[1] - box[0], w = box[3] - box[2], hw = h * w;
     size_t X = s->width;
     double d = p->diameter, R = d / 2;
+    for (size_t i = 0; absorbed_by && i < r->n; i++) absorbed_by[i] = -1;
     if (h < 3 || w < 3) return 0;
     float *mean = caimg_malloc(hw, sizeof *mean, "the anatomy map");
     float *cells = caimg_calloc(hw, sizeof *cells, "the anatomy map");
@@ -580,8 +622,13 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     float *wt = caimg_malloc(wmax, sizeof *wt, "a footprint");
     peak *pk = NULL;
     soma_fit *fits = NULL;
+    /* The ROIs found before (from activity), which a soma may absorb. */
+    size_t n0 = r->n;
+    long *bb = absorbed_by ? caimg_malloc(4 * n0 + 1, sizeof *bb, "the anatomy map") : NULL;
+    size_t *ids = absorbed_by ? caimg_malloc(n0 + 1, sizeof *ids, "the anatomy map") : NULL;
     int rc = 0;
-    if (!mean || !cells || !hp || !res || !tmp || !work || !z || !scale || !owner || !yx || !wt) {
+    if (!mean || !cells || !hp || !res || !tmp || !work || !z || !scale || !owner || !yx || !wt
+        || (absorbed_by && (!bb || !ids))) {
         rc = CAIMG_ENOMEM;
         goto out;
     }
@@ -594,12 +641,22 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     combine(z, act, hw);
 
     /* Where the ROIs found so far are. */
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < n0; i++) {
+        long *b = bb ? bb + 4 * i : NULL;
+        if (b) {
+            b[0] = b[2] = LONG_MAX;
+            b[1] = b[3] = LONG_MIN;
+        }
         for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++) {
             long y = r->pix_index[2 * k] - (long)y0, x = r->pix_index[2 * k + 1] - (long)x0;
+            if (b) {
+                b[0] = CAIMG_MIN(b[0], y); b[1] = CAIMG_MAX(b[1], y);
+                b[2] = CAIMG_MIN(b[2], x); b[3] = CAIMG_MAX(b[3], x);
+            }
             if (y < 0 || x < 0 || y >= (long)h || x >= (long)w) continue;
             owner[(size_t)y * w + (size_t)x] = 1;
         }
+    }
     if (flat) goto out;
     if (!add || noise) goto final;
 
@@ -657,16 +714,20 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
                     double t = soma_model(f, c, sn, (double)yy, (double)xx);
                     size_t g = (size_t)yy * w + (size_t)xx;
                     st += t; stt += t * t; stv += t * res[g]; sv += res[g];
-                    double dy = yy - f->cy, dx = xx - f->cx;
-                    double u = (dx * c + dy * sn) / f->a, v = (-dx * sn + dy * c) / f->b;
-                    if (u * u + v * v > 1) continue;
+                    if (!in_ellipse(f, c, sn, yy, xx)) continue;
                     if (owner[g]) shared++;
                     yx[2 * m] = (int32_t)((size_t)yy + y0);
                     yx[2 * m + 1] = (int32_t)((size_t)xx + x0);
                     wt[m] = (float)(t > 0.05 ? t : 0.05);
                     m++;
                 }
+            /* The pixels of cells it absorbs are not taken by others. */
+            size_t na = 0, inside = 0;
+            if (absorbed_by)
+                na = absorbable(r, n0, absorbed_by, bb, f, c, sn, ext, y0, x0, ids, &inside);
+            shared -= CAIMG_MIN(shared, inside);
             if ((double)m < 0.25 * area0 || 2 * shared > m) continue;
+            for (size_t q2 = 0; q2 < na; q2++) absorbed_by[ids[q2]] = (int32_t)r->n;
             double acc = 0;
             for (size_t k = 0; k < m; k++)
                 acc += z[(size_t)(yx[2 * k] - (int32_t)y0) * w + (size_t)(yx[2 * k + 1] - (int32_t)x0)];
@@ -758,6 +819,7 @@ final:
     }
 out:
     free(mean); free(cells); free(hp); free(res); free(tmp); free(work); free(z); free(scale); free(owner);
+    free(bb); free(ids);
     free(yx); free(wt); free(pk); free(fits);
     return rc;
 }

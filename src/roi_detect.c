@@ -550,7 +550,7 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
                        "activity (%d are needed); only the mean image is used", b->nbins,
                        b->bin, MIN_BINS);
         size_t box[4] = {b->y0, b->y0 + b->height, b->x0, b->x0 + b->width};
-        int rc = roi_anatomy(p, s, box, r, p->anatomy > 0, NULL);
+        int rc = roi_anatomy(p, s, box, r, p->anatomy > 0, NULL, NULL);
         if (rc) {
             caimg_roiset_free(r);
             return rc;
@@ -595,6 +595,7 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
     size_t *cpix = caimg_malloc(wmax, sizeof *cpix, "a footprint");
     float *cax = caimg_malloc(wmax, sizeof *cax, "a footprint");
     roi_comps *comps = refine ? roi_comps_alloc(D.nb, D.h, D.w) : NULL;
+    int32_t *absorbed_by = NULL;
     int rc = 0;
     if (!D.sig || !D.rel || !D.S || !D.ny || !D.nx || !owner || !G.c || !G.cs || !G.act || !G.f || !G.fs || !G.tmp
         || !G.mask || !G.keep || !G.stack || !yx || !wt || !cpix || !cax || (refine && !comps)) {
@@ -739,18 +740,36 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
     {
         size_t box[4] = {b->y0, b->y0 + b->height, b->x0, b->x0 + b->width};
         size_t n0 = r->n;
-        rc = roi_anatomy(p, s, box, r, p->anatomy > 0, D.S);
+        absorbed_by = caimg_malloc(n0 + 1, sizeof *absorbed_by, "an ROI map");
+        if (!absorbed_by) { rc = CAIMG_ENOMEM; goto out; }
+        rc = roi_anatomy(p, s, box, r, p->anatomy > 0, D.S, absorbed_by);
         if (rc) goto out;
         /* Somata found in the mean image: the activity of their traces
-         * (the movie no longer holds the cells found from activity). */
+         * (the movie no longer holds the cells found from activity), or
+         * that of the cells they absorbed when it is more. */
         for (size_t i = n0; i < r->n; i++)
             r->stats[i * CAIMG_ROI_NSTATS + CAIMG_ROI_SCORE] =
                 roi_score(&D, r, i, b->y0, b->x0, G.c, G.cs);
+        /* merged[i]: below n0, the cell was absorbed and leaves; from n0,
+         * the soma absorbed a cell. */
+        uint8_t *merged = caimg_calloc(r->n + 1, 1, "an ROI map");
+        if (!merged) { rc = CAIMG_ENOMEM; goto out; }
+        for (size_t i = 0; i < n0; i++) {
+            if (absorbed_by[i] < 0) continue;
+            double *so = r->stats + (size_t)absorbed_by[i] * CAIMG_ROI_NSTATS + CAIMG_ROI_SCORE;
+            *so = CAIMG_MAX(*so, r->stats[i * CAIMG_ROI_NSTATS + CAIMG_ROI_SCORE]);
+            merged[absorbed_by[i]] = 1;
+            merged[i] = 1;
+            if (comps) roi_comps_drop(comps, i);
+        }
         if (comps) {
             /* The somata of the mean image join the refinement with no
              * activity yet and their fitted footprint held fixed (it is in
-             * raw units; see roi_refine.c). */
-            for (size_t i = n0; i < r->n; i++) {
+             * raw units; see roi_refine.c); one that absorbed a cell found
+             * from activity is that cell, whose footprint the refinement
+             * outlines afresh from both views (the cell's own candidate,
+             * dropped, goes back into the movie). */
+            for (size_t i = n0; !rc && i < r->n; i++) {
                 size_t mc = 0;
                 for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1] && mc < wmax; k++) {
                     size_t y = (size_t)r->pix_index[2 * k] - b->y0;
@@ -759,11 +778,16 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
                     float sg = D.sig[cpix[mc]];
                     cax[mc++] = sg > 0 ? r->pix_weight[k] / sg : 0.0f;
                 }
-                rc = roi_comps_add(comps, mc, cpix, cax, D.sig, NULL, 1, 1, i);
-                if (rc) goto out;
+                rc = roi_comps_add(comps, mc, cpix, cax, D.sig, NULL, 1, !merged[i], i);
             }
-            rc = roi_refine(p, s, b->y0, b->x0, D.x, D.sig, comps, &r);
+            free(merged);
+            if (!rc) rc = roi_refine(p, s, b->y0, b->x0, D.x, D.sig, comps, &r);
             if (rc) goto out;
+        } else {
+            /* Method activity-classic: the absorbed cells leave the set. */
+            for (size_t i = n0; i < r->n; i++) merged[i] = 0;
+            roi_roiset_drop(r, merged);
+            free(merged);
         }
     }
     r->offset = D.offset;
@@ -791,6 +815,7 @@ out:
     free(cpix);
     free(cax);
     roi_comps_free(comps);
+    free(absorbed_by);
     return rc;
 }
 

@@ -85,9 +85,23 @@ size_t roi_component(uint8_t *mask, size_t h, size_t w, size_t seed, int32_t *st
  * statistics of every ROI of r and, when `add` is nonzero, appends the
  * somata found in the valid box (y0, y1, x0, x1) that no ROI of r covers
  * yet, with source 2.  `act` (NULL or the box's size) is the activity
- * significance left, combined with the mean-image evidence. */
+ * significance left, combined with the mean-image evidence.
+ *
+ * A soma whose fitted ellipse holds at least ROI_ABSORB of the pixels of a
+ * cell found from activity (source 1) is that cell, outlined whole: an
+ * outline grown from a few noisy active bins is often only the bright part
+ * of a soma, and beside it the fit would make a second, false cell.  When
+ * `absorbed_by` is not NULL (one entry per ROI of r on entry), such a soma
+ * is added although the cell's pixels are already taken, and
+ * absorbed_by[i] is set to the index of the soma that took ROI i (-1 for
+ * the others); the caller drops ROI i.  With NULL, nothing is absorbed. */
+#define ROI_ABSORB 0.55
 int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
-                caimg_roiset *r, int add, const float *act);
+                caimg_roiset *r, int add, const float *act, int32_t *absorbed_by);
+
+/* Remove the ROIs i of r with drop[i] nonzero, before caimg_roiset_finish
+ * (pixel lists and statistics only). */
+void roi_roiset_drop(caimg_roiset *r, const uint8_t *drop);
 
 /* The somata's diameter measured in the mean image of s over the valid box
  * of p (roi_anatomy.c), for --diameter auto, with *measured 1; or, when the
@@ -117,6 +131,11 @@ void roi_comps_free(roi_comps *C);
  * CAIMG_ENOMEM. */
 int roi_comps_add(roi_comps *C, size_t n, const size_t *pix, const float *ax, const float *sig,
                   const float *c, int keep, int fixed, size_t roi);
+
+/* The candidate standing for ROI `roi` leaves the model: roi_refine adds
+ * it back to the movie like a rejected candidate, and its ROI is not in the
+ * result. */
+void roi_comps_drop(roi_comps *C, size_t roi);
 
 /* Refine the candidates jointly (a non-negative factorisation of the
  * prepared binned movie x, which holds the residual with every candidate

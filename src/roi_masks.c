@@ -656,7 +656,7 @@ static int seeded_detect(const caimg_roi_params *p, const caimg_roi_summary *s,
     if (!rc) {
         size_t box[4] = {0, s->height, 0, s->width};
         if (p->valid[1] > 0) memcpy(box, p->valid, sizeof box);
-        rc = roi_anatomy(p, s, box, *out, 0, NULL);
+        rc = roi_anatomy(p, s, box, *out, 0, NULL, NULL);
         if (rc) {
             caimg_roiset_free(*out);
             *out = NULL;
@@ -669,6 +669,25 @@ const caimg_roi_type roi_seeded_type = {
     "seeded", "user masks (label TIFF or ImageJ ROIs, --masks); traces only", 0, seeded_detect
 };
 const caimg_roi_type *const caimg_roi_seeded = &roi_seeded_type;
+
+void roi_roiset_drop(caimg_roiset *r, const uint8_t *drop)
+{
+    size_t n = 0;
+    int64_t m = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (drop[i]) continue;
+        int64_t a = r->pix_start[i], b = r->pix_start[i + 1];
+        memmove(r->pix_index + 2 * m, r->pix_index + 2 * a, (size_t)(b - a) * 2 * sizeof *r->pix_index);
+        memmove(r->pix_weight + m, r->pix_weight + a, (size_t)(b - a) * sizeof *r->pix_weight);
+        memmove(r->stats + n * CAIMG_ROI_NSTATS, r->stats + i * CAIMG_ROI_NSTATS,
+                CAIMG_ROI_NSTATS * sizeof *r->stats);
+        r->pix_start[n] = m;
+        m += b - a;
+        n++;
+    }
+    r->pix_start[n] = m;
+    r->n = n;
+}
 
 double caimg_roiset_diameter(const caimg_roiset *r)
 {

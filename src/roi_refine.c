@@ -211,6 +211,12 @@ int roi_comps_add(roi_comps *C, size_t n, const size_t *pix, const float *ax, co
     return 0;
 }
 
+void roi_comps_drop(roi_comps *C, size_t roi)
+{
+    for (size_t i = 0; i < C->n; i++)
+        if (C->v[i].keep && C->v[i].roi == roi) C->v[i].keep = 0;
+}
+
 /* Greedy colouring: no two components of one colour have overlapping
  * windows.  Returns the number of colours. */
 static int colour(roi_comps *C)

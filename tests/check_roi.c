@@ -12,6 +12,7 @@
 
 #include "caimg/caimg.h"
 #include "caimg/roi.h"
+#include "roi_internal.h"
 #include "roimatch.h"
 #include "synth.h"
 #include "testutil.h"
@@ -494,6 +495,92 @@ END_TEST
 
 /* ---- summary images ---------------------------------------------------------- */
 
+/* A soma of the mean image that holds most of a cell found from activity
+ * is that cell, outlined whole, not a second cell beside it: the activity
+ * outline is often only the soma's bright part (here its top 40 %).  A
+ * neighbouring cell that the soma only overlaps stays as it is. */
+START_TEST(soma_absorbs_piece)
+{
+    enum { H = 64, W = 64 };
+    const double cy = 30, cx = 26, rad = 6, ny = 32, nx = 40;
+    static float mean[H * W], sd[H * W];
+    uint64_t st = 7;
+    for (size_t i = 0; i < H * W; i++) {
+        /* Neuropil: a level of 100 with a fine texture of a few percent. */
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        mean[i] = 100.0f + 4.0f * (float)((double)(st >> 11) / 9007199254740992.0 - 0.5);
+        sd[i] = 1;
+    }
+    for (size_t y = 0; y < H; y++)
+        for (size_t x = 0; x < W; x++) {
+            /* Two somata: cytosol 40 % above the neuropil, a dark nucleus. */
+            double r1 = hypot((double)y - cy, (double)x - cx), r2 = hypot((double)y - ny, (double)x - nx);
+            if (r1 <= rad) mean[y * W + x] += r1 <= 3.3 ? 5.0f : 40.0f;
+            else if (r2 <= rad) mean[y * W + x] += r2 <= 3.3 ? 5.0f : 40.0f;
+        }
+    caimg_roi_summary s;
+    memset(&s, 0, sizeof s);
+    s.height = H;
+    s.width = W;
+    s.frames = 1000;
+    s.mean = mean;
+    s.std = sd;
+    caimg_roi_params p;
+    caimg_roi_params_init(&p);
+    p.diameter = 12;
+    caimg_roiset *r = caimg_roiset_alloc(H, W);
+    int32_t yx[2 * H * W];
+    size_t n = 0, npiece = 0, nsoma = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            if (hypot(y - cy, x - cx) <= rad) {
+                nsoma++;
+                if (y <= cy - 2) { yx[2 * n] = y; yx[2 * n + 1] = x; n++; }
+            }
+    npiece = n;
+    ck_assert_int_eq(caimg_roiset_add(r, n, yx, NULL, 7.5, 1), 0);
+    n = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            if (hypot(y - ny, x - nx) <= rad) { yx[2 * n] = y; yx[2 * n + 1] = x; n++; }
+    ck_assert_int_eq(caimg_roiset_add(r, n, yx, NULL, 9.0, 1), 0);
+    ck_assert_double_le((double)npiece, 0.45 * (double)nsoma);
+    size_t box[4] = {0, H, 0, W};
+    int32_t by[2];
+    ck_assert_int_eq(roi_anatomy(&p, &s, box, r, 1, NULL, by), 0);
+    fprintf(stderr, "absorb: %zu ROIs, piece taken by %d, neighbour by %d\n", r->n, by[0], by[1]);
+    ck_assert_int_eq(by[1], -1);
+    ck_assert_int_ge(by[0], 2);
+    ck_assert_int_lt(by[0], (int)r->n);
+    /* The soma that took it is the whole soma. */
+    size_t j = (size_t)by[0], in = 0, nj = (size_t)(r->pix_start[j + 1] - r->pix_start[j]);
+    for (int64_t k = r->pix_start[j]; k < r->pix_start[j + 1]; k++)
+        in += hypot(r->pix_index[2 * k] - cy, r->pix_index[2 * k + 1] - cx) <= rad;
+    double iou = (double)in / (double)(nj + nsoma - in);
+    fprintf(stderr, "absorb: soma IoU %.2f\n", iou);
+    ck_assert_double_ge(iou, 0.7);
+    ck_assert_double_eq(r->stats[j * CAIMG_ROI_NSTATS + CAIMG_ROI_SOURCE], 2);
+    /* No other soma lies on either cell. */
+    for (size_t i = 2; i < r->n; i++) {
+        if (i == j) continue;
+        double yy = 0, xx = 0;
+        for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++) {
+            yy += r->pix_index[2 * k];
+            xx += r->pix_index[2 * k + 1];
+        }
+        double m = (double)(r->pix_start[i + 1] - r->pix_start[i]);
+        ck_assert_double_gt(hypot(yy / m - cy, xx / m - cx), rad);
+        ck_assert_double_gt(hypot(yy / m - ny, xx / m - nx), rad);
+    }
+    /* Dropped, the piece leaves the set and the soma moves up. */
+    uint8_t drop[64] = {1};
+    roi_roiset_drop(r, drop);
+    ck_assert_double_eq(r->stats[CAIMG_ROI_SCORE], 9.0);
+    ck_assert_uint_eq((size_t)(r->pix_start[j] - r->pix_start[j - 1]), nj);
+    caimg_roiset_free(r);
+}
+END_TEST
+
 START_TEST(summary_images)
 {
     char *d = tu_tmpdir();
@@ -888,6 +975,7 @@ static Suite *roi_suite(void)
     TCase *tc = tcase_create("masks");
     tcase_add_test(tc, overlap_rule);
     tcase_add_test(tc, annulus);
+    tcase_add_test(tc, soma_absorbs_piece);
     tcase_add_test(tc, label_tiff);
     tcase_add_test(tc, imagej_real_files);
     tcase_add_test(tc, imagej_shapes);

@@ -43,6 +43,10 @@
 #define CAND_CORR 0.2       /* fits that explain this much become candidates */
 #define DEPTH_MAX 1.5       /* deepest nucleus in the soma fit */
 #define MIN_SIZED 10        /* fits that measure the field's soma size */
+#define NEAR_CELL 0.75      /* in diameters: a cell found before whose centre
+                             * is farther from a peak is a neighbour of the
+                             * soma fitted there, a nearer one may be part
+                             * of it */
 
 typedef struct {
     float z;
@@ -337,9 +341,11 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
 /* Fit a soma model at each of the np peaks (strongest first), each with
  * radii rref times 0.7 .. top (fit_soma()).  The fits are independent: in
  * parallel.  Each one's neighbours are the other peaks that can be nearer
- * than it to a pixel of its window (within twice the window's radius). */
+ * than it to a pixel of its window (within twice the window's radius), and
+ * the centres cen[2 * i], cen[2 * i + 1] (i < ncen) of the cells found
+ * before that are as near but farther than NEAR_CELL diameters. */
 static int fit_peaks(const float *hp, size_t h, size_t w, const peak *pk, size_t np, double R,
-                     double rref, double top, soma_fit *fits)
+                     double rref, double top, const float *cen, size_t ncen, soma_fit *fits)
 {
     size_t pmax = (size_t)(2 * ceil(fit_radius(R)) + 1);
     pmax *= pmax;
@@ -352,7 +358,7 @@ static int fit_peaks(const float *hp, size_t h, size_t w, const peak *pk, size_t
         P.x = malloc(pmax * sizeof *P.x);
         P.v = malloc(pmax * sizeof *P.v);
         P.r = malloc(pmax * sizeof *P.r);
-        float *nb = malloc(2 * np * sizeof *nb);
+        float *nb = malloc(2 * (np + ncen) * sizeof *nb);
         int ok = P.y && P.x && P.v && P.r && nb;
         if (!ok) {
 #pragma omp atomic write
@@ -368,6 +374,13 @@ static int fit_peaks(const float *hp, size_t h, size_t w, const peak *pk, size_t
                 if (o == q || hypot(oy - qy, ox - qx) > reach) continue;
                 nb[2 * nnb] = (float)oy;
                 nb[2 * nnb + 1] = (float)ox;
+                nnb++;
+            }
+            for (size_t o = 0; o < ncen; o++) {
+                double dd = hypot(cen[2 * o] - qy, cen[2 * o + 1] - qx);
+                if (dd > reach || dd <= NEAR_CELL * 2 * R) continue;
+                nb[2 * nnb] = cen[2 * o];
+                nb[2 * nnb + 1] = cen[2 * o + 1];
                 nnb++;
             }
             fit_soma(hp, h, w, qy, qx, R, rref, top, nb, nnb, &P, &fits[q]);
@@ -625,10 +638,11 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     /* The ROIs found before (from activity), which a soma may absorb. */
     size_t n0 = r->n;
     long *bb = absorbed_by ? caimg_malloc(4 * n0 + 1, sizeof *bb, "the anatomy map") : NULL;
+    float *cen = caimg_malloc(2 * n0 + 2, sizeof *cen, "the anatomy map");
     size_t *ids = absorbed_by ? caimg_malloc(n0 + 1, sizeof *ids, "the anatomy map") : NULL;
     int rc = 0;
     if (!mean || !cells || !hp || !res || !tmp || !work || !z || !scale || !owner || !yx || !wt
-        || (absorbed_by && (!bb || !ids))) {
+        || !cen || (absorbed_by && (!bb || !ids))) {
         rc = CAIMG_ENOMEM;
         goto out;
     }
@@ -640,21 +654,35 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     if (rc) goto out;
     combine(z, act, hw);
 
-    /* Where the ROIs found so far are. */
+    /* Where the ROIs found so far are, and their centres: a soma fitted
+     * beside one leaves out the pixels nearer to that cell, as it does
+     * those nearer to another peak of its round (a bright cell found from
+     * activity would otherwise pull the fit of a dim neighbour onto
+     * itself). */
+    size_t ncen = 0;
     for (size_t i = 0; i < n0; i++) {
         long *b = bb ? bb + 4 * i : NULL;
         if (b) {
             b[0] = b[2] = LONG_MAX;
             b[1] = b[3] = LONG_MIN;
         }
+        double sy = 0, sx = 0;
         for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++) {
             long y = r->pix_index[2 * k] - (long)y0, x = r->pix_index[2 * k + 1] - (long)x0;
+            sy += (double)y;
+            sx += (double)x;
             if (b) {
                 b[0] = CAIMG_MIN(b[0], y); b[1] = CAIMG_MAX(b[1], y);
                 b[2] = CAIMG_MIN(b[2], x); b[3] = CAIMG_MAX(b[3], x);
             }
             if (y < 0 || x < 0 || y >= (long)h || x >= (long)w) continue;
             owner[(size_t)y * w + (size_t)x] = 1;
+        }
+        int64_t ni = r->pix_start[i + 1] - r->pix_start[i];
+        if (ni > 0) {
+            cen[2 * ncen] = (float)(sy / (double)ni);
+            cen[2 * ncen + 1] = (float)(sx / (double)ni);
+            ncen++;
         }
     }
     if (flat) goto out;
@@ -684,7 +712,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
              * better.  The size is measured, not taken from d, so that a
              * diameter set too small or too large does not cut or inflate
              * every ROI (larger somata are still found from activity). */
-            rc = fit_peaks(hp, h, w, pk, np, R, R, 1.5, fits);
+            rc = fit_peaks(hp, h, w, pk, np, R, R, 1.5, cen, ncen, fits);
             if (rc) goto out;
             double rad;
             rc = field_radius(fits, np, MIN_SIZED, &rad);
@@ -692,7 +720,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
             rref = isfinite(rad) ? rad : R;
             r->soma_diameter = 2 * rad;
         }
-        rc = fit_peaks(hp, h, w, pk, np, R, rref, 1.0, fits);
+        rc = fit_peaks(hp, h, w, pk, np, R, rref, 1.0, cen, ncen, fits);
         if (rc) goto out;
         size_t accepted = 0;
         for (size_t q = 0; q < np; q++) {
@@ -819,7 +847,7 @@ final:
     }
 out:
     free(mean); free(cells); free(hp); free(res); free(tmp); free(work); free(z); free(scale); free(owner);
-    free(bb); free(ids);
+    free(bb); free(ids); free(cen);
     free(yx); free(wt); free(pk); free(fits);
     return rc;
 }
@@ -864,7 +892,7 @@ static int radius_at(estimator *E, double d, double thr, double *rad)
     rc = find_peaks(E->z, NULL, h, w, thr, (long)ceil(NMS_RADIUS * d), &E->pk, &E->cap, &np);
     if (rc || np == 0) return rc;
     if (np > EST_PEAKS) np = EST_PEAKS;
-    rc = fit_peaks(E->hp, h, w, E->pk, np, R, R, 1.5, E->fits);
+    rc = fit_peaks(E->hp, h, w, E->pk, np, R, R, 1.5, NULL, 0, E->fits);
     if (!rc) rc = field_radius(E->fits, np, EST_MIN_FITS, rad);
     return rc;
 }

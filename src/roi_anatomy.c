@@ -756,9 +756,6 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
             shared -= CAIMG_MIN(shared, inside);
             if ((double)m < 0.25 * area0 || 2 * shared > m) continue;
             for (size_t q2 = 0; q2 < na; q2++) absorbed_by[ids[q2]] = (int32_t)r->n;
-            double acc = 0;
-            for (size_t k = 0; k < m; k++)
-                acc += z[(size_t)(yx[2 * k] - (int32_t)y0) * w + (size_t)(yx[2 * k + 1] - (int32_t)x0)];
             rc = caimg_roiset_add(r, m, yx, wt, NAN, 2);
             if (rc) goto out;
             r->stats[(r->n - 1) * CAIMG_ROI_NSTATS + CAIMG_ROI_FIT] = f->corr;

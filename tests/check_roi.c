@@ -527,6 +527,15 @@ static caimg_roi_summary mean_field(uint64_t seed, float tex, const double (*som
     return s;
 }
 
+/* Default parameters with the diameter of mean_field()'s somata. */
+static caimg_roi_params mf_params(void)
+{
+    caimg_roi_params p;
+    caimg_roi_params_init(&p);
+    p.diameter = 2 * MF_RAD;
+    return p;
+}
+
 /* Add the pixels of soma (y, x) of mean_field() with y <= ymax as an ROI
  * found from activity; returns the soma's whole area. */
 static size_t add_cell(caimg_roiset *r, double cy, double cx, double ymax, double score)
@@ -563,9 +572,7 @@ START_TEST(soma_absorbs_piece)
 {
     const double soma[2][4] = {{30, 26, 40, 5}, {32, 40, 40, 5}};
     caimg_roi_summary s = mean_field(7, 4, soma, 2);
-    caimg_roi_params p;
-    caimg_roi_params_init(&p);
-    p.diameter = 12;
+    caimg_roi_params p = mf_params();
     caimg_roiset *r = caimg_roiset_alloc(MF, MF);
     size_t area = add_cell(r, 30, 26, 28, 7.5);
     add_cell(r, 32, 40, MF, 9.0);
@@ -605,9 +612,7 @@ START_TEST(soma_beside_bright_cell)
     /* A bright cell (+100 %) and, 13 pixels away, a dim soma (+30 %). */
     const double soma[2][4] = {{32, 24, 100, 30}, {34, 37, 30, 4}};
     caimg_roi_summary s = mean_field(11, 6, soma, 2);
-    caimg_roi_params p;
-    caimg_roi_params_init(&p);
-    p.diameter = 12;
+    caimg_roi_params p = mf_params();
     caimg_roiset *r = caimg_roiset_alloc(MF, MF);
     /* Both somata have the bright cell's area (same radius, centres on
      * pixels). */

@@ -23,7 +23,9 @@
  * see roi_internal.h).  The somata
  * found are subtracted from the image and the search is repeated, so that
  * dim cells next to bright ones are found once their neighbours are gone,
- * with the noise then measured without the cells.
+ * with the noise then measured without the cells; the cells found from
+ * activity that the mean image shows as outlined are subtracted before
+ * the first round.
  */
 #include <config.h>
 
@@ -47,6 +49,9 @@
                              * is farther from a peak is a neighbour of the
                              * soma fitted there, a nearer one may be part
                              * of it */
+#define CELL_MATCH 0.65     /* IoU of a cell found from activity with the
+                             * soma fitted at its centre for the mean image
+                             * to show it as outlined */
 
 typedef struct {
     float z;
@@ -580,6 +585,18 @@ static int in_ellipse(const soma_fit *f, double c, double sn, long y, long x)
     return u * u + v * v <= 1;
 }
 
+/* How many pixels of ROI i of r (image coordinates) are inside the
+ * ellipse of fit f (crop coordinates, the crop at y0, x0). */
+static size_t roi_in_ellipse(const caimg_roiset *r, size_t i, const soma_fit *f, double c,
+                             double sn, size_t y0, size_t x0)
+{
+    size_t in = 0;
+    for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++)
+        in += (size_t)in_ellipse(f, c, sn, r->pix_index[2 * k] - (long)y0,
+                                 r->pix_index[2 * k + 1] - (long)x0);
+    return in;
+}
+
 /* The cells found from activity (ROIs i < n0 of source 1, not yet
  * absorbed) of which fit f's ellipse holds at least ROI_ABSORB of the
  * pixels, into ids (count returned); *inside is the number of their pixels
@@ -597,16 +614,77 @@ static size_t absorbable(const caimg_roiset *r, size_t n0, const int32_t *absorb
         if (absorbed_by[i] >= 0 || r->stats[i * CAIMG_ROI_NSTATS + CAIMG_ROI_SOURCE] != 1
             || b[1] < fy - ext || b[0] > fy + ext || b[3] < fx - ext || b[2] > fx + ext)
             continue;
-        size_t in = 0, ni = (size_t)(r->pix_start[i + 1] - r->pix_start[i]);
-        for (int64_t k = r->pix_start[i]; k < r->pix_start[i + 1]; k++)
-            in += (size_t)in_ellipse(f, c, sn, r->pix_index[2 * k] - (long)y0,
-                                     r->pix_index[2 * k + 1] - (long)x0);
+        size_t ni = (size_t)(r->pix_start[i + 1] - r->pix_start[i]);
+        size_t in = roi_in_ellipse(r, i, f, c, sn, y0, x0);
         if ((double)in >= ROI_ABSORB * (double)ni) {
             ids[na++] = i;
             *inside += in;
         }
     }
     return na;
+}
+
+/* Add soma fit f, at its least-squares brightness in the residual image
+ * res over the fit's window (pixels outside the image count as zeros), to
+ * the image of the cells found, `cells`, if that brightness is positive. */
+static void add_fit(const soma_fit *f, const float *res, size_t h, size_t w, float *cells)
+{
+    double c = cos(f->th), sn = sin(f->th);
+    long ext = (long)ceil(f->a) + 2;
+    double st = 0, stt = 0, stv = 0, sv = 0, n = (double)((2 * ext + 1) * (2 * ext + 1));
+    for (long yy = (long)f->cy - ext; yy <= (long)f->cy + ext; yy++)
+        for (long xx = (long)f->cx - ext; xx <= (long)f->cx + ext; xx++) {
+            if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w) continue;
+            double t = soma_model(f, c, sn, (double)yy, (double)xx), v = res[(size_t)yy * w + (size_t)xx];
+            st += t; stt += t * t; stv += t * v; sv += v;
+        }
+    double var = stt - st * st / n, amp = var > 0 ? (stv - st * sv / n) / var : 0;
+    if (!(amp > 0)) return;
+    for (long yy = (long)f->cy - ext; yy <= (long)f->cy + ext; yy++)
+        for (long xx = (long)f->cx - ext; xx <= (long)f->cx + ext; xx++) {
+            if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w) continue;
+            cells[(size_t)yy * w + (size_t)xx] += (float)(amp * soma_model(f, c, sn, (double)yy, (double)xx));
+        }
+}
+
+/* Take the cells found from activity out of the image too, into `cells`,
+ * those that the mean image shows as their activity outlined them: a soma
+ * fitted at the cell's centre (cen[2 * k], cen[2 * k + 1], of ROI cid[k])
+ * whose ellipse matches the cell's pixels with IoU CELL_MATCH or more.  A
+ * bright active cell otherwise dominates the soma map around it, and the
+ * peak of a dim neighbour within NMS_RADIUS of its own is never a local
+ * maximum (on seed 301's hard field, three somata with z of 3 to 5 were
+ * lost so).  A cell the fit does not match stays: it is most often the
+ * bright part of a soma, outlined from a few active bins, that the soma
+ * found later absorbs. */
+static int take_out_found(const caimg_roiset *r, const float *cen, const size_t *cid, size_t ncen,
+                          const float *hp, const float *res, size_t h, size_t w, double R,
+                          size_t y0, size_t x0, float *cells)
+{
+    peak *cp = caimg_malloc(ncen, sizeof *cp, "soma fits");
+    soma_fit *cf = caimg_malloc(ncen, sizeof *cf, "soma fits");
+    int rc = cp && cf ? 0 : CAIMG_ENOMEM;
+    for (size_t k = 0; !rc && k < ncen; k++) {
+        long y = CAIMG_MAX(0, CAIMG_MIN(lround(cen[2 * k]), (long)h - 1));
+        long x = CAIMG_MAX(0, CAIMG_MIN(lround(cen[2 * k + 1]), (long)w - 1));
+        cp[k].i = (int32_t)((size_t)y * w + (size_t)x);
+        cp[k].z = 0;
+    }
+    if (!rc) rc = fit_peaks(hp, h, w, cp, ncen, R, R, 1.5, NULL, 0, cf);
+    for (size_t k = 0; !rc && k < ncen; k++) {
+        const soma_fit *f = &cf[k];
+        double c = cos(f->th), sn = sin(f->th);
+        long ext = (long)ceil(f->a) + 2;
+        size_t ne = 0, ni = (size_t)(r->pix_start[cid[k] + 1] - r->pix_start[cid[k]]);
+        for (long yy = (long)f->cy - ext; yy <= (long)f->cy + ext; yy++)
+            for (long xx = (long)f->cx - ext; xx <= (long)f->cx + ext; xx++)
+                ne += (size_t)in_ellipse(f, c, sn, yy, xx);
+        size_t in = roi_in_ellipse(r, cid[k], f, c, sn, y0, x0);
+        if ((double)in >= CELL_MATCH * (double)(ni + ne - in)) add_fit(f, res, h, w, cells);
+    }
+    free(cp);
+    free(cf);
+    return rc;
 }
 
 int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
@@ -639,10 +717,11 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     size_t n0 = r->n;
     long *bb = absorbed_by ? caimg_malloc(4 * n0 + 1, sizeof *bb, "the anatomy map") : NULL;
     float *cen = caimg_malloc(2 * n0 + 2, sizeof *cen, "the anatomy map");
+    size_t *cid = caimg_malloc(n0 + 1, sizeof *cid, "the anatomy map");
     size_t *ids = absorbed_by ? caimg_malloc(n0 + 1, sizeof *ids, "the anatomy map") : NULL;
     int rc = 0;
     if (!mean || !cells || !hp || !res || !tmp || !work || !z || !scale || !owner || !yx || !wt
-        || !cen || (absorbed_by && (!bb || !ids))) {
+        || !cen || !cid || (absorbed_by && (!bb || !ids))) {
         rc = CAIMG_ENOMEM;
         goto out;
     }
@@ -682,36 +761,34 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
         if (ni > 0) {
             cen[2 * ncen] = (float)(sy / (double)ni);
             cen[2 * ncen + 1] = (float)(sx / (double)ni);
-            ncen++;
+            cid[ncen++] = i;
         }
     }
     if (flat) goto out;
     if (!add || noise) goto final;
-
     double area0 = M_PI * d * d / 4;
     long nr = (long)ceil(NMS_RADIUS * d);
     size_t cap = 0;
     double rref = R;
-    for (int round = 0; round < ROUNDS; round++) {
+    {
+        /* The size of this field's somata: the typical radius of the fits
+         * at the peaks of the image as it is (before the cells found from
+         * activity are taken out), with sizes free up to 1.5 R (at least
+         * MIN_SIZED of them, or the expected R).  Every fit is then made
+         * with radii up to that size, which the fine step does not exceed:
+         * a fit that grows beyond is mostly a soma taken together with a
+         * neighbour or with the neuropil's texture around it (an ROI of IoU
+         * 0.3-0.5 with the soma), which the model, with its one extra
+         * parameter, always explains a little better.  The size is
+         * measured, not taken from d, so that a diameter set too small or
+         * too large does not cut or inflate every ROI (larger somata are
+         * still found from activity). */
         size_t np;
         rc = find_peaks(z, owner, h, w, thr, nr, &pk, &cap, &np);
         if (rc) goto out;
-        if (np == 0) break;
-        free(fits);
-        fits = caimg_malloc(np, sizeof *fits, "soma fits");
-        if (!fits) { rc = CAIMG_ENOMEM; goto out; }
-        if (round == 0) {
-            /* The size of this field's somata: the typical radius of the
-             * first round's fits, with sizes free up to 1.5 R (at least
-             * MIN_SIZED of them, or the expected R).  Every fit is then
-             * made with radii up to that size, which the fine step does
-             * not exceed: a fit that grows beyond is mostly a soma taken
-             * together with a neighbour or with the neuropil's texture
-             * around it (an ROI of IoU 0.3-0.5 with the soma), which the
-             * model, with its one extra parameter, always explains a little
-             * better.  The size is measured, not taken from d, so that a
-             * diameter set too small or too large does not cut or inflate
-             * every ROI (larger somata are still found from activity). */
+        if (np) {
+            fits = caimg_malloc(np, sizeof *fits, "soma fits");
+            if (!fits) { rc = CAIMG_ENOMEM; goto out; }
             rc = fit_peaks(hp, h, w, pk, np, R, R, 1.5, cen, ncen, fits);
             if (rc) goto out;
             double rad;
@@ -720,6 +797,25 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
             rref = isfinite(rad) ? rad : R;
             r->soma_diameter = 2 * rad;
         }
+    }
+    if (ncen) {
+        rc = take_out_found(r, cen, cid, ncen, hp, res, h, w, R, y0, x0, cells);
+        if (rc) goto out;
+        prepare(mean, cells, h, w, d, hp, res, work, tmp, 0);
+        rc = soma_map(hp, h, w, R, z, scale, work, tmp, owner);
+        if (rc == 1) { rc = 0; goto final; }
+        if (rc) goto out;
+        combine(z, act, hw);
+    }
+
+    for (int round = 0; round < ROUNDS; round++) {
+        size_t np;
+        rc = find_peaks(z, owner, h, w, thr, nr, &pk, &cap, &np);
+        if (rc) goto out;
+        if (np == 0) break;
+        free(fits);
+        fits = caimg_malloc(np, sizeof *fits, "soma fits");
+        if (!fits) { rc = CAIMG_ENOMEM; goto out; }
         rc = fit_peaks(hp, h, w, pk, np, R, rref, 1.0, cen, ncen, fits);
         if (rc) goto out;
         size_t accepted = 0;
@@ -735,14 +831,12 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
             double c = cos(f->th), sn = sin(f->th);
             long ext = (long)ceil(f->a) + 2;
             size_t m = 0, shared = 0;
-            double st = 0, stt = 0, stv = 0, sv = 0;
             for (long yy = (long)f->cy - ext; yy <= (long)f->cy + ext; yy++)
                 for (long xx = (long)f->cx - ext; xx <= (long)f->cx + ext; xx++) {
                     if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w) continue;
+                    if (!in_ellipse(f, c, sn, yy, xx)) continue;
                     double t = soma_model(f, c, sn, (double)yy, (double)xx);
                     size_t g = (size_t)yy * w + (size_t)xx;
-                    st += t; stt += t * t; stv += t * res[g]; sv += res[g];
-                    if (!in_ellipse(f, c, sn, yy, xx)) continue;
                     if (owner[g]) shared++;
                     yx[2 * m] = (int32_t)((size_t)yy + y0);
                     yx[2 * m + 1] = (int32_t)((size_t)xx + x0);
@@ -762,16 +856,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
             r->stats[(r->n - 1) * CAIMG_ROI_NSTATS + CAIMG_ROI_NUCLEUS] = f->beta;
             for (size_t k = 0; k < m; k++)
                 owner[(size_t)(yx[2 * k] - (int32_t)y0) * w + (size_t)(yx[2 * k + 1] - (int32_t)x0)] = 1;
-            /* Its least-squares brightness, to take it out of the image. */
-            double n = (double)((2 * ext + 1) * (2 * ext + 1));
-            double var = stt - st * st / n, amp = var > 0 ? (stv - st * sv / n) / var : 0;
-            if (amp > 0)
-                for (long yy = (long)f->cy - ext; yy <= (long)f->cy + ext; yy++)
-                    for (long xx = (long)f->cx - ext; xx <= (long)f->cx + ext; xx++) {
-                        if (yy < 0 || xx < 0 || yy >= (long)h || xx >= (long)w) continue;
-                        cells[(size_t)yy * w + (size_t)xx] +=
-                            (float)(amp * soma_model(f, c, sn, (double)yy, (double)xx));
-                    }
+            add_fit(f, res, h, w, cells);
             accepted++;
         }
         if (!accepted) break;
@@ -844,7 +929,7 @@ final:
     }
 out:
     free(mean); free(cells); free(hp); free(res); free(tmp); free(work); free(z); free(scale); free(owner);
-    free(bb); free(ids); free(cen);
+    free(bb); free(ids); free(cen); free(cid);
     free(yx); free(wt); free(pk); free(fits);
     return rc;
 }

@@ -549,12 +549,8 @@ static size_t add_cell(caimg_roiset *r, double cy, double cx, double ymax, doubl
         for (int x = 0; x < MF; x++) {
             int in = hypot(y - cy, x - cx) <= MF_RAD;
             all += (size_t)in;
-            if (!in && fabs(y - cy) <= 1 && x >= cx && x <= xstrip) {
-                yx[2 * n] = y;
-                yx[2 * n + 1] = x;
-                n++;
-            }
-            if (!in || y > ymax) continue;
+            int strip = fabs(y - cy) <= 1 && x >= cx && x <= xstrip;
+            if (!(in && y <= ymax) && !(strip && !in)) continue;
             yx[2 * n] = y;
             yx[2 * n + 1] = x;
             n++;

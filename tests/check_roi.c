@@ -550,7 +550,7 @@ static size_t add_cell(caimg_roiset *r, double cy, double cx, double ymax, doubl
             int in = hypot(y - cy, x - cx) <= MF_RAD;
             all += (size_t)in;
             int strip = fabs(y - cy) <= 1 && x >= cx && x <= xstrip;
-            if (!(in && y <= ymax) && !(strip && !in)) continue;
+            if (!(in ? y <= ymax : strip)) continue;
             yx[2 * n] = y;
             yx[2 * n + 1] = x;
             n++;

@@ -6,8 +6,9 @@
 # tests/roieval and bench/roi_fitclass); `caimg simulate` is $SIMULATE or
 # ./caimg.  For each of three kinds of field -- the typical and hard
 # presets, and a typical field whose somata are dim at rest but fire more
-# (GCaMP cells often are), so that activity alone is seen to make a cell --
-# and seeds 901-908 (or $SEEDS), a 256x256 field of 2000 frames at 30 Hz is simulated
+# (GCaMP cells often are), so that activity alone is seen to make a cell,
+# and a hard field without cells (--density 0.0001), so that the neuropil's
+# texture alone is seen to make none -- and seeds 901-908 (or $SEEDS), a 256x256 field of 2000 frames at 30 Hz is simulated
 # without motion, ROIs are detected with the default thresholds, each ROI
 # is labelled a cell when it matches a true soma with IoU > 0.5
 # (tests/roieval), and logistic regression is fitted to all of them by IRLS
@@ -20,9 +21,10 @@ b=$(pwd)
 sim=${SIMULATE:-$b/caimg}
 dir=${1:-$(mktemp -d /tmp/caimg-cls-XXXXXX)}
 mkdir -p "$dir"
-for kind in typical hard dimactive; do
+for kind in typical hard dimactive cellfree; do
     case $kind in
         dimactive) preset=typical; extra="--brightness 0.5 --rate 1.5" ;;
+        cellfree) preset=hard; extra="--density 0.0001" ;;
         *) preset=$kind; extra="" ;;
     esac
     for seed in ${SEEDS:-901 902 903 904 905 906 907 908}; do

@@ -76,6 +76,7 @@ typedef struct {
     double offset;          /* detector offset from the photon transfer curve */
     size_t bin;             /* frames per bin */
     float *S;               /* [hw] significance */
+    float *own;             /* [hw] own-light map (prep_spatial()) */
     double sigma_s;         /* matched filter */
     size_t rblur;           /* its radius, ceil(3 sigma_s) */
     double nu;              /* noise s.d. of the filtered movie (interior) */
@@ -240,29 +241,61 @@ static void prep_normalise(det *D)
     }
 }
 
-/* Step 1, in space: subtract the local mean of each bin. */
+/* Step 1, in space: subtract the local mean of each bin.  On the way, the
+ * own-light map: each pixel's slope k on that local mean over the bins
+ * (both relative changes, high-passed), and own = 1 - k.  The local mean
+ * of a box 3 d wide is the neuropil's activity; a pixel of neuropil, its
+ * static pattern however bright, follows it fully (k = 1, own = 0), while
+ * a soma displaces the neuropil and adds resting light of its own that
+ * does not follow it, so only part of its relative change does (own > 0,
+ * the share of its light that is its own).  The per-ROI np_slope and
+ * np_excess say the same of an outline; as a map it finds dim somata that
+ * barely stand out from the neuropil's texture in the mean image
+ * (roi_anatomy()).  The sums run over OWN_CHUNKS fixed runs of bins, each
+ * in its own accumulators, added in order: the map does not depend on the
+ * number of threads. */
+#define OWN_CHUNKS 8
 static int prep_spatial(det *D)
 {
     size_t r = (size_t)(HP_SPATIAL * D->p->diameter + 0.5);
     if (r < 2) r = 2;
+    size_t hw = D->hw, nc = CAIMG_MIN((size_t)OWN_CHUNKS, D->nb);
+    double *acc = D->own ? caimg_calloc(2 * nc * hw, sizeof *acc, "the own-light map") : NULL;
+    if (D->own && !acc) return CAIMG_ENOMEM;
     int err = 0;
 #pragma omp parallel
     {
-        float *tmp = malloc(D->hw * sizeof *tmp), *bg = malloc(D->hw * sizeof *bg);
+        float *tmp = malloc(hw * sizeof *tmp), *bg = malloc(hw * sizeof *bg);
         if (!tmp || !bg) {
 #pragma omp atomic write
             err = 1;
         }
 #pragma omp for schedule(dynamic, 1)
-        for (size_t k = 0; k < D->nb; k++) {
+        for (size_t c = 0; c < nc; c++) {
             if (!tmp || !bg) continue;
-            float *xk = D->x + k * D->hw;
-            roi_box_mean(xk, bg, D->h, D->w, r, tmp);
-            for (size_t i = 0; i < D->hw; i++) xk[i] -= bg[i];
+            double *sxn = acc ? acc + 2 * c * hw : NULL, *snn = sxn ? sxn + hw : NULL;
+            for (size_t k = c * D->nb / nc; k < (c + 1) * D->nb / nc; k++) {
+                float *xk = D->x + k * hw;
+                roi_box_mean(xk, bg, D->h, D->w, r, tmp);
+                for (size_t i = 0; sxn && i < hw; i++) {
+                    sxn[i] += (double)xk[i] * bg[i];
+                    snn[i] += (double)bg[i] * bg[i];
+                }
+                for (size_t i = 0; i < hw; i++) xk[i] -= bg[i];
+            }
         }
         free(tmp);
         free(bg);
     }
+    for (size_t i = 0; acc && i < hw; i++) {
+        double xn = 0, nn = 0;
+        for (size_t c = 0; c < nc; c++) {
+            xn += acc[2 * c * hw + i];
+            nn += acc[(2 * c + 1) * hw + i];
+        }
+        D->own[i] = nn > 0 ? (float)(1 - xn / nn) : 0.0f;
+    }
+    free(acc);
     return err ? caimg_error(CAIMG_ENOMEM, "out of memory preparing the binned movie") : 0;
 }
 
@@ -550,7 +583,7 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
                        "activity (%d are needed); only the mean image is used", b->nbins,
                        b->bin, MIN_BINS);
         size_t box[4] = {b->y0, b->y0 + b->height, b->x0, b->x0 + b->width};
-        int rc = roi_anatomy(p, s, box, r, p->anatomy > 0, NULL, NULL);
+        int rc = roi_anatomy(p, s, box, r, p->anatomy > 0, NULL, NULL, NULL);
         if (rc) {
             caimg_roiset_free(r);
             return rc;
@@ -575,6 +608,7 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
     D.rel = caimg_malloc(D.hw, sizeof *D.rel, "resting levels");
     D.bin = b->bin;
     D.S = caimg_malloc(D.hw, sizeof *D.S, "the activity map");
+    D.own = caimg_malloc(D.hw, sizeof *D.own, "the own-light map");
     D.ny = caimg_malloc(D.h, sizeof *D.ny, "noise levels");
     D.nx = caimg_malloc(D.w, sizeof *D.nx, "noise levels");
     uint8_t *owner = caimg_calloc(D.hw, 1, "an ROI map");
@@ -597,7 +631,7 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
     roi_comps *comps = refine ? roi_comps_alloc(D.nb, D.h, D.w) : NULL;
     int32_t *absorbed_by = NULL;
     int rc = 0;
-    if (!D.sig || !D.rel || !D.S || !D.ny || !D.nx || !owner || !G.c || !G.cs || !G.act || !G.f || !G.fs || !G.tmp
+    if (!D.sig || !D.rel || !D.S || !D.own || !D.ny || !D.nx || !owner || !G.c || !G.cs || !G.act || !G.f || !G.fs || !G.tmp
         || !G.mask || !G.keep || !G.stack || !yx || !wt || !cpix || !cax || (refine && !comps)) {
         rc = CAIMG_ENOMEM;
         goto out;
@@ -742,7 +776,7 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
         size_t n0 = r->n;
         absorbed_by = caimg_malloc(n0 + 1, sizeof *absorbed_by, "an ROI map");
         if (!absorbed_by) { rc = CAIMG_ENOMEM; goto out; }
-        rc = roi_anatomy(p, s, box, r, p->anatomy > 0, D.S, absorbed_by);
+        rc = roi_anatomy(p, s, box, r, p->anatomy > 0, D.S, D.own, absorbed_by);
         if (rc) goto out;
         /* Somata found in the mean image: the activity of their traces
          * (the movie no longer holds the cells found from activity), or
@@ -798,6 +832,7 @@ out:
     free(D.sig);
     free(D.rel);
     free(D.S);
+    free(D.own);
     free(D.ny);
     free(D.nx);
     free(owner);

@@ -85,7 +85,9 @@ size_t roi_component(uint8_t *mask, size_t h, size_t w, size_t seed, int32_t *st
  * statistics of every ROI of r and, when `add` is nonzero, appends the
  * somata found in the valid box (y0, y1, x0, x1) that no ROI of r covers
  * yet, with source 2.  `act` (NULL or the box's size) is the activity
- * significance left, combined with the mean-image evidence.
+ * significance left, and `own` (NULL or the box's size) the own-light map
+ * of roi_detect.c (the share of each pixel's light that does not follow
+ * the neuropil), each combined with the mean-image evidence.
  *
  * A soma whose fitted ellipse holds at least ROI_ABSORB of the pixels of a
  * cell found from activity (source 1) is that cell, outlined whole: an
@@ -97,7 +99,8 @@ size_t roi_component(uint8_t *mask, size_t h, size_t w, size_t seed, int32_t *st
  * the others); the caller drops ROI i.  With NULL, nothing is absorbed. */
 #define ROI_ABSORB 0.55
 int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const size_t box[4],
-                caimg_roiset *r, int add, const float *act, int32_t *absorbed_by);
+                caimg_roiset *r, int add, const float *act, const float *own,
+                int32_t *absorbed_by);
 
 /* Remove the ROIs i of r with drop[i] nonzero, before caimg_roiset_finish
  * (pixel lists and statistics only). */

@@ -656,7 +656,7 @@ static int seeded_detect(const caimg_roi_params *p, const caimg_roi_summary *s,
     if (!rc) {
         size_t box[4] = {0, s->height, 0, s->width};
         if (p->valid[1] > 0) memcpy(box, p->valid, sizeof box);
-        rc = roi_anatomy(p, s, box, *out, 0, NULL, NULL);
+        rc = roi_anatomy(p, s, box, *out, 0, NULL, NULL, NULL);
         if (rc) {
             caimg_roiset_free(*out);
             *out = NULL;

@@ -583,7 +583,7 @@ START_TEST(soma_absorbs_piece)
     ck_assert_double_le((double)(r->pix_start[1] - r->pix_start[0]), 0.45 * (double)area);
     size_t box[4] = {0, MF, 0, MF};
     int32_t by[2];
-    ck_assert_int_eq(roi_anatomy(&p, &s, box, r, 1, NULL, by), 0);
+    ck_assert_int_eq(roi_anatomy(&p, &s, box, r, 1, NULL, NULL, by), 0);
     fprintf(stderr, "absorb: %zu ROIs, piece taken by %d, neighbour by %d\n", r->n, by[0], by[1]);
     ck_assert_int_eq(by[1], -1);
     ck_assert_int_ge(by[0], 2);
@@ -622,7 +622,7 @@ static double beside_cell(uint64_t seed, const double (*soma)[4], double xstrip,
     size_t area = add_cell(r, soma[0][0], soma[0][1], MF, xstrip, 20.0);
     size_t box[4] = {0, MF, 0, MF};
     int32_t ab[1];
-    ck_assert_int_eq(roi_anatomy(&p, &s, box, r, 1, NULL, ab), 0);
+    ck_assert_int_eq(roi_anatomy(&p, &s, box, r, 1, NULL, NULL, ab), 0);
     ck_assert_int_eq(ab[0], -1);
     double best = 0;
     *fit = 0;

@@ -584,7 +584,6 @@ static void combine(float *z, const float *act, size_t n)
  * classifier refitted to the candidates; see caimg-roi(1), ACCURACY). */
 static void combine_own(float *z, const float *zo, size_t n)
 {
-    if (!zo) return;
     for (size_t i = 0; i < n; i++) {
         float c = (z[i] + zo[i]) * (float)M_SQRT1_2;
         if (isfinite(c) && c > z[i]) z[i] = c;
@@ -772,14 +771,6 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
     for (size_t y = 0; y < h; y++) memcpy(mean + y * w, s->mean + (y + y0) * X + x0, w * sizeof *mean);
     prepare(mean, cells, h, w, d, hp, res, work, tmp, 0);
     int noise = mean_is_noise(s, box, res), flat = 0;
-    if (zo) {
-        /* The own-light map's soma map, once: the own light of the cells
-         * found does not change as they are taken out of the mean image
-         * (`scale` is scratch here). */
-        rc = soma_map(own, h, w, R, zo, scale, work, tmp, NULL);
-        if (rc < 0) goto out;
-        if (rc == 1) { free(zo); zo = NULL; }
-    }
     rc = soma_map(hp, h, w, R, z, scale, work, tmp, NULL);
     if (rc == 1) { rc = 0; flat = 1; }
     if (rc) goto out;
@@ -861,10 +852,18 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
         if (rc) goto out;
         combine(z, act, hw);
     }
-    /* The own light joins only now: the soma size is measured on the
-     * somata of the mean image, as before it (the dim somata it lifts
-     * are fitted less well and smaller, and would shrink the size). */
-    combine_own(z, zo, hw);
+    /* The own light joins only now, and for the first round's peaks
+     * only (the later rounds' maps, after the somata fitted are taken
+     * out, are the mean image's and S as before): the soma size is
+     * measured on the somata of the mean image, as before it (the dim
+     * somata it lifts are fitted less well and smaller, and would shrink
+     * the size).  A flat own-light map adds nothing. */
+    if (zo) {
+        rc = soma_map(own, h, w, R, zo, scale, work, tmp, NULL);
+        if (rc < 0) goto out;
+        if (rc == 0) combine_own(z, zo, hw);
+        rc = 0;
+    }
 
     for (int round = 0; round < ROUNDS; round++) {
         size_t np;
@@ -929,10 +928,6 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
         if (rc) goto out;
         combine(z, act, hw);
     }
-    /* The own light joins only now: the soma size is measured on the
-     * somata of the mean image, as before it (the dim somata it lifts
-     * are fitted less well and smaller, and would shrink the size). */
-    combine_own(z, zo, hw);
 final:
     /* Every ROI's contrast, in the mean image with all cells in it but in
      * units of the noise measured away from them (the residual's texture),

@@ -608,7 +608,8 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
     D.rel = caimg_malloc(D.hw, sizeof *D.rel, "resting levels");
     D.bin = b->bin;
     D.S = caimg_malloc(D.hw, sizeof *D.S, "the activity map");
-    D.own = caimg_malloc(D.hw, sizeof *D.own, "the own-light map");
+    /* Only the mean-image search uses the own-light map. */
+    D.own = p->anatomy > 0 ? caimg_malloc(D.hw, sizeof *D.own, "the own-light map") : NULL;
     D.ny = caimg_malloc(D.h, sizeof *D.ny, "noise levels");
     D.nx = caimg_malloc(D.w, sizeof *D.nx, "noise levels");
     uint8_t *owner = caimg_calloc(D.hw, 1, "an ROI map");
@@ -631,7 +632,7 @@ static int detect_impl(const caimg_roi_params *p, const caimg_roi_summary *s,
     roi_comps *comps = refine ? roi_comps_alloc(D.nb, D.h, D.w) : NULL;
     int32_t *absorbed_by = NULL;
     int rc = 0;
-    if (!D.sig || !D.rel || !D.S || !D.own || !D.ny || !D.nx || !owner || !G.c || !G.cs || !G.act || !G.f || !G.fs || !G.tmp
+    if (!D.sig || !D.rel || !D.S || (p->anatomy > 0 && !D.own) || !D.ny || !D.nx || !owner || !G.c || !G.cs || !G.act || !G.f || !G.fs || !G.tmp
         || !G.mask || !G.keep || !G.stack || !yx || !wt || !cpix || !cax || (refine && !comps)) {
         rc = CAIMG_ENOMEM;
         goto out;

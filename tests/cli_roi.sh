@@ -244,6 +244,19 @@ for preset in typical hard; do
     echo "$preset: F1 $f1, signal fidelity $sc ($sh at >= 0.98), trace correlation $1 (true masks $2, $3 neurons)" >&2
 done
 
+# --anatomy-threshold 0: no search of the mean image (nor its own-light map):
+# every ROI is a cell found from its activity (source 1), and there are some.
+if [ -f "$T/sim_hard.h5" ]; then
+    ok "roi --anatomy-threshold 0" "$CAIMG" roi -q --anatomy-threshold 0 "$T/sim_hard.h5" -o "$T/ra0.h5"
+    "$CAIMG" export -q "$T/ra0.h5" -d /roi/stats -o "$T/ra0.tsv"
+    src=$(awk -F'\t' 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "source") c = i; next}
+        {n++; if ($c != 1) o++} END {printf "%d %d", n, o}' "$T/ra0.tsv")
+    # shellcheck disable=SC2086
+    set -- $src
+    [ "${1:-0}" -gt 0 ] && [ "${2:-1}" -eq 0 ] ||
+        fail "--anatomy-threshold 0: $1 ROIs, $2 not from activity"
+fi
+
 # --- bad inputs: exit 1, one line naming the file, nothing left --------------------
 bad 1 "nothere.h5" "$T/x.h5" "missing input" "$CAIMG" roi "$T/nothere.h5" -o "$T/x.h5"
 "$MKCELLS" -Y 50 -X 60 -T 10 --labels "$T/small.tif" || fail "mkcells small labels"

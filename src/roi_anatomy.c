@@ -12,7 +12,8 @@
  * expresses), each at 0.8, 1 and 1.25 times the diameter d and against a
  * surrounding annulus.  Each response is divided by its own robust s.d.,
  * so all read in noise units, and the largest is kept; where the cell also
- * showed some activity the two kinds of evidence are combined.  Local
+ * showed some activity the two kinds of evidence are combined, and so
+ * are the mean image and the own-light map (roi_detect.c).  Local
  * maxima at or above the threshold are fitted with a soma model (an
  * ellipse with a soft edge, less a nucleus of fitted depth, no larger
  * than the field's somata, whose size is measured on the first round),
@@ -580,8 +581,8 @@ static void combine(float *z, const float *act, size_t n)
  * and alone its chance peaks in a field without cells would be somata;
  * added to the mean image's evidence it lifts dim somata, whose own light
  * sets them apart from the neuropil's texture, over the threshold (13 hard
- * fields: 43 more of 2132 somata found and 15 fewer false cells, with the
- * classifier refitted to the candidates; see caimg-roi(1), ACCURACY). */
+ * fields: 55 more of 2132 somata found and 19 fewer false cells; see
+ * caimg-roi(1), ACCURACY). */
 static void combine_own(float *z, const float *zo, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -852,18 +853,23 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
         if (rc) goto out;
         combine(z, act, hw);
     }
-    /* The own light joins only now, and for the first round's peaks
-     * only (the later rounds' maps, after the somata fitted are taken
-     * out, are the mean image's and S as before): the soma size is
-     * measured on the somata of the mean image, as before it (the dim
-     * somata it lifts are fitted less well and smaller, and would shrink
-     * the size).  A flat own-light map adds nothing. */
+    /* The own light joins only now: the soma size is measured on the
+     * somata of the mean image, as before it (the dim somata it lifts are
+     * fitted less well and smaller, and would shrink the size).  It then
+     * joins every round's map: a dim soma beside a brighter one is no
+     * maximum of the first round (the brighter one's peak is within
+     * NMS_RADIUS), and once that one is fitted and taken out, only its own
+     * light lifts it again.  A flat own-light map adds nothing. */
     if (zo) {
         rc = soma_map(own, h, w, R, zo, scale, work, tmp, NULL);
         if (rc < 0) goto out;
-        if (rc == 0) combine_own(z, zo, hw);
+        if (rc == 1) {
+            free(zo);
+            zo = NULL;
+        }
         rc = 0;
     }
+    if (zo) combine_own(z, zo, hw);
 
     for (int round = 0; round < ROUNDS; round++) {
         size_t np;
@@ -927,6 +933,7 @@ int roi_anatomy(const caimg_roi_params *p, const caimg_roi_summary *s, const siz
         if (rc == 1) { rc = 0; break; }
         if (rc) goto out;
         combine(z, act, hw);
+        if (zo) combine_own(z, zo, hw);
     }
 final:
     /* Every ROI's contrast, in the mean image with all cells in it but in

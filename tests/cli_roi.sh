@@ -187,10 +187,11 @@ done
 # fit; 0.972 and 0.857 after the nucleus feature and the soma fit over
 # each candidate's own pixels; 0.972 and 0.861 with the soma fit capped at
 # the field's measured soma size; 0.959 and 0.868 with the measured
-# diameter and the classifier refitted to it; see caimg-roi(1) for the full-size
-# fields): the issue's targets (0.95 and 0.92) are not all met, and the
-# report says so.  The hard floor, raised from 0.70 to 0.80 then, is still
-# below the spread over seeds (0.85-0.91 on the full-size fields).
+# diameter and the classifier refitted to it; 0.972 and 0.906 with the
+# own-light map; 0.972 and 0.936 with it in every round (seeds 42 and 43:
+# 0.986 and 0.914, 0.986 and 0.881); see caimg-roi(1) for the full-size
+# fields).  The floors, raised from 0.92 and 0.80 to the typical target
+# (0.95) and 0.86 then, are below that spread over seeds.
 sim() {
     "$CAIMG" simulate -q --preset "$1" --size 192x192 --frames 1500 --seed 41 --motion-sd 0 \
         --jitter 0 --jump-rate 0 -o "$T/sim_$1.h5" --truth "$T/truth_$1.h5"
@@ -205,8 +206,8 @@ for preset in typical hard; do
     sd=$("$CAIMG" info -v "$T/rsim_$preset.h5" | awk '$4 == "soma-diameter" {print $6}')
     awk -v d="${sd:-0}" 'BEGIN {exit !(d >= 11 && d <= 13.5)}' ||
         fail "$preset: soma-diameter '$sd' recorded, expected about 12"
-    floor=0.92
-    [ $preset = hard ] && floor=0.80
+    floor=0.95
+    [ $preset = hard ] && floor=0.86
     awk -v f="$f1" -v m="$floor" 'BEGIN {exit !(f >= m)}' || fail "$preset: F1 $f1 < $floor"
     # Traces.  The issue asks for traces correlating >= 0.98 with the truth.
     # The noisy trace F - 0.7 Fneu cannot: photon noise bounds its

@@ -12,8 +12,12 @@
 # without motion, ROIs are detected with the default thresholds, each ROI
 # is labelled a cell when it matches a true soma with IoU > 0.5
 # (tests/roieval), and logistic regression is fitted to all of them by IRLS
-# (bench/roi_fitclass), with and without the np_excess features, each with
-# its accuracy when one seed at a time is left out of the fit and scored.
+# (bench/roi_fitclass), with and without the np_excess features and the
+# field's prior, each with its accuracy when one seed at a time is left out
+# of the fit and scored.  The first, the second pass of the classifier, with
+# a ridge of 1e-3 per ROI: with the prior to tell the kinds of field apart,
+# the 1e-2 that the one-pass model needed shrank the weights that matter in
+# the hard fields (see src/roi_stats.c).
 # Paste the printed arrays into src/roi_stats.c.
 # Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
 set -e
@@ -36,5 +40,5 @@ for kind in typical hard dimactive cellfree; do
         "$b/tests/roieval" --features "$m.tsv" "${m}_roi.h5" "${m}_truth.h5" | head -1
     done
 done
-"$b/bench/roi_fitclass" "$dir"/*.tsv
+"$b/bench/roi_fitclass" --ridge 1e-3 "$dir"/*.tsv
 "$b/bench/roi_fitclass" --no-excess "$dir"/*.tsv

@@ -8,11 +8,12 @@
  * its accuracy cross-validated by leaving out one seed at a time: the
  * weights fitted to the other seeds' ROIs score the held-out ones (cells
  * flagged at p >= 0.4, the default --cell-threshold, and the mean
- * log-loss).  With --no-excess the two np_excess features are set to 0,
- * for the weights used when np_excess is unknown.  Run by
- * bench/roi_classifier.sh.
+ * log-loss).  With --no-excess the two np_excess features and the field's
+ * prior are set to 0, for the weights used when np_excess is unknown.
+ * --ridge R: the penalty on the squared weights (not the intercept), per
+ * ROI [1e-2].  Run by bench/roi_classifier.sh.
  *
- *   bench/roi_fitclass [--no-excess] FEATURES.tsv...
+ *   bench/roi_fitclass [--no-excess] [--ridge R] FEATURES.tsv...
  *
  * Copyright (C) 2026 the caimg authors.  GPL-3.0-or-later.
  */
@@ -68,10 +69,9 @@ static long file_seed(const char *path)
 /* Maximum-likelihood weights w[p] (ridge on all but the intercept) from the
  * n rows of X[n][p], labels y, leaving out the rows whose fold is `skip`. */
 static int fit(const double *X, const double *y, const long *fold, size_t n, int p, long skip,
-               double *w)
+               double ridge, double *w)
 {
     double A[MAXP * MAXP], g[MAXP];
-    const double ridge = 1e-2;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) m += fold[i] != skip;
     memset(w, 0, MAXP * sizeof *w);
@@ -111,9 +111,14 @@ static double prob(const double *w, const double *x, int p)
 int main(int argc, char **argv)
 {
     int a = 1, noexcess = 0;
-    if (argc > 1 && !strcmp(argv[1], "--no-excess")) { noexcess = 1; a++; }
-    if (argc <= a) {
-        fprintf(stderr, "usage: roi_fitclass [--no-excess] FEATURES.tsv...\n");
+    double ridge = 1e-2;
+    for (;;) {
+        if (argc > a && !strcmp(argv[a], "--no-excess")) { noexcess = 1; a++; continue; }
+        if (argc > a + 1 && !strcmp(argv[a], "--ridge")) { ridge = atof(argv[a + 1]); a += 2; continue; }
+        break;
+    }
+    if (argc <= a || !(ridge >= 0)) {
+        fprintf(stderr, "usage: roi_fitclass [--no-excess] [--ridge R] FEATURES.tsv...\n");
         return 2;
     }
     size_t n = 0, cap = 0;
@@ -138,8 +143,10 @@ int main(int argc, char **argv)
             X[n * (size_t)p] = 1;   /* intercept */
             for (int k = 1; k < p; k++) X[n * (size_t)p + k] = t->data[i * t->ncols + (size_t)k];
             /* Features 13 and 14 (after the intercept): np_excess and its
-             * product with contrast. */
+             * product with contrast; and 16, the field's prior, which
+             * --no-excess leaves out too (see src/roi_stats.c). */
             if (noexcess && p > 14) X[n * (size_t)p + 13] = X[n * (size_t)p + 14] = 0;
+            if (noexcess && p > 16) X[n * (size_t)p + 16] = 0;
             fold[n] = seed;
             n++;
         }
@@ -154,7 +161,7 @@ int main(int argc, char **argv)
         for (size_t j = 0; j < i && !seen; j++) seen = fold[j] == fold[i];
         if (seen) continue;
         nfold++;
-        if (fit(X, y, fold, n, p, fold[i], w)) return 1;
+        if (fit(X, y, fold, n, p, fold[i], ridge, w)) return 1;
         for (size_t j = 0; j < n; j++) {
             if (fold[j] != fold[i]) continue;
             double pr = prob(w, X + j * (size_t)p, p);
@@ -163,7 +170,7 @@ int main(int argc, char **argv)
             ll -= log(lab ? pr + 1e-12 : 1 - pr + 1e-12);
         }
     }
-    if (fit(X, y, fold, n, p, LONG_MIN, w)) return 1;
+    if (fit(X, y, fold, n, p, LONG_MIN, ridge, w)) return 1;
     size_t tp = 0, fp = 0, fn = 0;
     for (size_t i = 0; i < n; i++) {
         int pred = prob(w, X + i * (size_t)p, p) >= 0.5, lab = y[i] > 0.5;

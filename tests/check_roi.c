@@ -1069,6 +1069,65 @@ START_TEST(imagej_shapes)
 }
 END_TEST
 
+/* The field's prior: the share of ROIs a first pass is sure of.  A
+ * doubtful candidate is more likely a cell in a field crowded with sure
+ * cells than among junk; user masks do not count; and where np_excess is
+ * unknown the prior has no weight. */
+static void set_row(double *st, double npix, double score, double con, double fit, double slope,
+                    double excess, int source)
+{
+    for (int k = 0; k < CAIMG_ROI_NSTATS; k++) st[k] = NAN;
+    st[CAIMG_ROI_NPIX] = npix;
+    st[CAIMG_ROI_COMPACTNESS] = 1;
+    st[CAIMG_ROI_ASPECT] = 1.1;
+    st[CAIMG_ROI_SKEW] = score > 3 ? 2 : 0.1;
+    st[CAIMG_ROI_SNR] = score > 3 ? 5 : 2;
+    st[CAIMG_ROI_SCORE] = score;
+    st[CAIMG_ROI_CONTRAST] = con;
+    st[CAIMG_ROI_FIT] = fit;
+    st[CAIMG_ROI_OVERLAP] = 0;
+    st[CAIMG_ROI_NP_SLOPE] = slope;
+    st[CAIMG_ROI_NP_EXCESS] = excess;
+    st[CAIMG_ROI_NUCLEUS] = 0.3;
+    st[CAIMG_ROI_SOURCE] = source;
+}
+
+START_TEST(classifier_prior)
+{
+    enum { N = 40 };
+    const double d = 12;
+    static double crowded[N * CAIMG_ROI_NSTATS], sparse[N * CAIMG_ROI_NSTATS];
+    for (int i = 0; i < N; i++) {
+        /* Sure cells: active, bright, own light; junk: neither. */
+        set_row(crowded + i * CAIMG_ROI_NSTATS, 113, i < 20 ? 12 : -1, i < 20 ? 8 : 0.5,
+                i < 20 ? 0.7 : 0.1, i < 20 ? 0.6 : 1.1, i < 20 ? 1 : 0, 1);
+        set_row(sparse + i * CAIMG_ROI_NSTATS, 113, i < 1 ? 12 : -1, i < 1 ? 8 : 0.5,
+                i < 1 ? 0.7 : 0.1, i < 1 ? 0.6 : 1.1, i < 1 ? 1 : 0, 1);
+    }
+    double pc = caimg_roi_field_prior(crowded, N, d), ps = caimg_roi_field_prior(sparse, N, d);
+    ck_assert_double_eq_tol(pc, log(21.0 / 41), 1e-12);
+    ck_assert_double_eq_tol(ps, log(2.0 / 41), 1e-12);
+    /* A user mask is neither a sure cell nor a candidate. */
+    crowded[CAIMG_ROI_SOURCE] = 0;
+    ck_assert_double_eq_tol(caimg_roi_field_prior(crowded, N, d), log(20.0 / 40), 1e-12);
+    ck_assert_double_eq_tol(caimg_roi_field_prior(crowded, 1, d), 0, 1e-12);
+
+    /* A doubtful candidate: a dim soma-like blob, little activity. */
+    caimg_roiset *r = caimg_roiset_alloc(16, 16);
+    ck_assert_ptr_nonnull(r);
+    int32_t yx[2] = {8, 8};
+    ck_assert_int_eq(caimg_roiset_add(r, 1, yx, NULL, 1, 2), 0);
+    ck_assert_int_eq(caimg_roiset_add(r, 1, yx, NULL, 1, 2), 0);
+    set_row(r->stats, 100, 1, 3, 0.4, 0.85, 0.4, 2);
+    set_row(r->stats + CAIMG_ROI_NSTATS, 100, 1, 3, 0.4, 0.85, NAN, 2);
+    double a = caimg_roi_cell_probability(r, 0, d, pc), b = caimg_roi_cell_probability(r, 0, d, ps);
+    ck_assert(a > b);
+    ck_assert(a > 0 && a < 1 && b > 0 && b < 1);
+    ck_assert_double_eq(caimg_roi_cell_probability(r, 1, d, pc), caimg_roi_cell_probability(r, 1, d, ps));
+    caimg_roiset_free(r);
+}
+END_TEST
+
 static Suite *roi_suite(void)
 {
     Suite *s = suite_create("roi");
@@ -1084,6 +1143,7 @@ static Suite *roi_suite(void)
     tcase_add_test(tc, imagej_shapes);
     tcase_add_test(tc, summary_images);
     tcase_add_test(tc, binning_bounded);
+    tcase_add_test(tc, classifier_prior);
     suite_add_tcase(s, tc);
     TCase *td = tcase_create("detection");
     tcase_set_timeout(td, 600);

@@ -196,15 +196,20 @@ int main(int argc, char **argv)
         fprintf(fp, "cell");
         for (int k = 0; k < CAIMG_ROI_NFEATURES; k++) fprintf(fp, "\tf%d", k + 1);
         fputc('\n', fp);
+        double *rows = malloc((mr.n + 1) * CAIMG_ROI_NSTATS * sizeof *rows);
+        if (!rows) die("features");
+        for (size_t j = 0; j < mr.n; j++)
+            for (int k = 0; k < CAIMG_ROI_NSTATS; k++) rows[j * CAIMG_ROI_NSTATS + k] = col[k][j];
+        double prior = caimg_roi_field_prior(rows, mr.n, diameter);
         for (size_t j = 0; j < mr.n; j++) {
-            double st[CAIMG_ROI_NSTATS], f[CAIMG_ROI_NFEATURES];
-            for (int k = 0; k < CAIMG_ROI_NSTATS; k++) st[k] = col[k][j];
-            caimg_roi_classifier_features(st, diameter, f);
+            double f[CAIMG_ROI_NFEATURES];
+            caimg_roi_classifier_features(rows + j * CAIMG_ROI_NSTATS, diameter, prior, f);
             fprintf(fp, "%d", all.match_of_roi[j] >= 0);
             for (int k = 0; k < CAIMG_ROI_NFEATURES; k++) fprintf(fp, "\t%.6g", f[k]);
             fputc('\n', fp);
         }
         fclose(fp);
+        free(rows);
         for (int k = 0; k < CAIMG_ROI_NSTATS; k++) free(col[k]);
     }
     printf("trace r (F) %.3f  r (F-0.7Fneu) %.3f  over %zu matched\n", nr ? sr / nr : 0,

@@ -314,9 +314,19 @@ int caimg_roi_stats_compute(caimg_roiset *r, caimg_h5 *f, const caimg_roi_params
 int caimg_roi_traces(caimg_movie *m, caimg_roiset *r, caimg_h5 *out, const caimg_roi_params *p);
 
 /* The classifier on its own: cell probability from the statistics of ROI i
- * (a logistic model of the features below, weights in src/roi_stats.c;
- * when np_excess is NaN, weights fitted without the np_excess features). */
-double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diameter);
+ * and the field's prior (caimg_roi_field_prior() of the whole set; a
+ * logistic model of the features below, weights in src/roi_stats.c; when
+ * np_excess is NaN, weights fitted without the np_excess features and
+ * without the prior). */
+double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diameter, double prior);
+
+/* The field's prior, the last of the classifier's features: log((s + 1) /
+ * (m + 1)) of the m ROIs of stats[n][CAIMG_ROI_NSTATS] that are not user
+ * masks, s of which a first pass of the classifier, without this feature,
+ * gives a probability of at least 0.5.  The share of the candidates that
+ * are surely cells says how crowded with cells the field is, and so how
+ * likely a doubtful candidate is to be one. */
+double caimg_roi_field_prior(const double *stats, size_t n, double diameter);
 
 /* The classifier's features of one ROI from its statistics st[CAIMG_ROI_NSTATS]
  * (one row of caimg_roiset.stats) and the expected diameter d, into
@@ -327,10 +337,10 @@ double caimg_roi_cell_probability(const caimg_roiset *r, size_t i, double diamet
  * fit (NaN as 0), overlap, max(score / 6, contrast / 3), np_slope
  * (clipped to [0, 2.5]; NaN as 1), np_excess (clipped to [-1, 3]; NaN
  * as 0), the product of the clipped np_excess and contrast, and nucleus
- * (0 when NaN or when fit is under 0.3).  Exposed so that the weights can
- * be refitted (bench/). */
-#define CAIMG_ROI_NFEATURES 15
-void caimg_roi_classifier_features(const double *st, double diameter, double *f);
+ * (0 when NaN or when fit is under 0.3), and the field's prior as given.
+ * Exposed so that the weights can be refitted (bench/). */
+#define CAIMG_ROI_NFEATURES 16
+void caimg_roi_classifier_features(const double *st, double diameter, double prior, double *f);
 
 /* Write everything but the traces under /roi of `out`: pix_index,
  * pix_weight, pix_overlap, pix_start, labels, np_index, np_start, iscell,

@@ -189,9 +189,11 @@ done
 # the field's measured soma size; 0.959 and 0.868 with the measured
 # diameter and the classifier refitted to it; 0.972 and 0.906 with the
 # own-light map; 0.972 and 0.936 with it in every round (seeds 42 and 43:
-# 0.986 and 0.914, 0.986 and 0.881); see caimg-roi(1) for the full-size
-# fields).  The floors, raised from 0.92 and 0.80 to the typical target
-# (0.95) and 0.86 then, are below that spread over seeds.
+# 0.986 and 0.914, 0.986 and 0.881); 0.986 and 0.956 with the classifier's
+# field prior (seeds 42 and 43: 0.986 and 0.906, 0.986 and 0.898); see
+# caimg-roi(1) for the full-size fields).  The floors, raised from 0.92 and
+# 0.80 to the typical target (0.95) and 0.86 then, are below that spread
+# over seeds.
 sim() {
     "$CAIMG" simulate -q --preset "$1" --size 192x192 --frames 1500 --seed 41 --motion-sd 0 \
         --jitter 0 --jump-rate 0 -o "$T/sim_$1.h5" --truth "$T/truth_$1.h5"

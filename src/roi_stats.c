@@ -42,13 +42,15 @@
 static const double W0_FIRST = -2.0637;
 static const double W_FIRST[CAIMG_ROI_NFEATURES] = {0.4303, -0.2181, 0.0127, -0.1167, 0.0638, 0.0803, 0.3408, -0.3932, -0.0703, -0.2509, 0.3338, -0.7366, 0.6761, 1.9330, 0.4655, 0};
 /* The second pass's, with the prior: ridge 1e-3 per ROI, on the ROIs of the
- * own-light map in every round (9657 ROIs, 2221 of them cells; one seed
- * left out in turn, at p >= 0.4: 2117 true and 63 false positives, 104
- * missed, log-loss 0.0565; with the ridge of the first pass, 2071, 56, 150
- * and 0.0786).  The prior's weight, 0.56, raises the odds of a candidate
- * 1.48 times for each doubling of the share of sure cells. */
-static const double W0 = 0.4344;
-static const double W[CAIMG_ROI_NFEATURES] = {1.4185, -0.7216, 0.0786, -0.2824, 0.3788, 0.4636, 0.2652, -1.0941, -0.2456, -0.9129, 1.3676, -1.6579, 1.5737, 2.6236, 0.4694, 0.5615};
+ * own-light map in every round and the soma fits within a pixel and a half
+ * of their peaks (9540 ROIs, 2257 of them cells; one seed left out in
+ * turn, at p >= 0.4: 2157 true and 52 false positives, 100 missed,
+ * log-loss 0.0543; before the fits were held near their peaks 2117, 63,
+ * 104 and 0.0565, and with the ridge of the first pass 2071, 56, 150 and
+ * 0.0786).  The prior's weight, 0.63, raises the odds of a candidate 1.55
+ * times for each doubling of the share of sure cells. */
+static const double W0 = 1.1543;
+static const double W[CAIMG_ROI_NFEATURES] = {1.3412, -0.7655, 0.1007, -0.4864, 0.4158, 0.4424, 0.2485, -1.1735, -0.3185, -1.0620, 1.2518, -1.7291, 1.6317, 2.8699, 0.3026, 0.6295};
 /* For ROIs whose np_excess is unknown (recordings shorter than the
  * high-pass window, where np_slope and so np_excess are too noisy to
  * use), in both passes, the weights fitted the same way to the same ROIs

@@ -190,10 +190,11 @@ done
 # diameter and the classifier refitted to it; 0.972 and 0.906 with the
 # own-light map; 0.972 and 0.936 with it in every round (seeds 42 and 43:
 # 0.986 and 0.914, 0.986 and 0.881); 0.986 and 0.956 with the classifier's
-# field prior (seeds 42 and 43: 0.986 and 0.906, 0.986 and 0.898); see
-# caimg-roi(1) for the full-size fields).  The floors, raised from 0.92 and
-# 0.80 to the typical target (0.95) and 0.86 then, are below that spread
-# over seeds.
+# field prior (seeds 42 and 43: 0.986 and 0.906, 0.986 and 0.898); 1 and
+# 0.941 with the soma fits held near their peaks (seeds 42 and 43: 0.986
+# and 0.923, 1 and 0.956); see caimg-roi(1) for the full-size fields).  The
+# floors, raised from 0.92 and 0.80 to the typical target (0.95) and 0.86,
+# then to 0.90 for the hard field, are below that spread over seeds.
 sim() {
     "$CAIMG" simulate -q --preset "$1" --size 192x192 --frames 1500 --seed 41 --motion-sd 0 \
         --jitter 0 --jump-rate 0 -o "$T/sim_$1.h5" --truth "$T/truth_$1.h5"
@@ -209,7 +210,7 @@ for preset in typical hard; do
     awk -v d="${sd:-0}" 'BEGIN {exit !(d >= 11 && d <= 13.5)}' ||
         fail "$preset: soma-diameter '$sd' recorded, expected about 12"
     floor=0.95
-    [ $preset = hard ] && floor=0.86
+    [ $preset = hard ] && floor=0.90
     awk -v f="$f1" -v m="$floor" 'BEGIN {exit !(f >= m)}' || fail "$preset: F1 $f1 < $floor"
     # Traces.  The issue asks for traces correlating >= 0.98 with the truth.
     # The noisy trace F - 0.7 Fneu cannot: photon noise bounds its

@@ -50,9 +50,10 @@
  * beside the neuropil's texture drifted onto the texture, to every bound at
  * once (centre 2.5 pixels off in both axes, the largest size and
  * elongation: IoU 0.3-0.5 with the soma; 13 hard fields F1 0.944 -> 0.949,
- * typical 0.994 -> 0.998, with the classifier refitted).  The diameter estimator keeps 2 (EST_REACH):
- * it tells a field without somata by its fits being poor, and fits held
- * near chance peaks of the texture are good at small sizes. */
+ * typical 0.994 -> 0.998, with the classifier refitted).  The diameter
+ * estimator keeps 2 (EST_REACH): it tells a field without somata by its
+ * fits being poor, and fits held near chance peaks of the texture are good
+ * at small sizes. */
 #define FIT_REACH 1
 #define DEPTH_MAX 1.5       /* deepest nucleus in the soma fit */
 #define MIN_SIZED 10        /* fits that measure the field's soma size */
@@ -250,8 +251,8 @@ static double fit_radius(double R)
  * nb[nnb][2] (y, x) than to this one are left out, and the neighbour
  * counts neither for nor against the model. */
 static void fit_soma(const float *img, size_t h, size_t w, double py, double px, double R,
-                     double rref, double top, int reach, const float *nb, size_t nnb, patch *P,
-                     soma_fit *best)
+                     double rref, double top, int centre_reach, const float *nb, size_t nnb,
+                     patch *P, soma_fit *best)
 {
     double W = fit_radius(R);
     long iw = (long)ceil(W);
@@ -287,10 +288,10 @@ static void fit_soma(const float *img, size_t h, size_t w, double py, double px,
     while (nrs < (int)(sizeof rs / sizeof rs[0]) && rs[nrs] <= top + 1e-9) nrs++;
     soma_fit f;
     /* Coarse: round models, whose value depends on the distance to the
-     * centre only, computed once per centre, within `reach` pixels of the
-     * peak (and half a pixel more in the fine step): see FIT_REACH. */
-    for (int dy = -reach; dy <= reach; dy++)
-        for (int dx = -reach; dx <= reach; dx++) {
+     * centre only, computed once per centre, within `centre_reach` pixels
+     * of the peak (and half a pixel more in the fine step): see FIT_REACH. */
+    for (int dy = -centre_reach; dy <= centre_reach; dy++)
+        for (int dx = -centre_reach; dx <= centre_reach; dx++) {
             double cy = py + dy, cx = px + dx;
             for (size_t j = 0; j < P->n; j++) {
                 double ey = P->y[j] - cy, ex = P->x[j] - cx;
